@@ -1,0 +1,1 @@
+"""Model factory and the LangChain chains that answer in the chat."""

@@ -1,0 +1,39 @@
+"""Builds the AzureChatOpenAI model for one deployment, identity and security context."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_openai import AzureChatOpenAI
+
+from config.catalog import Deployment
+from config.settings import Settings
+
+
+def build_chat_model(
+    settings: Settings,
+    deployment: Deployment,
+    token_provider: Callable[[], str],
+    *,
+    user_security_context: Mapping[str, str] | None = None,
+    temperature: float | None = None,
+    max_output_tokens: int | None = None,
+    callbacks: Sequence[BaseCallbackHandler] | None = None,
+) -> AzureChatOpenAI:
+    """A chat model bound to one deployment; every request carries a fresh Entra token and the security context."""
+    extra_body = {"user_security_context": dict(user_security_context)} if user_security_context else None
+    return AzureChatOpenAI(
+        azure_endpoint=settings.azure_openai.endpoint,
+        azure_deployment=deployment.name,
+        api_version=settings.azure_openai.api_version,
+        azure_ad_token_provider=token_provider,
+        # model= drives token counting and cost; the deployment name alone is not a model name.
+        model=deployment.model,
+        stream_usage=True,
+        temperature=temperature,
+        max_tokens=max_output_tokens,
+        timeout=settings.azure_openai.timeout_seconds,
+        max_retries=settings.azure_openai.max_retries,
+        extra_body=extra_body,
+        callbacks=list(callbacks) if callbacks else None,
+    )

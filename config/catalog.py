@@ -1,0 +1,102 @@
+"""The deployment catalog: which Azure OpenAI deployments exist, what they accept and what they cost."""
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from config.errors import ConfigError
+
+DEFAULT_CATALOG_FILE = Path(__file__).with_name("deployments.toml")
+
+
+class Deployment(BaseModel):
+    """One Azure OpenAI deployment as the app knows it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Azure deployment name")
+    model: str = Field(min_length=1, description="model name, e.g. gpt-4o")
+    label: str = ""
+    accepts_images: bool = False
+    context_window: int = Field(gt=0)
+    max_output_tokens: int = Field(gt=0)
+    input_price_per_1m: Decimal = Field(ge=0)
+    output_price_per_1m: Decimal = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _output_fits_context(self) -> "Deployment":
+        if self.max_output_tokens >= self.context_window:
+            raise ValueError(
+                f"max_output_tokens ({self.max_output_tokens}) must be smaller than context_window ({self.context_window})"
+            )
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        """Cost in USD of one call with these token counts, at this deployment's prices."""
+        million = Decimal(1_000_000)
+        return (prompt_tokens * self.input_price_per_1m + completion_tokens * self.output_price_per_1m) / million
+
+
+class Catalog(BaseModel):
+    """All deployments, in the order the file lists them, and the one picked when nobody chose."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deployments: tuple[Deployment, ...]
+    default: str
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Catalog":
+        names = [d.name for d in self.deployments]
+        if not names:
+            raise ValueError("the catalog lists no deployment")
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"deployment names must be unique; repeated: {', '.join(duplicates)}")
+        if self.default not in names:
+            raise ValueError(f"default = {self.default!r} is not one of the deployments ({', '.join(names)})")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self.deployments]
+
+    def get(self, name: str) -> Deployment:
+        for deployment in self.deployments:
+            if deployment.name == name:
+                return deployment
+        raise KeyError(f"unknown deployment {name!r}; the catalog has {', '.join(self.names)}")
+
+
+def load_catalog(path: str | Path = DEFAULT_CATALOG_FILE) -> Catalog:
+    """Read and validate the catalog file; any problem becomes one ConfigError naming the file and the entry."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"Deployment catalog {path} does not exist (set AZURE_OPENAI_CATALOG_FILE to a TOML file).") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Deployment catalog {path} is not valid TOML: {exc}.") from None
+    entries = raw.get("deployment", [])
+    try:
+        return Catalog(deployments=tuple(entries), default=raw.get("default") or (entries[0].get("name", "") if entries else ""))
+    except ValidationError as exc:
+        raise ConfigError(f"Deployment catalog {path} is invalid: " + "; ".join(_describe(e, entries) for e in exc.errors())) from None
+
+
+def _describe(error: dict, entries: list[dict]) -> str:
+    loc = error.get("loc", ())
+    message = error.get("msg", "invalid").removeprefix("Value error, ")
+    if len(loc) >= 2 and loc[0] == "deployments" and isinstance(loc[1], int):
+        index = loc[1]
+        name = entries[index].get("name", f"#{index + 1}") if index < len(entries) else f"#{index + 1}"
+        field = ".".join(str(part) for part in loc[2:])
+        return f"deployment {name!r}" + (f" field {field}" if field else "") + f": {message}"
+    return message

@@ -1,0 +1,185 @@
+"""Settings by concern (app, Entra ID, Azure OpenAI), read from the environment, a .env file and secret files."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from config.catalog import DEFAULT_CATALOG_FILE, Catalog, load_catalog
+from config.errors import ConfigError
+
+GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+MICROSOFT_AUTHORITY_HOSTS = frozenset(
+    {"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn"}
+)
+
+
+def _https_url(value: str, *, allow_http_loopback: bool = False) -> str:
+    """One shared check for every URL setting: absolute, https (http only for loopback where allowed), no trailing slash."""
+    parts = urlsplit(str(value).strip())
+    loopback = parts.hostname in {"localhost", "127.0.0.1", "::1"}
+    if parts.scheme not in {"https", "http"} or not parts.netloc:
+        raise ValueError("expected an absolute https:// URL")
+    if parts.scheme == "http" and not (allow_http_loopback and loopback):
+        raise ValueError("expected an https:// URL (http:// is accepted only for localhost)")
+    return str(value).strip().rstrip("/")
+
+
+def _comma_list(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return list(value or [])
+
+
+class _Section(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_file_encoding="utf-8")
+
+
+class AppSettings(_Section):
+    """The application itself: its name (sent in the security context), where it keeps data, how much it logs."""
+
+    model_config = SettingsConfigDict(env_prefix="APP_")
+
+    name: str = Field("Entra Chat", min_length=1, max_length=64, description="a short application name")
+    data_dir: Path = Field(Path(".data"), description="a writable directory for conversations, audit logs and keys")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="one of DEBUG, INFO, WARNING, ERROR")
+    public_url: str = Field("http://localhost:8080", description="the URL people open, e.g. https://chat.contoso.com")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _https_url(value, allow_http_loopback=True)
+
+
+class EntraSettings(_Section):
+    """Microsoft Entra ID: the app registration, how the app proves its own identity, who may sign in."""
+
+    model_config = SettingsConfigDict(env_prefix="ENTRA_")
+
+    tenant_id: str = Field(pattern=GUID, description="the directory (tenant) ID, a GUID")
+    client_id: str = Field(pattern=GUID, description="the application (client) ID of the app registration, a GUID")
+    client_secret: SecretStr | None = Field(None, description="the app registration's client secret")
+    credential: Literal["client_secret", "managed_identity", "default"] = Field(
+        "client_secret", description="one of client_secret, managed_identity, default"
+    )
+    managed_identity_client_id: str | None = Field(None, pattern=GUID, description="a user-assigned identity's client ID")
+    authority_host: str = Field("https://login.microsoftonline.com", description="the Entra authority host as an https URL")
+    redirect_uri: str = Field("http://localhost:8080/signin/callback", description="the registered redirect URI")
+    allowed_tenants: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated tenant GUIDs allowed to sign in (default: tenant_id)"
+    )
+
+    @field_validator("authority_host")
+    @classmethod
+    def _authority(cls, value: str) -> str:
+        return _https_url(value)
+
+    @field_validator("redirect_uri")
+    @classmethod
+    def _redirect(cls, value: str) -> str:
+        return _https_url(value, allow_http_loopback=True)
+
+    @field_validator("allowed_tenants", mode="before")
+    @classmethod
+    def _tenants(cls, value: object) -> list[str]:
+        tenants = _comma_list(value)
+        bad = [t for t in tenants if not re.match(GUID, t)]
+        if bad:
+            raise ValueError(f"expected comma-separated tenant GUIDs; not a GUID: {', '.join(bad)}")
+        return tenants
+
+    @model_validator(mode="after")
+    def _complete(self) -> "EntraSettings":
+        if not self.allowed_tenants:
+            self.allowed_tenants = [self.tenant_id]
+        return self
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host}/{self.tenant_id}"
+
+    @property
+    def is_microsoft_cloud(self) -> bool:
+        """False for a local emulator: then instance discovery (a call to login.microsoftonline.com) is switched off."""
+        return urlsplit(self.authority_host).hostname in MICROSOFT_AUTHORITY_HOSTS
+
+
+class AzureOpenAISettings(_Section):
+    """The Azure OpenAI resource and the catalog of its deployments."""
+
+    model_config = SettingsConfigDict(env_prefix="AZURE_OPENAI_")
+
+    endpoint: str = Field(description="the resource endpoint, e.g. https://contoso.openai.azure.com")
+    api_version: str = Field("2024-10-21", pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$", description="e.g. 2024-10-21")
+    catalog_file: Path = Field(DEFAULT_CATALOG_FILE, description="a TOML deployment catalog")
+    timeout_seconds: float = Field(60.0, gt=0, le=600, description="seconds, between 0 and 600")
+    max_retries: int = Field(2, ge=0, le=10, description="a whole number from 0 to 10")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _https_url(value)
+
+
+class Settings(BaseModel):
+    """Everything the app is configured with; built by `load_settings`."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    app: AppSettings
+    entra: EntraSettings
+    azure_openai: AzureOpenAISettings
+    catalog: Catalog
+
+
+SECTIONS: dict[str, type[_Section]] = {"app": AppSettings, "entra": EntraSettings, "azure_openai": AzureOpenAISettings}
+
+
+def load_settings(env_file: str | os.PathLike[str] | None = ".env", secrets_dir: str | None = None) -> Settings:
+    """Read all settings; every problem is collected into one ConfigError that names the variables."""
+    secrets_dir = secrets_dir or os.environ.get("APP_SECRETS_DIR") or None
+    if env_file is not None and not Path(env_file).exists():
+        env_file = None
+    sections: dict[str, _Section] = {}
+    problems: list[str] = []
+    for key, cls in SECTIONS.items():
+        try:
+            sections[key] = cls(_env_file=env_file, _secrets_dir=secrets_dir)
+        except ValidationError as exc:
+            problems += [_describe(cls, error) for error in exc.errors()]
+    if not problems:
+        problems += _cross_checks(sections["entra"])
+    if problems:
+        raise ConfigError("Configuration problem:\n" + "\n".join(f"  - {p}" for p in problems))
+    catalog = load_catalog(sections["azure_openai"].catalog_file)
+    return Settings(catalog=catalog, **sections)
+
+
+def _cross_checks(entra: EntraSettings) -> list[str]:
+    if entra.credential == "client_secret" and not (entra.client_secret and entra.client_secret.get_secret_value()):
+        return ["ENTRA_CLIENT_SECRET is missing: expected the app registration's client secret "
+                "(or set ENTRA_CREDENTIAL=managed_identity or default)"]
+    return []
+
+
+def _describe(cls: type[_Section], error: dict) -> str:
+    """Turn one pydantic error into 'VARIABLE is missing/invalid: expected …' without echoing the value (it may be secret)."""
+    prefix = cls.model_config.get("env_prefix", "")
+    field_name = str(error["loc"][0]) if error.get("loc") else ""
+    variable = f"{prefix}{field_name}".upper()
+    info = cls.model_fields.get(field_name)
+    expected = info.description if info and info.description else "a valid value"
+    if error.get("type") == "missing":
+        return f"{variable} is missing: expected {expected}"
+    reason = "wrong format" if error.get("type") == "string_pattern_mismatch" else str(error.get("msg", "")).removeprefix("Value error, ")
+    return f"{variable} is invalid ({reason}): expected {expected}"

@@ -1,0 +1,133 @@
+"""Settings: every missing or invalid variable is named in one clear message; .env and secret files are read."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+CLIENT = "3f8a9b1c-2d4e-4f6a-8b0c-1d2e3f4a5b6c"
+VALID = {
+    "ENTRA_TENANT_ID": TENANT,
+    "ENTRA_CLIENT_ID": CLIENT,
+    "ENTRA_CLIENT_SECRET": "not-a-real-secret-value",
+    "AZURE_OPENAI_ENDPOINT": "https://contoso.openai.azure.com",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def _set(monkeypatch, **values):
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_valid_environment_loads_with_defaults(monkeypatch):
+    _set(monkeypatch, **VALID)
+    settings = load_settings()
+    assert settings.entra.allowed_tenants == [TENANT]
+    assert settings.entra.authority == f"https://login.microsoftonline.com/{TENANT}"
+    assert settings.entra.is_microsoft_cloud
+    assert settings.azure_openai.api_version == "2024-10-21"
+    assert settings.app.log_level == "INFO"
+    assert {"gpt-4o", "gpt-4o-mini", "gpt-35-turbo"} <= set(settings.catalog.names)
+
+
+def test_every_missing_variable_is_named_in_one_message():
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    for variable in ("ENTRA_TENANT_ID", "ENTRA_CLIENT_ID", "AZURE_OPENAI_ENDPOINT"):
+        assert f"{variable} is missing" in message
+    assert "Traceback" not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("ENTRA_TENANT_ID", "contoso.onmicrosoft.com", "a GUID"),
+        ("AZURE_OPENAI_ENDPOINT", "http://contoso.openai.azure.com", "https://"),
+        ("AZURE_OPENAI_ENDPOINT", "contoso", "https://"),
+        ("APP_LOG_LEVEL", "chatty", "DEBUG, INFO, WARNING, ERROR"),
+        ("AZURE_OPENAI_TIMEOUT_SECONDS", "-1", "between 0 and 600"),
+        ("ENTRA_ALLOWED_TENANTS", f"{TENANT},not-a-guid", "not a GUID: not-a-guid"),
+        ("ENTRA_CREDENTIAL", "password", "client_secret, managed_identity, default"),
+    ],
+)
+def test_invalid_value_names_the_variable_and_what_is_expected(monkeypatch, variable, value, expected):
+    _set(monkeypatch, **{**VALID, variable: value})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert f"{variable} is invalid" in message and expected in message
+
+
+def test_client_secret_required_only_for_the_client_secret_credential(monkeypatch):
+    _set(monkeypatch, **{k: v for k, v in VALID.items() if k != "ENTRA_CLIENT_SECRET"})
+    with pytest.raises(ConfigError, match="ENTRA_CLIENT_SECRET is missing"):
+        load_settings()
+    monkeypatch.setenv("ENTRA_CREDENTIAL", "managed_identity")
+    assert load_settings().entra.credential == "managed_identity"
+
+
+def test_secret_values_never_appear_in_errors(monkeypatch):
+    _set(monkeypatch, **{**VALID, "ENTRA_CLIENT_SECRET": "Sup3r~Secret.Value_123", "ENTRA_TENANT_ID": "oops"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "Sup3r~Secret.Value_123" not in str(caught.value)
+    monkeypatch.setenv("ENTRA_TENANT_ID", VALID["ENTRA_TENANT_ID"])
+    assert "Sup3r~Secret.Value_123" not in repr(load_settings())
+
+
+def test_dotenv_file_is_read_and_the_environment_wins(monkeypatch, tmp_path):
+    (tmp_path / ".env").write_text("\n".join(f"{k}={v}" for k, v in VALID.items()) + "\nAPP_NAME=From dotenv\nAPP_LOG_LEVEL=debug\n")
+    monkeypatch.setenv("APP_LOG_LEVEL", "WARNING")
+    settings = load_settings()
+    assert settings.app.name == "From dotenv"
+    assert settings.app.log_level == "WARNING"
+    assert settings.entra.client_secret.get_secret_value() == VALID["ENTRA_CLIENT_SECRET"]
+
+
+def test_secret_files_are_read_from_the_secrets_directory(monkeypatch, tmp_path):
+    _set(monkeypatch, **{k: v for k, v in VALID.items() if k != "ENTRA_CLIENT_SECRET"})
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "ENTRA_CLIENT_SECRET").write_text("from-a-mounted-secret")
+    monkeypatch.setenv("APP_SECRETS_DIR", str(secrets_dir))
+    assert load_settings().entra.client_secret.get_secret_value() == "from-a-mounted-secret"
+
+
+def test_emulator_authority_is_not_a_microsoft_cloud(monkeypatch):
+    _set(monkeypatch, **{**VALID, "ENTRA_AUTHORITY_HOST": "https://localhost:8443/"})
+    entra = load_settings().entra
+    assert entra.authority_host == "https://localhost:8443"
+    assert not entra.is_microsoft_cloud
+
+
+def test_bad_catalog_file_is_reported_with_its_path(monkeypatch, tmp_path):
+    _set(monkeypatch, **{**VALID, "AZURE_OPENAI_CATALOG_FILE": str(tmp_path / "missing.toml")})
+    with pytest.raises(ConfigError, match="missing.toml does not exist"):
+        load_settings()
+
+
+def test_app_start_up_with_bad_settings_prints_one_message_and_no_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_"))}
+    env["AZURE_OPENAI_ENDPOINT"] = "http://insecure.example"
+    result = subprocess.run(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true", "--server.port", "0"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert "ENTRA_TENANT_ID is missing" in output
+    assert "AZURE_OPENAI_ENDPOINT is invalid" in output
+    assert "Traceback" not in output

@@ -1,0 +1,1 @@
+"""Streamlit page code: the only package (with app.py) that imports streamlit."""
