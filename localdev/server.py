@@ -39,6 +39,9 @@ class RunningServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         self.server.should_exit = True
+        # Idle keep-alive connections (msal, httpx pools) would hold shutdown for the graceful timeout; nothing is lost
+        # by not waiting: requests in flight at stop time are abandoned anyway.
+        self.server.force_exit = True
         self.thread.join(timeout)
         self.sock.close()
 
