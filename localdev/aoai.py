@@ -1,0 +1,494 @@
+"""Azure OpenAI emulator: the Chat Completions data-plane API over HTTPS, with Entra token checks and test knobs.
+
+Clients (the openai SDK, LangChain's AzureChatOpenAI) talk to it exactly as to a real resource:
+`POST /openai/deployments/{deployment}/chat/completions?api-version=...` with `authorization: Bearer <token>`.
+Answers, errors and SSE streams have Azure's shapes; an `Engine` (localdev.engines) writes the text.
+Test knobs: fault injection (in process or under `/_emulator/`) and a record of every authenticated request.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+import ssl
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+import jwt
+from starlette.applications import Starlette
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from config.catalog import Catalog
+from localdev.engines import FAULT_MARKER, ChatRequest, Engine, ScriptedEngine, image_parts, last_user_text
+from localdev.prompt_tokens import UnreadableImage
+
+log = logging.getLogger(__name__)
+
+AUDIENCE = "https://cognitiveservices.azure.com"
+FAULT_KINDS = ("429", "500", "timeout", "cut", "prompt_filter", "completion_filter", "context_length")
+FILTER_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
+RECORDED_CLAIMS = ("oid", "tid", "appid", "azp", "idtyp", "scp", "roles")
+SECRET_HEADERS = {"authorization", "api-key", "cookie"}
+# Dated versions Azure reports in `model`; a model not listed here is reported as the catalog names it.
+MODEL_VERSIONS = {"gpt-4o": "2024-11-20", "gpt-4o-mini": "2024-07-18", "gpt-4.1": "2025-04-14",
+                  "gpt-4.1-mini": "2025-04-14", "gpt-4": "0613", "gpt-35-turbo": "0125"}
+REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE = 1000, 150_000
+
+NOT_FOUND = {"error": {"code": "404", "message": "Resource not found"}}
+UNAUTHORIZED = {"error": {"code": "401", "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "
+                          f"({AUDIENCE}), or have expired."}}
+BAD_API_KEY = {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make "
+                         "sure to provide a valid key for an active subscription and use a correct regional API endpoint for "
+                         "your resource."}}
+DEPLOYMENT_NOT_FOUND = {"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist. "
+                                  "If you created the deployment within the last 5 minutes, please wait a moment and try again."}}
+SERVER_ERROR = {"error": {"message": "The server had an error while processing your request. Sorry about that!",
+                          "type": "server_error", "param": None, "code": None}}
+TIMEOUT = {"error": {"code": "Timeout", "message": "The operation was timeout."}}
+PROMPT_FILTERED = ("The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please "
+                   "modify your prompt and retry. To learn more about our content filtering policies please read our "
+                   "documentation: https://go.microsoft.com/fwlink/?linkid=2198766")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected failure: `retry_after` (s) for "429", `seconds` that "timeout" holds the request, `after_chunks`
+    answer tokens "cut"/"completion_filter" let through, `category`/`severity` the content filters report."""
+
+    kind: str
+    retry_after: int = 1
+    seconds: float = 30.0
+    after_chunks: int = 3
+    category: str = "violence"
+    severity: str = "high"
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {self.kind!r}; known: {', '.join(FAULT_KINDS)}")
+        if self.category not in FILTER_CATEGORIES:
+            raise ValueError(f"unknown content filter category {self.category!r}")
+
+    @classmethod
+    def from_marker(cls, kind: str, options: str) -> "Fault":
+        """The fault of a `[[fault:KIND key=value ...]]` marker; values take the type of the option's default."""
+        pairs = (pair.split("=", 1) for pair in options.replace(",", " ").split() if "=" in pair)
+        return cls(kind, **{key: type(getattr(cls, key, ""))(value) for key, value in pairs})
+
+
+class FaultInjector:
+    """Picks the fault (if any) for the next request: a marker in the last user message first, then the queue of
+    injected faults, then the random rate. Thread-safe, since tests call it from their own thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[Fault] = deque()
+        self._rate, self._rate_faults, self._random = 0.0, (), random.Random()
+
+    def inject(self, kind: str, count: int = 1, **options) -> None:
+        fault = Fault(kind, **options)
+        with self._lock:
+            self._queue.extend([fault] * count)
+
+    def set_rate(self, rate: float, faults: list[str] | None = None, seed: int | None = None, **options) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        chosen = tuple(Fault(kind, **options) for kind in (faults or ["429", "500"]))
+        with self._lock:
+            self._rate, self._rate_faults, self._random = rate, chosen, random.Random(seed)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._rate, self._rate_faults = 0.0, ()
+
+    def state(self) -> dict:
+        with self._lock:
+            return {"queued": [asdict(f) for f in self._queue], "rate": self._rate,
+                    "rate_faults": [asdict(f) for f in self._rate_faults]}
+
+    def next_fault(self, user_text: str) -> Fault | None:
+        marker = FAULT_MARKER.search(user_text)
+        if marker:
+            return Fault.from_marker(marker.group(1), marker.group(2))
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+            if self._rate_faults and self._random.random() < self._rate:
+                return self._random.choice(self._rate_faults)
+        return None
+
+
+class TokenVerifier:
+    """Checks Entra access tokens: RS256 signature against the JWKS (fetched over HTTPS, keys cached), audience,
+    exp/nbf with a small leeway, and the issuer when one is configured. `verify` raises jwt.PyJWTError."""
+
+    def __init__(self, jwks_url: str, ca_file: Path | None, *, issuer: str | None = None, leeway: float = 10.0) -> None:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        # cooldown 0: a signing key the Entra emulator rotates in is picked up at once, not 30 s later.
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, ssl_context=context, timeout=10, cooldown_duration=0)
+        self.issuer, self.leeway = issuer, leeway
+
+    def verify(self, token: str) -> dict:
+        if jwt.get_unverified_header(token).get("alg") != "RS256":  # before any key lookup: no alg=none, no HS256
+            raise jwt.InvalidAlgorithmError("only RS256 tokens are accepted")
+        key = self._jwks.get_signing_key_from_jwt(token)
+        return jwt.decode(token, key.key, algorithms=["RS256"], audience=AUDIENCE, issuer=self.issuer,
+                          leeway=self.leeway, options={"require": ["exp", "aud"]})
+
+
+@dataclass(frozen=True)
+class _Finish:
+    reason: str  # "stop", "length", "content_filter" or "cut"
+
+
+class AzureOpenAIEmulator:
+    """The emulated Azure OpenAI resource. Serve `.app` over TLS; read `.requests`; `.engine` may be swapped."""
+
+    def __init__(self, catalog: Catalog, *, jwks_url: str, ca_file: Path | None, engine: Engine | None = None,
+                 issuer: str | None = None, api_key: str | None = None, region: str = "Local Emulator",
+                 leeway_seconds: float = 10.0) -> None:
+        self.catalog = catalog
+        self.engine: Engine = engine or ScriptedEngine()
+        self.requests: list[dict] = []
+        self.faults = FaultInjector()
+        self.region = region
+        self._verifier = TokenVerifier(jwks_url, ca_file, issuer=issuer, leeway=leeway_seconds)
+        self._api_key = api_key
+        self._minute = [0, 0, 0]  # minute, requests, tokens: feeds the x-ratelimit-remaining-* headers
+        _install_cut_log_filter()
+        not_found = lambda request, exc: JSONResponse(NOT_FOUND, 404)  # noqa: E731 (Azure answers JSON, not text)
+        self.app = Starlette(routes=[
+            Route("/openai/deployments/{deployment}/chat/completions", self._chat_completions, methods=["POST"]),
+            Route("/_emulator/faults", self._faults_route, methods=["GET", "POST", "DELETE"]),
+            Route("/_emulator/requests", self._requests_route, methods=["GET", "DELETE"]),
+            Route("/_emulator/engine", self._engine_route, methods=["GET", "POST"]),
+        ], exception_handlers={404: not_found, 405: not_found})
+
+    def inject(self, fault: str, count: int = 1, **options) -> None:
+        """Queue `count` copies of a fault for the next requests, e.g. inject("429", count=1, retry_after=2)."""
+        self.faults.inject(fault, count, **options)
+
+    def set_fault_rate(self, rate: float, faults: list[str] | None = None, seed: int | None = None, **options) -> None:
+        """Fail a random share `rate` of requests with one of `faults` (default 429 and 500), reproducible by seed."""
+        self.faults.set_rate(rate, faults, seed, **options)
+
+    def clear_faults(self) -> None:
+        """Forget queued faults and the random rate."""
+        self.faults.clear()
+
+    # ---- the data plane ----
+    async def _chat_completions(self, request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        headers = {"apim-request-id": request_id, "x-request-id": request_id, "x-ms-region": self.region}
+        api_version = request.query_params.get("api-version")
+        if not api_version:
+            return JSONResponse(NOT_FOUND, 404, headers)
+        claims, refusal = await self._authenticate(request)
+        if refusal:
+            return JSONResponse(refusal, 401, headers)
+        try:
+            deployment = self.catalog.get(request.path_params["deployment"])
+        except KeyError:
+            return JSONResponse(DEPLOYMENT_NOT_FOUND, 404, headers)
+        headers["x-ms-deployment-name"] = deployment.name
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse(_invalid("We could not parse the JSON body of your request."), 400, headers)
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+            return JSONResponse(_invalid("'messages' is a required property", "messages"), 400, headers)
+        record = {"deployment": deployment.name, "api_version": api_version, "body": body,
+                  "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
+                  "token_claims": {name: claims.get(name) for name in RECORDED_CLAIMS}, "request_id": request_id}
+        self.requests.append(record)
+
+        requested = body.get("max_completion_tokens", body.get("max_tokens"))
+        chat = ChatRequest(deployment=deployment, messages=body["messages"], max_tokens=requested,
+                           temperature=body.get("temperature"), stream=bool(body.get("stream")), top_p=body.get("top_p"),
+                           stop=body.get("stop"), seed=body.get("seed"), body=body)
+        error = _check_request(chat, requested)
+        if error:
+            return JSONResponse(error, 400, headers)
+        try:
+            prompt_tokens = await run_in_threadpool(self.engine.count_prompt_tokens, chat)
+        except UnreadableImage:
+            return JSONResponse(_invalid("You uploaded an unsupported image. Please make sure your image is valid.",
+                                         "messages", "invalid_image_format"), 400, headers)
+        window = deployment.context_window
+        if prompt_tokens + (requested or 0) > window or prompt_tokens >= window:
+            return JSONResponse(_context_error(window, prompt_tokens, requested), 400, headers)
+        chat.max_tokens = min(requested or deployment.max_output_tokens, deployment.max_output_tokens, window - prompt_tokens)
+        record["prompt_tokens"] = prompt_tokens
+        headers.update(self._rate_headers(prompt_tokens + chat.max_tokens))
+        try:
+            fault = self.faults.next_fault(last_user_text(chat.messages))
+        except (TypeError, ValueError) as exc:
+            return JSONResponse(_invalid(f"Bad emulator fault marker: {exc}", "messages"), 400, headers)
+        record["fault"] = fault.kind if fault else None
+        if fault:
+            log.info("injecting fault %s into request %s", fault.kind, request_id)
+            refusal = await self._refusal(fault, api_version, window, headers)
+            if refusal:
+                return refusal
+        meta = {"id": "chatcmpl-" + secrets.token_hex(15), "created": int(time.time()),
+                "model": _reported_model(deployment.model),
+                "system_fingerprint": "fp_" + hashlib.sha256(deployment.model.encode()).hexdigest()[:10]}
+        if chat.stream:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            events = self._stream(chat, fault, meta, prompt_tokens, include_usage, record)
+            return _EventStream(events, headers=headers, media_type="text/event-stream")
+        return await self._complete(chat, fault, meta, prompt_tokens, record, headers)
+
+    async def _authenticate(self, request: Request) -> tuple[dict, dict | None]:
+        """(claims of the verified token, None); ({}, None) for the right api-key; or ({}, Azure's 401 body)."""
+        key = request.headers.get("api-key")
+        if key is not None:
+            ok = self._api_key is not None and hmac.compare_digest(key.encode(), self._api_key.encode())
+            return {}, None if ok else BAD_API_KEY
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return {}, UNAUTHORIZED
+        try:  # in a worker thread: the first use fetches the JWKS with a blocking HTTPS call
+            return await run_in_threadpool(self._verifier.verify, token.strip()), None
+        except jwt.PyJWTError as exc:
+            log.warning("rejected access token: %s", type(exc).__name__)  # never the token itself
+            return {}, UNAUTHORIZED
+
+    async def _refusal(self, fault: Fault, api_version: str, window: int, headers: dict) -> Response | None:
+        """The error response of a fault that fails the request before any answer; None for faults in the answer."""
+        if fault.kind == "429":
+            seconds = fault.retry_after
+            message = (f"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version {api_version} "
+                       "have exceeded token rate limit of your current AIServices S0 pricing tier. Please retry after "
+                       f"{seconds} seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to "
+                       "further increase the default rate limit.")
+            retry = {"retry-after": str(seconds), "retry-after-ms": str(seconds * 1000), "x-ratelimit-remaining-requests": "0"}
+            return JSONResponse({"error": {"code": "429", "message": message}}, 429, {**headers, **retry})
+        if fault.kind == "timeout":
+            await asyncio.sleep(fault.seconds)  # the client's own timeout is meant to fire first
+            return JSONResponse(TIMEOUT, 408, headers)
+        if fault.kind == "prompt_filter":
+            result = _prompt_filter_results(fault)[0]["content_filter_results"]
+            return JSONResponse({"error": {"message": PROMPT_FILTERED, "type": None, "param": "prompt", "code": "content_filter",
+                                           "status": 400, "innererror": {"code": "ResponsibleAIPolicyViolation",
+                                                                         "content_filter_result": result}}}, 400, headers)
+        if fault.kind == "500":
+            return JSONResponse(SERVER_ERROR, 500, headers)
+        if fault.kind == "context_length":
+            return JSONResponse(_context_error(window, window + 1, None), 400, headers)
+        return None
+
+    async def _pieces(self, chat: ChatRequest, fault: Fault | None) -> AsyncIterator[str | _Finish]:
+        """The engine's pieces (run in a worker thread), capped at max_tokens and cut short by answer faults;
+        the last item is always a _Finish."""
+        ends = fault.kind if fault and fault.kind in ("cut", "completion_filter") else None
+        generator = self.engine.generate(chat)
+        count = 0
+        try:
+            async for piece in iterate_in_threadpool(generator):
+                if ends and count >= fault.after_chunks:
+                    break
+                if piece:
+                    yield piece
+                    count += 1
+                if count >= chat.max_tokens:
+                    yield _Finish("length")
+                    return
+            yield _Finish({"cut": "cut", "completion_filter": "content_filter"}.get(ends, "stop"))
+        finally:
+            generator.close()  # a local model stops generating when the answer ends early or the client leaves
+
+    async def _stream(self, chat: ChatRequest, fault: Fault | None, meta: dict, prompt_tokens: int,
+                      include_usage: bool, record: dict) -> AsyncIterator[bytes | None]:
+        """SSE events in Azure's order: prompt filter results, role, one chunk per token, finish, usage, [DONE].
+        A None item means: drop the connection here (the "cut" fault)."""
+        chunk = {**meta, "object": "chat.completion.chunk"}
+        yield _sse({"choices": [], "created": 0, "id": "", "model": "", "object": "",
+                    "prompt_filter_results": _prompt_filter_results()})
+        count, finish = 0, None
+        async for item in self._pieces(chat, fault):
+            if count == 0 and finish is None:  # the role chunk comes with the first token (or the end)
+                delta = {"content": "", "refusal": None, "role": "assistant"}
+                yield _sse({**chunk, "choices": [_choice(delta=delta, content_filter_results={})]})
+            if isinstance(item, _Finish):
+                finish = item.reason
+            else:
+                count += 1
+                yield _sse({**chunk, "choices": [_choice(delta={"content": item}, content_filter_results=_filter_results())]})
+        record["usage"] = _usage(prompt_tokens, count)
+        if finish == "cut":
+            yield None
+            return
+        results = _filter_results(fault) if finish == "content_filter" else {}
+        yield _sse({**chunk, "choices": [_choice(delta={}, finish_reason=finish, content_filter_results=results)]})
+        if include_usage:
+            yield _sse({**chunk, "choices": [], "usage": _usage(prompt_tokens, count)})
+        yield b"data: [DONE]\n\n"
+
+    async def _complete(self, chat: ChatRequest, fault: Fault | None, meta: dict, prompt_tokens: int, record: dict,
+                        headers: dict) -> Response:
+        items = [item async for item in self._pieces(chat, fault)]
+        pieces, finish = items[:-1], items[-1].reason
+        record["usage"] = usage = _usage(prompt_tokens, len(pieces))
+        message = {"annotations": [], "content": "".join(pieces), "refusal": None, "role": "assistant"}
+        results = _filter_results(fault if finish == "content_filter" else None)
+        body = json.dumps({**meta, "object": "chat.completion", "prompt_filter_results": _prompt_filter_results(),
+                           "choices": [_choice(message=message, finish_reason=finish, content_filter_results=results)],
+                           "usage": usage}).encode()
+        if finish == "cut":  # half a JSON body, then the connection drops
+            return _EventStream([body[: len(body) // 2], None], headers=headers, media_type="application/json")
+        return Response(body, 200, headers, media_type="application/json")
+
+    def _rate_headers(self, tokens: int) -> dict:
+        minute = int(time.time() // 60)
+        used = self._minute[1:] if self._minute[0] == minute else [0, 0]
+        self._minute = [minute, used[0] + 1, used[1] + tokens]
+        return {"x-ratelimit-limit-requests": str(REQUESTS_PER_MINUTE), "x-ratelimit-limit-tokens": str(TOKENS_PER_MINUTE),
+                "x-ratelimit-remaining-requests": str(max(0, REQUESTS_PER_MINUTE - self._minute[1])),
+                "x-ratelimit-remaining-tokens": str(max(0, TOKENS_PER_MINUTE - self._minute[2]))}
+
+    # ---- control routes: the same test knobs over HTTP (JSON) ----
+    async def _faults_route(self, request: Request) -> Response:
+        try:
+            if request.method == "DELETE":
+                self.clear_faults()
+            elif request.method == "POST":
+                spec = dict(await request.json())
+                if "rate" in spec:
+                    self.set_fault_rate(float(spec.pop("rate")), spec.pop("faults", None), spec.pop("seed", None), **spec)
+                else:
+                    self.inject(spec.pop("fault"), int(spec.pop("count", 1)), **spec)
+        except (ValueError, TypeError, KeyError) as exc:
+            return JSONResponse({"error": f"bad fault specification: {exc}"}, 400)
+        return JSONResponse(self.faults.state())
+
+    async def _requests_route(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.requests.clear()
+        return JSONResponse({"requests": self.requests})
+
+    async def _engine_route(self, request: Request) -> Response:
+        engine = self.engine
+        if request.method == "POST":
+            if not hasattr(engine, "tokens_per_second"):
+                return JSONResponse({"error": f"engine {engine.name!r} has no pacing settings"}, 409)
+            try:
+                spec = dict(await request.json())
+                ttft = float(spec.get("time_to_first_token", engine.time_to_first_token))
+                rate = spec.get("tokens_per_second", engine.tokens_per_second)
+                engine.time_to_first_token, engine.tokens_per_second = ttft, float(rate) if rate else None
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"error": f"bad engine settings: {exc}"}, 400)
+        return JSONResponse({"engine": engine.name, "time_to_first_token": getattr(engine, "time_to_first_token", None),
+                             "tokens_per_second": getattr(engine, "tokens_per_second", None)})
+
+
+# ---- Azure request checks and response shapes ----
+def _check_request(chat: ChatRequest, requested: object) -> dict | None:
+    """Azure's 400 body for a bad token limit or an image sent to a text-only model; None when the request is fine."""
+    if requested is not None and (not isinstance(requested, int) or isinstance(requested, bool) or requested < 1):
+        return _invalid(f"Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got "
+                        f"{requested!r} instead.", "max_tokens", "integer_below_min_value")
+    cap = chat.deployment.max_output_tokens
+    if requested is not None and requested > cap:
+        return _invalid(f"max_tokens is too large: {requested}. This model supports at most {cap} completion tokens, "
+                        f"whereas you provided {requested}.", "max_tokens", "invalid_value")
+    if not chat.deployment.accepts_images and image_parts(chat.messages):
+        return _invalid("Invalid content type. image_url is only supported by certain models. The model behind "
+                        f"deployment {chat.deployment.name} ({chat.deployment.model}) does not support image input.",
+                        "messages", "BadRequest")
+    return None
+
+
+def _invalid(message: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+
+
+def _context_error(window: int, prompt_tokens: int, requested: int | None) -> dict:
+    if requested:
+        detail = (f"However, you requested {prompt_tokens + requested} tokens ({prompt_tokens} in the messages, "
+                  f"{requested} in the completion). Please reduce the length of the messages or completion.")
+    else:
+        detail = f"However, your messages resulted in {prompt_tokens} tokens. Please reduce the length of the messages."
+    return _invalid(f"This model's maximum context length is {window} tokens. {detail}", "messages", "context_length_exceeded")
+
+
+def _filter_results(fault: Fault | None = None) -> dict:
+    """Per-category content filter verdicts: all safe, or the fault's category filtered at its severity."""
+    hit = fault.category if fault else None
+    return {c: {"filtered": c == hit, "severity": fault.severity if c == hit else "safe"} for c in FILTER_CATEGORIES}
+
+
+def _prompt_filter_results(fault: Fault | None = None) -> list[dict]:
+    results = {**_filter_results(fault), "jailbreak": {"filtered": False, "detected": False}}
+    return [{"prompt_index": 0, "content_filter_results": results}]
+
+
+def _choice(*, delta: dict | None = None, message: dict | None = None, finish_reason: str | None = None,
+            content_filter_results: dict) -> dict:
+    choice = {"content_filter_results": content_filter_results, "finish_reason": finish_reason, "index": 0, "logprobs": None}
+    return {**choice, "delta": delta} if message is None else {**choice, "message": message}
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"completion_tokens": completion_tokens,
+            "completion_tokens_details": {"accepted_prediction_tokens": 0, "audio_tokens": 0, "reasoning_tokens": 0,
+                                          "rejected_prediction_tokens": 0},
+            "prompt_tokens": prompt_tokens, "prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 0},
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def _reported_model(model: str) -> str:
+    version = MODEL_VERSIONS.get(model)
+    return f"{model}-{version}" if version else model
+
+
+def _sse(payload: dict) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+# ---- dropping a connection on purpose ----
+_cut_on_purpose: contextvars.ContextVar[dict | None] = contextvars.ContextVar("cut_on_purpose", default=None)
+
+
+class _EventStream(StreamingResponse):
+    """A streaming response that can end without completing: a None item closes the connection mid-body."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        # Set in the server's task, where uvicorn logs; the body is streamed from a child task sharing this dict.
+        _cut_on_purpose.set({"cut": False})
+        await super().__call__(scope, receive, send)
+
+    async def stream_response(self, send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for chunk in self.body_iterator:
+            if chunk is None:
+                _cut_on_purpose.get()["cut"] = True
+                return  # uvicorn closes the connection of a response that never completes
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _not_a_deliberate_cut(record: logging.LogRecord) -> bool:
+    """Log filter: drops uvicorn's "returned without completing response" error for connections "cut" drops."""
+    state = _cut_on_purpose.get()
+    return not (state and state["cut"] and "without completing response" in record.getMessage())
+
+
+def _install_cut_log_filter() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if _not_a_deliberate_cut not in logger.filters:
+        logger.addFilter(_not_a_deliberate_cut)
