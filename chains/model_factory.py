@@ -29,6 +29,8 @@ def build_chat_model(
         azure_ad_token_provider=token_provider,
         # model= drives token counting and cost; the deployment name alone is not a model name.
         model=deployment.model,
+        # tiktoken and LangChain know Azure's "gpt-35" models by OpenAI's "gpt-3.5" name.
+        tiktoken_model_name=deployment.model.replace("gpt-35", "gpt-3.5"),
         stream_usage=True,
         temperature=temperature,
         max_tokens=max_output_tokens,

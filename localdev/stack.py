@@ -1,0 +1,175 @@
+"""`make run`: start the Entra ID emulator, the Azure OpenAI emulator and the Streamlit app; Ctrl-C stops all three.
+
+Everything listens on 127.0.0.1. The emulators run in this process; the app runs as a child process configured
+only through environment variables, exactly as it would be against real Azure.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.catalog import load_catalog
+from localdev.aoai import AzureOpenAIEmulator
+from localdev.engines import ScriptedEngine
+from localdev.entra import EntraEmulator, RegisteredClient, TestUser
+from localdev.server import RunningServer, start_in_thread
+from localdev.tls import LocalTLS, ensure_local_tls
+
+ROOT = Path(__file__).resolve().parent.parent
+# Identifiers of the emulated tenant, app registration and test person; they mean nothing outside this laptop.
+TENANT_ID = "7d3b4c2a-5e6f-4a1b-9c8d-0e1f2a3b4c5d"
+CLIENT_ID = "3f8a9b1c-2d4e-4f6a-8b0c-1d2e3f4a5b6c"
+TEST_USER = TestUser(oid="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", name="Ada Lovelace", preferred_username="ada@contoso.example")
+
+
+@dataclass
+class StackConfig:
+    app_port: int = 8080
+    entra_port: int = 8443
+    aoai_port: int = 8444
+    data_dir: Path = ROOT / ".data"
+    time_to_first_token: float = 0.25
+    tokens_per_second: float = 40.0
+
+    @classmethod
+    def from_environment(cls) -> "StackConfig":
+        env = os.environ
+        return cls(
+            app_port=int(env.get("LOCALDEV_APP_PORT", 8080)),
+            entra_port=int(env.get("LOCALDEV_ENTRA_PORT", 8443)),
+            aoai_port=int(env.get("LOCALDEV_AOAI_PORT", 8444)),
+            data_dir=Path(env.get("APP_DATA_DIR", ROOT / ".data")).resolve(),
+            time_to_first_token=float(env.get("LOCALDEV_TTFT_SECONDS", 0.25)),
+            tokens_per_second=float(env.get("LOCALDEV_TOKENS_PER_SECOND", 40.0)),
+        )
+
+    @property
+    def public_url(self) -> str:
+        return f"http://127.0.0.1:{self.app_port}"
+
+
+@dataclass
+class Emulators:
+    tls: LocalTLS
+    entra: EntraEmulator
+    aoai: AzureOpenAIEmulator
+    entra_server: RunningServer
+    aoai_server: RunningServer
+    client_secret: str
+
+    def stop(self) -> None:
+        self.aoai_server.stop()
+        self.entra_server.stop()
+
+
+def start_emulators(config: StackConfig) -> Emulators:
+    """Both emulators over TLS with the local CA; the app registration gets a fresh random secret each start."""
+    local = config.data_dir / "localdev"
+    tls = ensure_local_tls(local / "tls")
+    client_secret = secrets.token_urlsafe(32)
+    client = RegisteredClient(
+        client_id=CLIENT_ID,
+        client_secret=client_secret,
+        redirect_uris=[f"{config.public_url}/signin/callback"],
+        post_logout_redirect_uris=[f"{config.public_url}/"],
+    )
+    entra = EntraEmulator(TENANT_ID, [client], [TEST_USER], key_file=local / "entra-signing-key.pem")
+    entra_server = start_in_thread(entra.app, tls, port=config.entra_port)
+    aoai = AzureOpenAIEmulator(
+        load_catalog(),
+        jwks_url=f"{entra_server.url}/{TENANT_ID}/discovery/v2.0/keys",
+        ca_file=tls.ca_file,
+        engine=ScriptedEngine(time_to_first_token=config.time_to_first_token, tokens_per_second=config.tokens_per_second),
+    )
+    aoai_server = start_in_thread(aoai.app, tls, port=config.aoai_port)
+    return Emulators(tls, entra, aoai, entra_server, aoai_server, client_secret)
+
+
+def app_environment(config: StackConfig, emulators: Emulators) -> dict[str, str]:
+    """The settings the app gets: the same variables a real Azure deployment sets, pointed at the emulators."""
+    return {
+        **emulators.tls.client_env(),
+        "APP_DATA_DIR": str(config.data_dir),
+        "APP_PUBLIC_URL": config.public_url,
+        "ENTRA_TENANT_ID": TENANT_ID,
+        "ENTRA_CLIENT_ID": CLIENT_ID,
+        "ENTRA_CLIENT_SECRET": emulators.client_secret,
+        "ENTRA_CREDENTIAL": "client_secret",
+        "ENTRA_AUTHORITY_HOST": emulators.entra_server.url,
+        "ENTRA_REDIRECT_URI": f"{config.public_url}/signin/callback",
+        "AZURE_OPENAI_ENDPOINT": emulators.aoai_server.url,
+        "TIKTOKEN_CACHE_DIR": os.environ.get("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken")),
+    }
+
+
+def streamlit_command(config: StackConfig) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        "--server.port", str(config.app_port),
+        "--server.address", "127.0.0.1",
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def say(message: str) -> None:
+    print(f"[make run] {message}", flush=True)
+
+
+def main() -> int:
+    config = StackConfig.from_environment()
+    # SIGTERM (e.g. from a test or a process manager) stops the stack the same way Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    say("starting the Entra ID and Azure OpenAI emulators (TLS with a local CA)...")
+    try:
+        emulators = start_emulators(config)
+    except OSError as exc:
+        say(f"could not start the emulators: {exc}. Is another copy running? Set LOCALDEV_ENTRA_PORT / LOCALDEV_AOAI_PORT.")
+        return 1
+    say(f"Entra ID emulator: {emulators.entra_server.url}/{TENANT_ID}  ·  Azure OpenAI emulator: {emulators.aoai_server.url}")
+    say(f"starting the chat app on {config.public_url} ...")
+    process = subprocess.Popen(streamlit_command(config), cwd=ROOT, env={**os.environ, **app_environment(config, emulators)})
+    try:
+        if not wait_healthy(config.public_url, process):
+            say("the chat app did not start; see the messages above.")
+            return process.poll() or 1
+        say(f"ready: open {config.public_url}  (Ctrl-C stops everything)")
+        return process.wait()
+    except KeyboardInterrupt:
+        say("stopping...")
+        return 0
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        emulators.stop()
+        say("stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""A streamed chat turn through the model factory, over real TLS, with a real Entra token from the emulator."""
+from __future__ import annotations
+
+import jwt
+import openai
+import pytest
+
+from auth.credentials import app_token_provider
+from auth.security_context import SecurityContext
+from callbacks.usage import UsageRecorder
+from chains.assistant import build_assistant
+from chains.model_factory import build_chat_model
+from localdev.stack import CLIENT_ID, TENANT_ID
+from memory.conversation import Conversation, Turn
+
+
+def test_app_identity_gets_a_cognitive_services_token_from_the_emulator(settings):
+    token = app_token_provider(settings.entra)()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["aud"] == "https://cognitiveservices.azure.com"
+    assert claims["appid"] == CLIENT_ID and claims["tid"] == TENANT_ID
+
+
+def test_streamed_turn_carries_token_security_context_and_usage(settings, emulators):
+    deployment = settings.catalog.get("gpt-4o")
+    context = SecurityContext(application_name=settings.app.name, source_ip="203.0.113.7")
+    model = build_chat_model(settings, deployment, app_token_provider(settings.entra), user_security_context=context.as_payload())
+    recorder = UsageRecorder()
+    conversation = Conversation()
+    conversation.add(Turn(role="user", content="What is Entra ID?"))
+
+    chunks = list(build_assistant(model).stream({"messages": conversation.model_messages()}, config={"callbacks": [recorder]}))
+    text = "".join(chunk.text for chunk in chunks)
+    final = sum(chunks[1:], chunks[0])
+
+    assert "What is Entra ID?" in text
+    assert len([c for c in chunks if c.text]) > 3, "the answer should arrive in many pieces"
+    recorded = emulators.aoai.requests[-1]
+    assert recorded["deployment"] == "gpt-4o"
+    assert recorded["body"]["stream"] is True
+    assert recorded["body"]["user_security_context"] == {"application_name": settings.app.name, "source_ip": "203.0.113.7"}
+    assert recorded["body"]["messages"][0]["role"] == "system"
+    assert recorded["token_claims"]["appid"] == CLIENT_ID
+    assert "authorization" not in {k.lower() for k in recorded["headers"]}
+    usage = final.usage_metadata
+    assert usage["output_tokens"] == len([c for c in chunks if c.text])
+    assert usage["input_tokens"] > 0
+    assert recorder.last.prompt_tokens == usage["input_tokens"]
+    assert recorder.last.completion_tokens == usage["output_tokens"]
+    assert recorder.last.time_to_first_token_s is not None and recorder.last.latency_s >= recorder.last.time_to_first_token_s
+
+
+def test_unknown_deployment_is_a_404(settings):
+    deployment = settings.catalog.get("gpt-4o").model_copy(update={"name": "not-deployed"})
+    model = build_chat_model(settings, deployment, app_token_provider(settings.entra))
+    with pytest.raises(openai.NotFoundError):
+        model.invoke("hello")
+
+
+def test_rejected_token_is_an_authentication_error(settings):
+    model = build_chat_model(settings, settings.catalog.get("gpt-4o"), lambda: "not-a-token")
+    with pytest.raises(openai.AuthenticationError):
+        model.invoke("hello")
