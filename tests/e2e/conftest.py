@@ -1,0 +1,96 @@
+"""Start the local stack exactly as `make run` does (python -m localdev.stack) and drive Debian's chromium with Playwright."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Chromium must not reach the internet either: no background services, and every name except loopback fails.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-default-apps",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, process: subprocess.Popen, url: str, output: list[str], netguard_log: Path):
+        self.process, self.url, self.output, self.netguard_log = process, url, output, netguard_log
+
+    def stop(self) -> int:
+        """Ctrl-C, as a person would press it; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.output.extend(self.process.stdout.read().splitlines() if self.process.stdout else [])
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Stack:
+    tmp = tmp_path_factory.mktemp("e2e")
+    netguard_dir = ROOT / "tests" / "netguard"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "LOCALDEV_"))},
+        "LOCALDEV_APP_PORT": str(free_port()),
+        "LOCALDEV_ENTRA_PORT": str(free_port()),
+        "LOCALDEV_AOAI_PORT": str(free_port()),
+        "LOCALDEV_TOKENS_PER_SECOND": "15",
+        "APP_DATA_DIR": str(tmp / "data"),
+        "NETGUARD": "1",
+        "NETGUARD_LOG": str(tmp / "netguard.log"),
+        "PYTHONPATH": os.pathsep.join([str(netguard_dir), str(ROOT)]),
+        "PYTHONUNBUFFERED": "1",
+    }
+    (tmp / "netguard.log").touch()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localdev.stack"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output: list[str] = []
+    deadline = time.monotonic() + 120
+    url = None
+    while time.monotonic() < deadline and url is None:
+        line = process.stdout.readline()
+        if not line:
+            break
+        output.append(line.rstrip())
+        match = re.search(r"ready: open (http://\S+)", line)
+        if match:
+            url = match.group(1)
+    if url is None:
+        process.kill()
+        pytest.fail("the stack did not start:\n" + "\n".join(output))
+    running = Stack(process, url, output, tmp / "netguard.log")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -1,0 +1,40 @@
+"""A person opens the page started by `make run`, asks a question and watches the answer stream in."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_question_gets_a_streamed_answer_in_chromium(stack, browser):
+    page = browser.new_page()
+    page.goto(stack.url)
+    page.get_by_text("Sign-in is not enabled yet").wait_for(timeout=30_000)
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("How do I reset my password?")
+    box.press("Enter")
+
+    answer = page.locator('[data-testid="stChatMessage"]').nth(1)
+    answer.wait_for(timeout=20_000)
+    lengths: list[int] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = answer.inner_text()
+        lengths.append(len(text))
+        if "prompt +" in text:  # the usage caption appears when the answer is complete
+            break
+        time.sleep(0.1)
+    final = answer.inner_text()
+    assert "How do I reset my password?" in final
+    assert "completion tokens" in final and "$" in final
+    growing = sorted(set(n for n in lengths if 0 < n < len(final)))
+    assert len(growing) >= 3, f"the answer did not stream (lengths seen: {lengths})"
+    page.close()
+
+
+def test_ctrl_c_stops_the_whole_stack_and_nothing_left_loopback(stack):
+    assert stack.stop() == 0
+    assert any("stopped." in line for line in stack.output)
+    assert stack.netguard_log.read_text() == "", "a process of the stack tried to reach beyond 127.0.0.1"
