@@ -1,6 +1,7 @@
 """Settings by concern (app, Entra ID, Azure OpenAI), read from the environment, a .env file and secret files."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -49,6 +50,24 @@ class AppSettings(_Section):
     data_dir: Path = Field(Path(".data"), description="a writable directory for conversations, audit logs and keys")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="one of DEBUG, INFO, WARNING, ERROR")
     public_url: str = Field("http://localhost:8080", description="the URL people open, e.g. https://chat.contoso.com")
+    session_secret: SecretStr | None = Field(None, description="a random secret of at least 32 characters that signs and "
+                                             "encrypts sign-in state (required when sign-in is on)")
+    session_hours: float = Field(8.0, gt=0, le=24 * 14, description="hours a sign-in lasts, e.g. 8")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated IP addresses of reverse proxies whose X-Forwarded-For is trusted")
+    database_url: SecretStr | None = Field(None, description="a SQLAlchemy URL such as postgresql+psycopg://user:pw@host/db "
+                                           "(default: SQLite in the data directory)")
+    audit_include_text: bool = Field(False, description="true to put message text in audit records (default false)")
+    memory_trigger_messages: int = Field(7, ge=2, le=200, description="summarise when the model would see this many "
+                                         "messages, e.g. 7")
+    memory_keep_messages: int = Field(4, ge=1, le=199, description="recent messages kept verbatim after summarising; "
+                                      "less than APP_MEMORY_TRIGGER_MESSAGES")
+    max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, le=50 * 1024 * 1024, description="bytes per uploaded image, "
+                                 "at most 52428800")
+    image_detail: Literal["auto", "low", "high"] = Field("auto", description="one of auto, low, high")
+    default_max_output_tokens: int = Field(1000, gt=0, le=100_000, description="a whole number of tokens, e.g. 1000")
+    default_temperature: float = Field(0.7, ge=0.0, le=2.0, description="a number from 0 to 2")
+    banner: str | None = Field(None, max_length=500, description="a notice shown at the top of the page")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -59,6 +78,27 @@ class AppSettings(_Section):
     @classmethod
     def _url(cls, value: str) -> str:
         return _https_url(value, allow_http_loopback=True)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> list[str]:
+        proxies = _comma_list(value)
+        for proxy in proxies:
+            ipaddress.ip_address(proxy)  # ValueError names the bad address
+        return proxies
+
+    @field_validator("session_secret")
+    @classmethod
+    def _secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("too short (at least 32 characters)")
+        return value
+
+    @model_validator(mode="after")
+    def _memory(self) -> "AppSettings":
+        if self.memory_keep_messages >= self.memory_trigger_messages:
+            raise ValueError("APP_MEMORY_KEEP_MESSAGES must be less than APP_MEMORY_TRIGGER_MESSAGES")
+        return self
 
 
 class EntraSettings(_Section):
@@ -176,6 +216,8 @@ def _describe(cls: type[_Section], error: dict) -> str:
     """Turn one pydantic error into 'VARIABLE is missing/invalid: expected …' without echoing the value (it may be secret)."""
     prefix = cls.model_config.get("env_prefix", "")
     field_name = str(error["loc"][0]) if error.get("loc") else ""
+    if not field_name:  # a check across fields names its variables itself
+        return str(error.get("msg", "")).removeprefix("Value error, ")
     variable = f"{prefix}{field_name}".upper()
     info = cls.model_fields.get(field_name)
     expected = info.description if info and info.description else "a valid value"

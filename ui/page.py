@@ -123,6 +123,8 @@ def main() -> None:
     except ConfigError as exc:
         st.error(str(exc), icon=":material/settings_alert:")
         st.stop()
+    if settings.app.banner:
+        st.warning(settings.app.banner, icon=":material/info:")
     deployment = _sidebar(settings)
     conversation = _conversation()
     for turn in conversation.turns:

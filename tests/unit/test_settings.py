@@ -131,3 +131,23 @@ def test_app_start_up_with_bad_settings_prints_one_message_and_no_traceback(tmp_
     assert "ENTRA_TENANT_ID is missing" in output
     assert "AZURE_OPENAI_ENDPOINT is invalid" in output
     assert "Traceback" not in output
+
+
+def test_memory_keep_must_be_below_trigger(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name, value in {**VALID, "APP_MEMORY_TRIGGER_MESSAGES": "7", "APP_MEMORY_KEEP_MESSAGES": "7"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "APP_MEMORY_KEEP_MESSAGES must be less than APP_MEMORY_TRIGGER_MESSAGES" in str(error.value)
+
+
+def test_short_session_secret_and_bad_proxy_are_named_without_echoing(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name, value in {**VALID, "APP_SESSION_SECRET": "short-secret-value", "APP_TRUSTED_PROXIES": "10.0.0.1,proxy"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "APP_SESSION_SECRET is invalid" in message and "short-secret-value" not in message
+    assert "APP_TRUSTED_PROXIES is invalid" in message
