@@ -1,11 +1,14 @@
-"""Entry point: `streamlit run app.py` serves the chat page. Settings are checked first so a bad one stops start-up."""
-import logging
+"""Entry point: `streamlit run app.py` serves the chat page plus the sign-in routes. Settings are checked first so a
+bad one stops start-up with one clear message."""
 import sys
 from pathlib import Path
 
 import streamlit as st
 
+from auth.routes import build_routes
+from auth.services import auth_services
 from config import ConfigError, load_settings
+from config.logs import configure_logging
 
 try:
     settings = load_settings()
@@ -13,6 +16,10 @@ except ConfigError as problem:
     sys.stderr.write(f"{problem}\n")
     raise SystemExit(2) from None
 
-logging.basicConfig(level=settings.app.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+configure_logging(settings.app.log_level)
 
-app = st.App(Path(__file__).resolve().parent / "ui" / "page.py")
+services = auth_services(settings)
+app = st.App(
+    Path(__file__).resolve().parent / "ui" / "page.py",
+    routes=build_routes(services.signin, services.sessions, settings.app.public_url),
+)

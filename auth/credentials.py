@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Callable
 
 from azure.core.credentials import TokenCredential
-from azure.identity import ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential, get_bearer_token_provider
+from azure.identity import (ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential, OnBehalfOfCredential,
+                            get_bearer_token_provider)
 
 from config.settings import EntraSettings
 
@@ -28,3 +29,15 @@ def app_credential(entra: EntraSettings) -> TokenCredential:
 def app_token_provider(entra: EntraSettings) -> TokenProvider:
     """A callable returning a bearer token for Azure OpenAI; azure-identity caches and refreshes it."""
     return get_bearer_token_provider(app_credential(entra), COGNITIVE_SERVICES_SCOPE)
+
+
+def on_behalf_of_token_provider(entra: EntraSettings, user_access_token: str) -> TokenProvider:
+    """The person's own token for Azure OpenAI, exchanged on-behalf-of their sign-in. Build one per person and
+    session; never share it (azure-identity binds the credential to that one person's assertion)."""
+    credential = OnBehalfOfCredential(
+        entra.tenant_id, entra.client_id,
+        client_secret=entra.client_secret.get_secret_value() if entra.client_secret else None,
+        user_assertion=user_access_token, authority=entra.authority_host,
+        disable_instance_discovery=not entra.is_microsoft_cloud,
+    )
+    return get_bearer_token_provider(credential, COGNITIVE_SERVICES_SCOPE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import tomllib
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -21,6 +22,8 @@ class Deployment(BaseModel):
     model: str = Field(min_length=1, description="model name, e.g. gpt-4o")
     label: str = ""
     accepts_images: bool = False
+    # Whose identity calls this deployment: the app's own, the signed-in person's (on-behalf-of), or the person's choice.
+    identity: Literal["app", "on_behalf_of", "either"] = "app"
     context_window: int = Field(gt=0)
     max_output_tokens: int = Field(gt=0)
     input_price_per_1m: Decimal = Field(ge=0)

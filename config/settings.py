@@ -198,18 +198,22 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", secrets_dir:
         except ValidationError as exc:
             problems += [_describe(cls, error) for error in exc.errors()]
     if not problems:
-        problems += _cross_checks(sections["entra"])
+        problems += _cross_checks(sections["app"], sections["entra"])
     if problems:
         raise ConfigError("Configuration problem:\n" + "\n".join(f"  - {p}" for p in problems))
     catalog = load_catalog(sections["azure_openai"].catalog_file)
     return Settings(catalog=catalog, **sections)
 
 
-def _cross_checks(entra: EntraSettings) -> list[str]:
-    if entra.credential == "client_secret" and not (entra.client_secret and entra.client_secret.get_secret_value()):
-        return ["ENTRA_CLIENT_SECRET is missing: expected the app registration's client secret "
-                "(or set ENTRA_CREDENTIAL=managed_identity or default)"]
-    return []
+def _cross_checks(app: AppSettings, entra: EntraSettings) -> list[str]:
+    problems = []
+    if not (entra.client_secret and entra.client_secret.get_secret_value()):
+        problems.append("ENTRA_CLIENT_SECRET is missing: expected the app registration's client secret (sign-in redeems "
+                        "authorization codes with it, whichever ENTRA_CREDENTIAL the app uses for Azure OpenAI)")
+    if app.session_secret is None:
+        problems.append("APP_SESSION_SECRET is missing: expected a random secret of at least 32 characters (for example "
+                        "the output of `python -c \"import secrets; print(secrets.token_urlsafe(48))\"`)")
+    return problems
 
 
 def _describe(cls: type[_Section], error: dict) -> str:

@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TENANT_ID = "7d3b4c2a-5e6f-4a1b-9c8d-0e1f2a3b4c5d"
 CLIENT_ID = "3f8a9b1c-2d4e-4f6a-8b0c-1d2e3f4a5b6c"
 TEST_USER = TestUser(oid="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", name="Ada Lovelace", preferred_username="ada@contoso.example")
+# A second person, for isolation checks (authorize signs in TEST_USER unless the emulator's default_user knob says otherwise).
+OTHER_USER = TestUser(oid="4b5c6d7e-8f90-4a1b-9c2d-3e4f5a6b7c8d", name="Grace Hopper", preferred_username="grace@contoso.example")
 
 
 @dataclass
@@ -80,7 +82,7 @@ def start_emulators(config: StackConfig) -> Emulators:
         redirect_uris=[f"{config.public_url}/signin/callback"],
         post_logout_redirect_uris=[f"{config.public_url}/"],
     )
-    entra = EntraEmulator(TENANT_ID, [client], [TEST_USER], key_file=local / "entra-signing-key.pem")
+    entra = EntraEmulator(TENANT_ID, [client], [TEST_USER, OTHER_USER], key_file=local / "entra-signing-key.pem")
     entra_server = start_in_thread(entra.app, tls, port=config.entra_port)
     aoai = AzureOpenAIEmulator(
         load_catalog(),
@@ -92,12 +94,23 @@ def start_emulators(config: StackConfig) -> Emulators:
     return Emulators(tls, entra, aoai, entra_server, aoai_server, client_secret)
 
 
+def local_session_secret(path: Path) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
 def app_environment(config: StackConfig, emulators: Emulators) -> dict[str, str]:
     """The settings the app gets: the same variables a real Azure deployment sets, pointed at the emulators."""
     return {
         **emulators.tls.client_env(),
         "APP_DATA_DIR": str(config.data_dir),
         "APP_PUBLIC_URL": config.public_url,
+        # Kept in the data directory so sign-ins survive a restart of `make run`; never printed.
+        "APP_SESSION_SECRET": local_session_secret(config.data_dir / "localdev" / "session-secret"),
         "ENTRA_TENANT_ID": TENANT_ID,
         "ENTRA_CLIENT_ID": CLIENT_ID,
         "ENTRA_CLIENT_SECRET": emulators.client_secret,

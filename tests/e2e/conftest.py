@@ -82,15 +82,31 @@ def stack(tmp_path_factory) -> Stack:
         process.kill()
         pytest.fail("the stack did not start:\n" + "\n".join(output))
     running = Stack(process, url, output, tmp / "netguard.log")
+    running.server_cert = tmp / "data" / "localdev" / "tls" / "server.pem"
     yield running
     running.stop()
 
 
+def spki_pin(cert_file: Path) -> str:
+    """base64(sha256(SubjectPublicKeyInfo)) of a certificate, the form chromium's SPKI allow-list takes."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
 @pytest.fixture(scope="module")
-def browser():
+def browser(stack):
     from playwright.sync_api import sync_playwright
 
+    # Trust exactly the emulators' certificate (the local CA is not in chromium's store); nothing else is relaxed.
+    args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={spki_pin(stack.server_cert)}"]
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         yield chromium
         chromium.close()

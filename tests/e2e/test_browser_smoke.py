@@ -8,10 +8,15 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def test_question_gets_a_streamed_answer_in_chromium(stack, browser):
+def test_sign_in_then_a_question_gets_a_streamed_answer_in_chromium(stack, browser):
     page = browser.new_page()
     page.goto(stack.url)
-    page.get_by_text("Sign-in is not enabled yet").wait_for(timeout=30_000)
+    page.get_by_text("Sign in with Microsoft").click(timeout=30_000)
+    # The Entra ID emulator auto-approves the test person and sends the browser back, signed in.
+    page.get_by_text("Signed in as").wait_for(timeout=30_000)
+    assert "Ada Lovelace" in page.get_by_test_id("stSidebar").inner_text()
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["chat_session"]["httpOnly"] and cookies["chat_session"]["sameSite"] == "Lax"
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill("How do I reset my password?")
     box.press("Enter")

@@ -6,6 +6,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from auth.services import auth_services
+from localdev.entra import Knobs
+from localdev.stack import TENANT_ID, TEST_USER
+from tests.integration.signin import sign_in
+
 PAGE = str(Path(__file__).resolve().parents[2] / "ui" / "page.py")
 
 
@@ -16,17 +21,71 @@ def _page() -> AppTest:
     return at
 
 
+@pytest.fixture
+def signed_in(settings, emulators, monkeypatch):
+    """A real sign-in through the routes and the emulator; the page then finds its session cookie.
+    (AppTest cannot send cookies, so the cookie reader is the one seam replaced.)"""
+    emulators.entra.knobs = Knobs()
+    trip = sign_in(settings, emulators)
+    monkeypatch.setattr("ui.session.session_cookie", lambda: trip.session_id)
+    yield trip
+    emulators.entra.knobs = Knobs()
+
+
 def _texts(message) -> str:
     return "\n".join([m.value for m in message.markdown] + [c.value for c in message.caption] + [e.value for e in message.error])
 
 
-def test_page_offers_the_catalog_and_says_which_identity_it_uses(stack_env, settings):
+def test_signed_out_people_see_only_the_sign_in_link(stack_env):
+    at = _page()
+    assert not at.chat_input and not at.sidebar.selectbox
+    assert any('href="/signin"' in m.value for m in at.markdown)
+
+
+def test_page_offers_the_catalog_and_says_who_is_signed_in_and_which_identity_is_used(settings, signed_in):
     at = _page()
     assert at.sidebar.selectbox(key="deployment").options == [d.display_name for d in settings.catalog.deployments]
-    assert "app's own identity" in at.sidebar.info[0].value
+    sidebar = "\n".join(c.value for c in at.sidebar.caption)
+    assert TEST_USER.name in sidebar and "the app's identity" in sidebar
+    at.sidebar.toggle(key="obo").set_value(True).run()
+    assert "your own identity (on-behalf-of)" in "\n".join(c.value for c in at.sidebar.caption)
+    at.sidebar.selectbox(key="deployment").set_value("gpt-35-turbo").run()
+    assert not at.sidebar.toggle  # the catalog fixes the app identity for this deployment
 
 
-def test_a_message_gets_a_streamed_answer_with_usage_and_cost(stack_env, emulators):
+@pytest.mark.parametrize("obo", [False, True])
+def test_every_call_carries_the_person_and_the_chosen_identity(signed_in, emulators, obo):
+    at = _page()
+    at.sidebar.toggle(key="obo").set_value(obo).run()
+    at.chat_input(key="draft").set_value("who am I?").run()
+    assert not at.exception
+    recorded = emulators.aoai.requests[-1]
+    context = recorded["body"]["user_security_context"]
+    assert context["end_user_id"] == TEST_USER.oid and context["end_user_tenant_id"] == TENANT_ID
+    assert context["application_name"] == "Entra Chat"
+    claims = recorded["token_claims"]
+    if obo:
+        assert claims["oid"] == TEST_USER.oid and claims["scp"] == "user_impersonation"
+    else:
+        assert claims["idtyp"] == "app"
+
+
+def test_expired_sign_in_keeps_the_conversation_and_the_draft(settings, signed_in, emulators):
+    at = _page()
+    at.chat_input(key="draft").set_value("first question").run()
+    emulators.entra.revoke(TEST_USER.oid)  # an administrator revokes the person's sessions
+    services = auth_services(settings)
+    session = services.sessions.get(signed_in.session_id)
+    services.sessions.save_token_cache(session.id, _expire_access_tokens(session.token_cache))  # an hour later
+    at.chat_input(key="draft").set_value("second question").run()
+    assert not at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]  # the conversation is intact
+    assert "sign-in has expired" in at.warning[0].value
+    assert any('href="/signin?resume=1"' in m.value for m in at.markdown)
+    assert services.sessions.get(signed_in.session_id).draft == "second question"
+
+
+def test_a_message_gets_a_streamed_answer_with_usage_and_cost(signed_in, emulators):
     at = _page()
     at.sidebar.selectbox(key="deployment").set_value("gpt-4o-mini")
     at.chat_input(key="draft").set_value("hello there").run()
@@ -38,7 +97,7 @@ def test_a_message_gets_a_streamed_answer_with_usage_and_cost(stack_env, emulato
     assert emulators.aoai.requests[-1]["deployment"] == "gpt-4o-mini"
 
 
-def test_failure_shows_a_clear_message_and_keeps_the_conversation(stack_env, emulators, monkeypatch):
+def test_failure_shows_a_clear_message_and_keeps_the_conversation(signed_in, emulators, monkeypatch):
     monkeypatch.setenv("AZURE_OPENAI_MAX_RETRIES", "0")
     at = _page()
     at.chat_input(key="draft").set_value("first question").run()
@@ -57,7 +116,7 @@ def test_failure_shows_a_clear_message_and_keeps_the_conversation(stack_env, emu
 
 
 @pytest.mark.parametrize("fault", ["prompt_filter", "500"])
-def test_other_failures_are_explained(stack_env, emulators, monkeypatch, fault):
+def test_other_failures_are_explained(signed_in, emulators, monkeypatch, fault):
     monkeypatch.setenv("AZURE_OPENAI_MAX_RETRIES", "0")
     at = _page()
     emulators.aoai.inject(fault, count=1)
@@ -72,3 +131,12 @@ def test_bad_settings_show_one_clear_message_on_the_page(stack_env, monkeypatch)
     at.run()
     assert not at.exception
     assert "ENTRA_TENANT_ID is invalid" in at.error[0].value
+
+
+def _expire_access_tokens(token_cache: str) -> str:
+    """The same cache with every access token past its expiry, as after an idle hour."""
+    import json
+    cache = json.loads(token_cache)
+    for entry in cache.get("AccessToken", {}).values():
+        entry["expires_on"] = entry["extended_expires_on"] = "1"
+    return json.dumps(cache)

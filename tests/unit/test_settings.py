@@ -16,6 +16,7 @@ VALID = {
     "ENTRA_CLIENT_ID": CLIENT,
     "ENTRA_CLIENT_SECRET": "not-a-real-secret-value",
     "AZURE_OPENAI_ENDPOINT": "https://contoso.openai.azure.com",
+    "APP_SESSION_SECRET": "a-test-session-secret-of-at-least-32-chars",
 }
 
 
@@ -72,12 +73,19 @@ def test_invalid_value_names_the_variable_and_what_is_expected(monkeypatch, vari
     assert f"{variable} is invalid" in message and expected in message
 
 
-def test_client_secret_required_only_for_the_client_secret_credential(monkeypatch):
-    _set(monkeypatch, **{k: v for k, v in VALID.items() if k != "ENTRA_CLIENT_SECRET"})
+@pytest.mark.parametrize("credential", ["client_secret", "managed_identity"])
+def test_client_secret_is_required_for_sign_in_whatever_the_app_credential(monkeypatch, credential):
+    _set(monkeypatch, **{k: v for k, v in VALID.items() if k != "ENTRA_CLIENT_SECRET"}, ENTRA_CREDENTIAL=credential)
     with pytest.raises(ConfigError, match="ENTRA_CLIENT_SECRET is missing"):
         load_settings()
-    monkeypatch.setenv("ENTRA_CREDENTIAL", "managed_identity")
-    assert load_settings().entra.credential == "managed_identity"
+    monkeypatch.setenv("ENTRA_CLIENT_SECRET", "x" * 30)
+    assert load_settings().entra.credential == credential
+
+
+def test_session_secret_is_required(monkeypatch):
+    _set(monkeypatch, **{k: v for k, v in VALID.items() if k != "APP_SESSION_SECRET"})
+    with pytest.raises(ConfigError, match="APP_SESSION_SECRET is missing"):
+        load_settings()
 
 
 def test_secret_values_never_appear_in_errors(monkeypatch):

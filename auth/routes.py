@@ -1,0 +1,64 @@
+"""The app's own HTTP routes for sign-in, added to Streamlit through `st.App(routes=...)`: plain Starlette handlers."""
+from __future__ import annotations
+
+import html
+import logging
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from auth.identity import SignInRejected
+from auth.sessions import SESSION_COOKIE, SessionStore
+from auth.signin import FLOW_TTL, SIGNIN_COOKIE, EntraSignIn
+
+log = logging.getLogger("chat.auth")
+
+
+def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str) -> list[Route]:
+    secure = public_url.startswith("https://")  # Secure cookies only where the browser reaches us over https
+    session_max_age = int(sessions.lifetime.total_seconds())
+
+    def start(request: Request) -> Response:
+        # ?resume=1 comes from the page when a sign-in expired mid-conversation: the kept draft follows the person.
+        resume = request.cookies.get(SESSION_COOKIE) if request.query_params.get("resume") else None
+        try:
+            auth_uri, flow_cookie = signin.begin(resume)
+        except Exception as exc:  # Entra unreachable or misconfigured: say so instead of a 500
+            log.error("could not start sign-in: %s", type(exc).__name__)
+            return _page("Sign-in is unavailable", "Microsoft Entra ID could not be reached. Try again in a minute.", 503)
+        response = RedirectResponse(auth_uri, status_code=302)
+        response.set_cookie(SIGNIN_COOKIE, flow_cookie, max_age=int(FLOW_TTL.total_seconds()), httponly=True,
+                            samesite="lax", secure=secure, path="/signin")
+        return response
+
+    def callback(request: Request) -> Response:
+        try:
+            done = signin.complete(request.cookies.get(SIGNIN_COOKIE), dict(request.query_params))
+        except SignInRejected as exc:
+            log.warning("sign-in rejected: %s", exc)
+            response = _page("Sign-in failed", f"{exc}.", 400)
+        else:
+            draft = sessions.take_draft(done.resume_session) if done.resume_session else None
+            sessions.delete(done.resume_session)
+            session = sessions.create(done.identity, done.token_cache, draft)
+            response = RedirectResponse("/", status_code=303)
+            response.set_cookie(SESSION_COOKIE, session.id, max_age=session_max_age, httponly=True, samesite="lax",
+                                secure=secure, path="/")
+        response.delete_cookie(SIGNIN_COOKIE, path="/signin", secure=secure, httponly=True, samesite="lax")
+        return response
+
+    def signout(request: Request) -> Response:
+        sessions.delete(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse(signin.end_session_url(f"{public_url}/"), status_code=302)
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+        return response
+
+    return [Route("/signin", start), Route("/signin/callback", callback), Route("/signout", signout)]
+
+
+def _page(title: str, message: str, status: int) -> HTMLResponse:
+    body = (f"<!doctype html><html><head><title>{html.escape(title)}</title></head><body style='font-family:sans-serif;"
+            f"max-width:40rem;margin:4rem auto'><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
+            f"<p><a href='/signin'>Sign in again</a> · <a href='/'>Back to the chat</a></p></body></html>")
+    return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store"})

@@ -1,0 +1,215 @@
+"""Sign-in through the app's own routes against the Entra ID emulator: PKCE flow bound to the browser, the id_token
+validated by the app, server-side sessions, silent refresh, on-behalf-of, sign-out, and nothing secret in logs."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+
+from auth.credentials import on_behalf_of_token_provider
+from auth.services import auth_services
+from auth.sessions import SESSION_COOKIE
+from auth.signin import SIGNIN_COOKIE, SignInExpired
+from config import load_settings
+from config.logs import configure_logging
+from localdev.entra import Knobs
+from localdev.stack import CLIENT_ID, OTHER_USER, TENANT_ID, TEST_USER
+from tests.integration.signin import app_client, entra_get, sign_in
+
+
+@pytest.fixture(autouse=True)
+def fresh_knobs(emulators):
+    emulators.entra.knobs = Knobs()
+    yield
+    emulators.entra.knobs = Knobs()
+
+
+def cookie_header(response, name: str) -> str:
+    return next(h for h in response.headers.get_list("set-cookie") if h.startswith(f"{name}="))
+
+
+def test_sign_in_creates_a_server_side_session_found_only_through_an_httponly_cookie(settings, emulators):
+    trip = sign_in(settings, emulators)
+    assert trip.callback.status_code == 303 and trip.callback.headers["location"] == "/"
+    set_session = cookie_header(trip.callback, SESSION_COOKIE).lower()
+    assert "httponly" in set_session and "samesite=lax" in set_session and "path=/" in set_session
+    assert "max-age=28800" in set_session  # a working day
+    assert "secure" not in set_session  # served over http://127.0.0.1 locally; Secure when APP_PUBLIC_URL is https
+    session = auth_services(settings).sessions.get(trip.session_id)
+    assert session.identity.oid == TEST_USER.oid and session.identity.tenant_id == TENANT_ID
+    assert session.identity.name == TEST_USER.name
+    # The flow cookie was short-lived, HttpOnly, limited to /signin, and is cleared after use.
+    flow_cookie = cookie_header(trip.start, SIGNIN_COOKIE).lower()
+    assert "httponly" in flow_cookie and "max-age=600" in flow_cookie and "path=/signin" in flow_cookie
+    assert 'chat_signin=""' in cookie_header(trip.callback, SIGNIN_COOKIE) or "max-age=0" in cookie_header(trip.callback, SIGNIN_COOKIE).lower()
+
+
+def test_authorize_request_uses_pkce_state_nonce_and_the_configured_redirect_uri(settings, emulators):
+    client = app_client(settings)
+    start = client.get("/signin", headers={"host": "evil.example"})
+    query = parse_qs(urlsplit(start.headers["location"]).query)
+    assert query["redirect_uri"] == [settings.entra.redirect_uri]  # from settings, never from the Host header
+    assert query["code_challenge_method"] == ["S256"] and query["state"] and query["nonce"]
+    assert query["scope"][0].split() == sorted([f"api://{CLIENT_ID}/access_as_user", "offline_access", "openid", "profile"])
+
+
+def test_the_callback_is_used_once(settings, emulators):
+    trip = sign_in(settings, emulators)
+    trip.client.cookies.set(SIGNIN_COOKIE, trip.start.cookies[SIGNIN_COOKIE])  # as a replaying attacker would
+    answer = urlsplit(trip.authorize.headers["location"])
+    replay = trip.client.get(f"{answer.path}?{answer.query}")
+    assert replay.status_code == 400 and "already used" in replay.text
+
+
+def test_a_callback_without_this_browsers_flow_cookie_is_refused(settings, emulators):
+    victim = app_client(settings)
+    start = victim.get("/signin")
+    answer = urlsplit(entra_get(start.headers["location"], emulators.tls.ca_file).headers["location"])
+    attacker = app_client(settings)  # login CSRF: the answer replayed in another browser
+    reply = attacker.get(f"{answer.path}?{answer.query}")
+    assert reply.status_code == 400 and "not started in this browser" in reply.text
+    assert SESSION_COOKIE not in attacker.cookies
+
+
+def test_a_flow_cookie_from_another_sign_in_does_not_match(settings, emulators):
+    client = app_client(settings)
+    first = client.get("/signin")
+    second_flow_cookie = client.get("/signin").cookies[SIGNIN_COOKIE]
+    answer = urlsplit(entra_get(first.headers["location"], emulators.tls.ca_file).headers["location"])
+    client.cookies.set(SIGNIN_COOKIE, second_flow_cookie)
+    reply = client.get(f"{answer.path}?{answer.query}")
+    assert reply.status_code == 400 and "does not belong" in reply.text
+
+
+@pytest.mark.parametrize("knobs, reason", [
+    ({"sign_id_token_with_foreign_key": True}, "signature"),
+    ({"id_token_overrides": {"aud": "00000000-0000-4000-8000-000000000000"}}, "another application"),
+    ({"id_token_overrides": {"iss": "https://login.microsoftonline.com/someone/v2.0"}}, "unexpected issuer"),
+    ({"id_token_overrides": {"exp": int(time.time()) - 3600}}, "expired"),
+    ({"id_token_overrides": {"tid": "0f0f0f0f-0000-4000-8000-000000000000"}}, "not allowed"),
+])
+def test_an_id_token_the_app_cannot_trust_creates_no_session(settings, emulators, knobs, reason):
+    for name, value in knobs.items():
+        setattr(emulators.entra.knobs, name, value)
+    trip = sign_in(settings, emulators)
+    assert trip.callback.status_code == 400 and reason in trip.callback.text
+    assert trip.session_id is None
+
+
+def test_entra_error_answer_is_shown_and_creates_no_session(settings, emulators):
+    client = app_client(settings)
+    start = client.get("/signin")
+    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+    reply = client.get(f"/signin/callback?error=access_denied&error_description=AADSTS65004%3A+declined&state={state}")
+    assert reply.status_code == 400 and "AADSTS65004" in reply.text and SESSION_COOKIE not in client.cookies
+
+
+def test_tenant_outside_the_allowed_list_is_refused(stack_env, emulators, monkeypatch):
+    monkeypatch.setenv("ENTRA_ALLOWED_TENANTS", "0f0f0f0f-0000-4000-8000-000000000000")
+    trip = sign_in(load_settings(), emulators)
+    assert trip.callback.status_code == 400 and "not allowed" in trip.callback.text
+
+
+def test_silent_refresh_keeps_the_person_signed_in(settings, emulators):
+    emulators.entra.knobs.access_token_lifetime = 200  # msal refreshes tokens with < 5 min left
+    trip = sign_in(settings, emulators)
+    services = auth_services(settings)
+    session = services.sessions.get(trip.session_id)
+    after_sign_in = len(emulators.entra.requests)
+    seen = set()
+    for _ in range(3):
+        token, changed = services.signin.user_access_token(session.token_cache)
+        assert changed, "an expiring token should be refreshed silently and the cache saved"
+        services.sessions.save_token_cache(session.id, changed)
+        session = services.sessions.get(trip.session_id)
+        seen.add(token)
+    assert len(seen) == 3
+    grants = [r["params"]["grant_type"] for r in emulators.entra.requests if r["endpoint"] == "token"]
+    assert grants[-3:] == ["refresh_token"] * 3
+    assert not [r for r in emulators.entra.requests[after_sign_in:] if r["endpoint"] == "authorize"]
+
+
+def test_a_valid_token_is_served_from_the_cache_without_calling_entra(settings, emulators):
+    trip = sign_in(settings, emulators)
+    services = auth_services(settings)
+    before = len(emulators.entra.requests)
+    token, changed = services.signin.user_access_token(services.sessions.get(trip.session_id).token_cache)
+    assert changed is None and len(emulators.entra.requests) == before
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == CLIENT_ID
+
+
+def test_revoked_sign_in_raises_sign_in_expired(settings, emulators):
+    emulators.entra.knobs.access_token_lifetime = 200
+    trip = sign_in(settings, emulators)
+    services = auth_services(settings)
+    emulators.entra.revoke(TEST_USER.oid)
+    with pytest.raises(SignInExpired):
+        services.signin.user_access_token(services.sessions.get(trip.session_id).token_cache)
+
+
+def test_sessions_expire_and_token_caches_are_encrypted_at_rest(settings, emulators):
+    trip = sign_in(settings, emulators)
+    services = auth_services(settings)
+    session = services.sessions.get(trip.session_id)
+    assert timedelta(hours=7.9) < session.expires_at - session.expires_at.replace(microsecond=0) + timedelta(hours=8)
+    raw = (settings.app.data_dir / "sessions.db").read_bytes()
+    assert b"refresh_token" not in raw.lower() and b"RefreshToken" not in raw and trip.session_id.encode() not in raw
+    services.sessions.lifetime = timedelta(seconds=-1)
+    expired = services.sessions.create(session.identity, session.token_cache)
+    assert services.sessions.get(expired.id) is None
+
+
+def test_resume_carries_the_kept_draft_into_the_new_session(settings, emulators):
+    trip = sign_in(settings, emulators)
+    services = auth_services(settings)
+    old_session = trip.session_id
+    services.sessions.keep_draft(old_session, "my unsent question")
+    again = sign_in(settings, emulators, client=trip.client, start_path="/signin?resume=1")
+    assert again.session_id != old_session
+    assert services.sessions.get(old_session) is None  # the old session is gone
+    assert services.sessions.take_draft(again.session_id) == "my unsent question"
+    assert services.sessions.take_draft(again.session_id) is None
+
+
+def test_sign_out_ends_the_server_session_and_returns_through_entra(settings, emulators):
+    trip = sign_in(settings, emulators)
+    services = auth_services(settings)
+    out = trip.client.get("/signout")
+    assert services.sessions.get(trip.session_id) is None
+    location = out.headers["location"]
+    assert location.startswith(f"{settings.entra.authority}/oauth2/v2.0/logout?")
+    back = entra_get(location, emulators.tls.ca_file)
+    assert back.status_code == 302 and back.headers["location"] == f"{settings.app.public_url}/"
+
+
+def test_on_behalf_of_gives_each_person_their_own_token(settings, emulators):
+    services = auth_services(settings)
+    ada = sign_in(settings, emulators)
+    emulators.entra.knobs.default_user = OTHER_USER.oid
+    grace = sign_in(settings, emulators)
+    oids = []
+    for trip in (ada, grace):
+        user_token, _ = services.signin.user_access_token(services.sessions.get(trip.session_id).token_cache)
+        claims = jwt.decode(on_behalf_of_token_provider(settings.entra, user_token)(), options={"verify_signature": False})
+        assert claims["aud"] == "https://cognitiveservices.azure.com" and claims["scp"] == "user_impersonation"
+        oids.append(claims["oid"])
+    assert oids == [TEST_USER.oid, OTHER_USER.oid]
+
+
+def test_no_token_code_secret_or_cookie_reaches_the_logs(settings, emulators, caplog):
+    configure_logging("DEBUG")  # what an operator chasing a problem would set
+    caplog.set_level(logging.DEBUG)
+    trip = sign_in(settings, emulators)
+    services = auth_services(settings)
+    token, _ = services.signin.user_access_token(services.sessions.get(trip.session_id).token_cache)
+    code = parse_qs(urlsplit(trip.authorize.headers["location"]).query)["code"][0]
+    # The browser stand-ins (test client, httpx to authorize) log URLs via httpx/httpcore: not the app's logs.
+    text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore")))
+    for secret in (token, code, trip.session_id, trip.start.cookies[SIGNIN_COOKIE],
+                   settings.entra.client_secret.get_secret_value(), settings.app.session_secret.get_secret_value()):
+        assert secret not in text
+    assert f"signed in oid={TEST_USER.oid}" in text

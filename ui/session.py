@@ -1,0 +1,30 @@
+"""The signed-in person for this page load, found only through the HttpOnly session cookie."""
+from __future__ import annotations
+
+import streamlit as st
+
+from auth.services import AuthServices
+from auth.sessions import SESSION_COOKIE, AuthSession
+
+
+def session_cookie() -> str | None:
+    # HttpOnly cookies arrive with the WebSocket handshake; the browser's script cannot read or forge them.
+    value = st.context.cookies.get(SESSION_COOKIE)
+    return value if isinstance(value, str) else None  # AppTest has no client, so no cookies
+
+
+def current_session(services: AuthServices) -> AuthSession | None:
+    return services.sessions.get(session_cookie())
+
+
+def sign_in_screen(app_name: str, reason: str | None = None) -> None:
+    st.title(app_name)
+    if reason:
+        st.warning(reason, icon=":material/lock_clock:")
+    st.write("Sign in with your Microsoft Entra ID work account to start chatting.")
+    link("Sign in with Microsoft", "/signin")
+
+
+def link(label: str, href: str) -> None:
+    """A same-tab link (st.link_button opens a new tab, which would split the sign-in from this page)."""
+    st.markdown(f'<a href="{href}" target="_self" style="font-weight:600">{label}</a>', unsafe_allow_html=True)
