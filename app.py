@@ -18,8 +18,9 @@ except ConfigError as problem:
 
 configure_logging(settings.app.log_level)
 
-services = auth_services(settings)
-app = st.App(
-    Path(__file__).resolve().parent / "ui" / "page.py",
-    routes=build_routes(services.signin, services.sessions, settings.app.public_url),
-)
+PAGE = Path(__file__).resolve().parent / "ui" / "page.py"
+if settings.app.auth_disabled:  # local experiments only (settings refuse it for a non-localhost URL)
+    app = st.App(PAGE)
+else:
+    services = auth_services(settings)
+    app = st.App(PAGE, routes=build_routes(services.signin, services.sessions, settings.app.public_url))

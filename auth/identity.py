@@ -24,6 +24,7 @@ class Identity:
     tenant_id: str
     name: str
     username: str
+    roles: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
@@ -65,5 +66,12 @@ class IdTokenValidator:
             raise SignInRejected("the sign-in token's signing key is unknown to the tenant") from None
         except jwt.PyJWTError as exc:
             raise SignInRejected(f"the sign-in token is not valid ({type(exc).__name__})") from None
-        return Identity(oid=claims["oid"], tenant_id=claims["tid"], name=claims.get("name", ""),
-                        username=claims.get("preferred_username") or claims.get("upn", ""))
+        roles = claims.get("roles") or []
+        identity = Identity(oid=claims["oid"], tenant_id=claims["tid"], name=claims.get("name", ""),
+                            username=claims.get("preferred_username") or claims.get("upn", ""),
+                            roles=tuple(r for r in roles if isinstance(r, str)))
+        required = self._entra.required_role
+        if required and required not in identity.roles:
+            raise SignInRejected(f"{identity.display_name} is signed in but does not have the '{required}' role this "
+                                 "app requires; ask an administrator to assign it")
+        return identity

@@ -57,6 +57,7 @@ class _SessionRow(_Base):
     tenant_id: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(256))
     username: Mapped[str] = mapped_column(String(256))
+    roles: Mapped[str] = mapped_column(String(2000), default="")  # newline-separated app role names
     token_cache: Mapped[bytes] = mapped_column(LargeBinary)
     draft: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -107,7 +108,7 @@ class SessionStore:
         session_id = secrets.token_urlsafe(32)
         now = _now()
         row = _SessionRow(id_hash=_hash(session_id), oid=identity.oid, tenant_id=identity.tenant_id,
-                          name=identity.name, username=identity.username,
+                          name=identity.name, username=identity.username, roles="\n".join(identity.roles),
                           token_cache=self._fernet.encrypt(token_cache.encode()),
                           draft=self._fernet.encrypt(draft.encode()) if draft else None,
                           created_at=now, expires_at=now + self.lifetime)
@@ -131,7 +132,8 @@ class SessionStore:
                 draft = self._fernet.decrypt(row.draft).decode() if row.draft else None
             except InvalidToken:  # the secret was rotated: the person signs in again
                 return None
-            identity = Identity(oid=row.oid, tenant_id=row.tenant_id, name=row.name, username=row.username)
+            identity = Identity(oid=row.oid, tenant_id=row.tenant_id, name=row.name, username=row.username,
+                                roles=tuple(r for r in (row.roles or "").split("\n") if r))
             return AuthSession(session_id, identity, cache, _aware(row.expires_at), draft)
 
     def save_token_cache(self, session_id: str, token_cache: str) -> None:

@@ -24,6 +24,8 @@ class Deployment(BaseModel):
     accepts_images: bool = False
     # Whose identity calls this deployment: the app's own, the signed-in person's (on-behalf-of), or the person's choice.
     identity: Literal["app", "on_behalf_of", "either"] = "app"
+    # App roles that may pick this deployment (any one of them); empty means everyone signed in.
+    roles: tuple[str, ...] = ()
     context_window: int = Field(gt=0)
     max_output_tokens: int = Field(gt=0)
     input_price_per_1m: Decimal = Field(ge=0)
@@ -70,6 +72,10 @@ class Catalog(BaseModel):
     @property
     def names(self) -> list[str]:
         return [d.name for d in self.deployments]
+
+    def available_to(self, roles: tuple[str, ...] | list[str]) -> list[Deployment]:
+        """The deployments a person with these app roles may pick."""
+        return [d for d in self.deployments if not d.roles or set(d.roles) & set(roles)]
 
     def get(self, name: str) -> Deployment:
         for deployment in self.deployments:

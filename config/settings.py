@@ -68,6 +68,8 @@ class AppSettings(_Section):
     default_max_output_tokens: int = Field(1000, gt=0, le=100_000, description="a whole number of tokens, e.g. 1000")
     default_temperature: float = Field(0.7, ge=0.0, le=2.0, description="a number from 0 to 2")
     banner: str | None = Field(None, max_length=500, description="a notice shown at the top of the page")
+    auth_disabled: bool = Field(False, description="true only for local experiments: no sign-in, a fixed local identity "
+                                "(refused unless APP_PUBLIC_URL is a localhost address)")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -95,6 +97,13 @@ class AppSettings(_Section):
         return value
 
     @model_validator(mode="after")
+    def _auth_off_only_locally(self) -> "AppSettings":
+        if self.auth_disabled and urlsplit(self.public_url).hostname not in {"localhost", "127.0.0.1", "::1"}:
+            raise ValueError("APP_AUTH_DISABLED=true is allowed only for local experiments, when APP_PUBLIC_URL is a "
+                             "localhost address")
+        return self
+
+    @model_validator(mode="after")
     def _memory(self) -> "AppSettings":
         if self.memory_keep_messages >= self.memory_trigger_messages:
             raise ValueError("APP_MEMORY_KEEP_MESSAGES must be less than APP_MEMORY_TRIGGER_MESSAGES")
@@ -118,6 +127,8 @@ class EntraSettings(_Section):
     allowed_tenants: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated tenant GUIDs allowed to sign in (default: tenant_id)"
     )
+    required_role: str | None = Field(None, min_length=1, max_length=120,
+                                      description="an app role every person must hold to use the app (optional)")
 
     @field_validator("authority_host")
     @classmethod
@@ -210,7 +221,7 @@ def _cross_checks(app: AppSettings, entra: EntraSettings) -> list[str]:
     if not (entra.client_secret and entra.client_secret.get_secret_value()):
         problems.append("ENTRA_CLIENT_SECRET is missing: expected the app registration's client secret (sign-in redeems "
                         "authorization codes with it, whichever ENTRA_CREDENTIAL the app uses for Azure OpenAI)")
-    if app.session_secret is None:
+    if app.session_secret is None and not app.auth_disabled:
         problems.append("APP_SESSION_SECRET is missing: expected a random secret of at least 32 characters (for example "
                         "the output of `python -c \"import secrets; print(secrets.token_urlsafe(48))\"`)")
     return problems

@@ -53,6 +53,7 @@ class TestUser:
     oid: str
     name: str
     preferred_username: str
+    roles: tuple[str, ...] = ()  # app roles assigned to the person; Entra puts them in id and access tokens
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ class EntraEmulator:
         self.users = {user.oid: user for user in users}
         self.knobs = Knobs()
         self.requests: list[dict] = []
+        # Every code and token handed out, so tests can prove none of them ever reaches a log.
+        self.issued: set[str] = set()
         # App Service managed identity: the platform gives the app this header value in IDENTITY_HEADER.
         self.identity_header = identity_header or secrets.token_urlsafe(24)
         self.base_url = "https://localhost"  # replaced by the URL of the first request that arrives
@@ -185,7 +188,9 @@ class EntraEmulator:
     def sign(self, claims: dict, *, foreign_key: bool = False) -> str:
         """Sign claims with the tenant key (or with a key nobody publishes, for negative tests)."""
         key = self._foreign_key if foreign_key else self._key
-        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": self._kid, "typ": "JWT"})
+        token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": self._kid, "typ": "JWT"})
+        self.issued.add(token)
+        return token
 
     # ---- token shapes -----------------------------------------------------------------------------------------
     def _times(self, lifetime: int) -> dict:
@@ -200,6 +205,8 @@ class EntraEmulator:
                   "oid": user.oid, "tid": self.tenant_id, "name": user.name, "preferred_username": user.preferred_username,
                   "ver": "2.0", "auth_time": auth_time, "sid": str(uuid.uuid5(uuid.NAMESPACE_OID, user.oid)),
                   "uti": _b64url(secrets.token_bytes(16))}
+        if user.roles:
+            claims["roles"] = list(user.roles)
         if nonce is not None:
             claims["nonce"] = "tampered-" + nonce if self.knobs.tamper_nonce else nonce
         for name, value in self.knobs.id_token_overrides.items():
@@ -228,6 +235,8 @@ class EntraEmulator:
         else:
             claims.update(oid=user.oid, sub=self._pairwise_sub(user, client.client_id), name=user.name,
                           scp=" ".join(scopes) if scopes != [".default"] else "user_impersonation", amr=["pwd"])
+            if user.roles and own_api:
+                claims["roles"] = list(user.roles)
             claims.update({"preferred_username": user.preferred_username} if own_api
                           else {"upn": user.preferred_username, "unique_name": user.preferred_username, "acr": "1"})
         return claims
@@ -337,6 +346,7 @@ class EntraEmulator:
             return fail(exc)
         user = self._pick_user(params.get("login_hint"))
         code = _b64url(secrets.token_bytes(48))
+        self.issued.add(code)
         with self._lock:
             self._codes[code] = {"client_id": client.client_id, "redirect_uri": redirect_uri, "scopes": scopes,
                                  "resource": resource, "nonce": params.get("nonce"),
@@ -486,6 +496,7 @@ class EntraEmulator:
             body["id_token"] = self.sign(claims, foreign_key=self.knobs.sign_id_token_with_foreign_key)
         if "offline_access" in scopes:
             refresh = _b64url(secrets.token_bytes(48))
+            self.issued.add(refresh)
             with self._lock:
                 self._refresh_tokens[refresh] = {"client_id": client.client_id, "oid": user.oid, "scopes": scopes,
                                                  "auth_time": auth_time,

@@ -18,7 +18,7 @@ from chains.model_factory import build_chat_model
 from config import ConfigError, Deployment, Settings, load_settings
 from memory.conversation import Conversation, Turn, Usage
 from ui.errors import describe_error
-from ui.session import current_session, link, sign_in_screen
+from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, link, sign_in_screen
 
 IDENTITY_LABELS = {"app": "the app's identity", "on_behalf_of": "your own identity (on-behalf-of)"}
 
@@ -40,22 +40,26 @@ def _conversation() -> Conversation:
     return st.session_state.setdefault("conversation", Conversation())
 
 
-def _sidebar(settings: Settings, session: AuthSession) -> tuple[Deployment, str]:
+def _sidebar(settings: Settings, session: AuthSession, deployments: list[Deployment]) -> tuple[Deployment, str]:
     """The deployment, and whose identity calls it: fixed per deployment in the catalog, or the person's choice."""
     catalog = settings.catalog
+    names = [d.name for d in deployments]
     with st.sidebar:
         st.header(settings.app.name)
         st.caption(f"Signed in as **{session.identity.display_name}** ({session.identity.username})")
-        link("Sign out", "/signout")
+        if not settings.app.auth_disabled:
+            link("Sign out", "/signout")
         name = st.selectbox(
             "Deployment",
-            catalog.names,
-            index=catalog.names.index(catalog.default),
+            names,
+            index=names.index(catalog.default) if catalog.default in names else 0,
             format_func=lambda n: catalog.get(n).display_name,
             key="deployment",
         )
         deployment = catalog.get(name)
-        if deployment.identity == "either":
+        if settings.app.auth_disabled:
+            mode = "app"
+        elif deployment.identity == "either":
             mode = "on_behalf_of" if st.toggle("Call Azure OpenAI with my own identity (on-behalf-of)", key="obo") else "app"
         else:
             mode = deployment.identity
@@ -95,8 +99,10 @@ def _security_context(settings: Settings, session: AuthSession) -> SecurityConte
                            end_user_tenant_id=session.identity.tenant_id, source_ip=ip)
 
 
-def _token_provider(settings: Settings, services: AuthServices, session: AuthSession, mode: str) -> TokenProvider:
+def _token_provider(settings: Settings, services: AuthServices | None, session: AuthSession, mode: str) -> TokenProvider:
     """Check the sign-in is still good (silent refresh when needed), then pick the identity for Azure OpenAI."""
+    if settings.app.auth_disabled:
+        return _app_token_provider(settings)
     user_token, changed_cache = services.signin.user_access_token(session.token_cache)
     if changed_cache:
         services.sessions.save_token_cache(session.id, changed_cache)
@@ -189,16 +195,30 @@ def main() -> None:
         st.stop()
     if settings.app.banner:
         st.warning(settings.app.banner, icon=":material/info:")
-    services = auth_services(settings)
-    session = current_session(services)
-    if session is None:
-        sign_in_screen(settings.app.name)
+    if settings.app.auth_disabled:
+        st.warning("Sign-in is disabled (APP_AUTH_DISABLED, for local experiments only): everyone here is the same "
+                   "local person, and Azure OpenAI is called with the app's identity.", icon=":material/lock_open:")
+        services, session = None, LOCAL_EXPERIMENT
+    else:
+        services = auth_services(settings)
+        session = current_session(services)
+        if session is None:
+            sign_in_screen(settings.app.name)
+            st.stop()
+    who = session.identity.display_name
+    required = settings.entra.required_role
+    if required and not settings.app.auth_disabled and required not in session.identity.roles:
+        access_denied_screen(settings.app.name, who, f"it requires the '{required}' role. Ask an administrator.")
         st.stop()
-    deployment, mode = _sidebar(settings, session)
+    deployments = settings.catalog.available_to(session.identity.roles)
+    if not deployments:
+        access_denied_screen(settings.app.name, who, "none of the deployments is open to your roles. Ask an administrator.")
+        st.stop()
+    deployment, mode = _sidebar(settings, session, deployments)
     conversation = _conversation()
     for turn in conversation.turns:
         _render(turn, settings)
-    kept = _kept_draft(services, session)
+    kept = _kept_draft(services, session) if services else None
     prompt = st.chat_input("Ask anything", key="draft") or kept
     if prompt and prompt.strip():
         try:

@@ -3,8 +3,19 @@ from __future__ import annotations
 
 import streamlit as st
 
+from datetime import datetime, timezone
+
+from auth.identity import Identity
 from auth.services import AuthServices
 from auth.sessions import SESSION_COOKIE, AuthSession
+
+# With APP_AUTH_DISABLED (local experiments only) everyone is this one person.
+LOCAL_EXPERIMENT = AuthSession(
+    id="local-experiment",
+    identity=Identity(oid="00000000-0000-0000-0000-000000000000", tenant_id="00000000-0000-0000-0000-000000000000",
+                      name="Local experiment", username="not signed in"),
+    token_cache="", expires_at=datetime.max.replace(tzinfo=timezone.utc),
+)
 
 
 def session_cookie() -> str | None:
@@ -15,6 +26,12 @@ def session_cookie() -> str | None:
 
 def current_session(services: AuthServices) -> AuthSession | None:
     return services.sessions.get(session_cookie())
+
+
+def access_denied_screen(app_name: str, who: str, reason: str) -> None:
+    st.title(app_name)
+    st.error(f"{who}, you are signed in but cannot use this app: {reason}", icon=":material/block:")
+    link("Sign out", "/signout")
 
 
 def sign_in_screen(app_name: str, reason: str | None = None) -> None:

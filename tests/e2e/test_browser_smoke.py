@@ -36,6 +36,15 @@ def test_sign_in_then_a_question_gets_a_streamed_answer_in_chromium(stack, brows
     assert "completion tokens" in final and "$" in final
     growing = sorted(set(n for n in lengths if 0 < n < len(final)))
     assert len(growing) >= 3, f"the answer did not stream (lengths seen: {lengths})"
+
+    # Sign out: through Entra's end-session endpoint and back to the sign-in screen; Back must not show the chat.
+    page.get_by_text("Sign out").click()
+    page.get_by_text("Sign in with Microsoft").wait_for(timeout=30_000)
+    assert "chat_session" not in {c["name"] for c in page.context.cookies()}
+    page.go_back()
+    page.wait_for_load_state()
+    page.get_by_text("Sign in with Microsoft").wait_for(timeout=30_000)
+    assert "How do I reset my password?" not in page.content()
     page.close()
 
 

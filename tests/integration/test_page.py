@@ -140,3 +140,56 @@ def _expire_access_tokens(token_cache: str) -> str:
     for entry in cache.get("AccessToken", {}).values():
         entry["expires_on"] = entry["extended_expires_on"] = "1"
     return json.dumps(cache)
+
+
+@pytest.mark.parametrize("cookie", ["guessed-session-id", "", "x" * 43])
+def test_a_forged_or_guessed_session_cookie_shows_the_sign_in_page(stack_env, monkeypatch, cookie):
+    monkeypatch.setattr("ui.session.session_cookie", lambda: cookie)
+    at = _page()
+    assert not at.chat_input and any('href="/signin"' in m.value for m in at.markdown)
+
+
+def test_a_cookie_is_useless_after_sign_out(settings, signed_in):
+    signed_in.client.get("/signout")
+    at = _page()  # the page still sees the old cookie value
+    assert not at.chat_input and any('href="/signin"' in m.value for m in at.markdown)
+
+
+def test_deployments_are_offered_by_role(stack_env, emulators, monkeypatch, tmp_path):
+    catalog = (Path(__file__).resolve().parents[2] / "config" / "deployments.toml").read_text()
+    catalog = catalog.replace('name = "gpt-4o"\n', 'name = "gpt-4o"\nroles = ["Chat.Vision"]\n', 1)
+    (tmp_path / "catalog.toml").write_text(catalog)
+    monkeypatch.setenv("AZURE_OPENAI_CATALOG_FILE", str(tmp_path / "catalog.toml"))
+    from config import load_settings
+    emulators.entra.knobs = Knobs()
+    trip = sign_in(load_settings(), emulators)
+    monkeypatch.setattr("ui.session.session_cookie", lambda: trip.session_id)
+    at = _page()
+    offered = at.sidebar.selectbox(key="deployment").options
+    assert len(offered) == 2 and not any(label.startswith("GPT-4o (") for label in offered)
+
+
+def test_a_required_role_the_person_lacks_shows_only_a_clear_page(stack_env, emulators, monkeypatch):
+    from config import load_settings
+    emulators.entra.knobs = Knobs()
+    trip = sign_in(load_settings(), emulators)  # signed in while no role was required
+    monkeypatch.setenv("ENTRA_REQUIRED_ROLE", "Chat.Admin")
+    monkeypatch.setattr("ui.session.session_cookie", lambda: trip.session_id)
+    at = _page()
+    assert not at.chat_input and not at.sidebar.selectbox
+    assert "'Chat.Admin' role" in at.error[0].value
+
+
+def test_auth_disabled_says_so_in_a_banner(stack_env, monkeypatch):
+    monkeypatch.setenv("APP_AUTH_DISABLED", "true")
+    at = _page()
+    assert "Sign-in is disabled" in at.warning[0].value
+    assert at.chat_input
+
+
+def test_auth_cannot_be_disabled_for_a_public_url(stack_env, monkeypatch):
+    monkeypatch.setenv("APP_AUTH_DISABLED", "true")
+    monkeypatch.setenv("APP_PUBLIC_URL", "https://chat.contoso.com")
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.run()
+    assert "allowed only for local experiments" in at.error[0].value

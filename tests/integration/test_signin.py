@@ -213,3 +213,62 @@ def test_no_token_code_secret_or_cookie_reaches_the_logs(settings, emulators, ca
                    settings.entra.client_secret.get_secret_value(), settings.app.session_secret.get_secret_value()):
         assert secret not in text
     assert f"signed in oid={TEST_USER.oid}" in text
+
+
+# ---- attacks: each ends on a clear page and no session ----
+def test_missing_or_forged_state_is_refused(settings, emulators):
+    client = app_client(settings)
+    start = client.get("/signin")
+    answer = parse_qs(urlsplit(entra_get(start.headers["location"], emulators.tls.ca_file).headers["location"]).query)
+    flow_cookie = start.cookies[SIGNIN_COOKIE]
+    missing = client.get(f"/signin/callback?code={answer['code'][0]}")
+    assert missing.status_code == 400 and "does not belong" in missing.text
+    client.cookies.set(SIGNIN_COOKIE, flow_cookie)  # a failed answer clears the flow cookie; put it back
+    forged = client.get(f"/signin/callback?code={answer['code'][0]}&state=forged-state")
+    assert forged.status_code == 400 and "does not belong" in forged.text
+    assert SESSION_COOKIE not in client.cookies
+
+
+def test_wrong_nonce_is_refused(settings, emulators):
+    emulators.entra.knobs.tamper_nonce = True
+    trip = sign_in(settings, emulators)
+    assert trip.callback.status_code == 400 and "nonce" in trip.callback.text and trip.session_id is None
+
+
+def test_an_unregistered_redirect_uri_never_comes_back(stack_env, emulators, monkeypatch):
+    monkeypatch.setenv("ENTRA_REDIRECT_URI", "http://127.0.0.1:8080/elsewhere/callback")
+    client = app_client(load_settings())
+    authorize = entra_get(client.get("/signin").headers["location"], emulators.tls.ca_file)
+    assert authorize.status_code == 400 and "AADSTS50011" in authorize.text and "location" not in authorize.headers
+
+
+def test_a_preset_session_cookie_is_replaced_at_sign_in(settings, emulators):
+    """Session fixation: a cookie value planted before sign-in must not become the signed-in session."""
+    client = app_client(settings)
+    client.cookies.set(SESSION_COOKIE, "attacker-chosen-value")
+    trip = sign_in(settings, emulators, client=client)
+    issued = trip.callback.cookies[SESSION_COOKIE]
+    assert issued != "attacker-chosen-value" and auth_services(settings).sessions.get(issued) is not None
+    assert auth_services(settings).sessions.get("attacker-chosen-value") is None
+
+
+def test_an_app_only_token_cannot_be_used_for_on_behalf_of(settings, emulators):
+    from azure.core.exceptions import ClientAuthenticationError
+    from auth.credentials import app_token_provider
+
+    app_token = app_token_provider(settings.entra)()
+    with pytest.raises(ClientAuthenticationError):
+        on_behalf_of_token_provider(settings.entra, app_token)()
+
+
+def test_a_person_without_the_required_role_gets_no_session(stack_env, emulators, monkeypatch):
+    monkeypatch.setenv("ENTRA_REQUIRED_ROLE", "Chat.User")
+    settings = load_settings()
+    emulators.entra.knobs.default_user = OTHER_USER.oid  # Grace has no app roles
+    denied = sign_in(settings, emulators)
+    assert denied.callback.status_code == 400 and "Chat.User&#x27; role" in denied.callback.text
+    assert denied.session_id is None
+    emulators.entra.knobs.default_user = TEST_USER.oid
+    allowed = sign_in(settings, emulators)
+    assert allowed.callback.status_code == 303
+    assert auth_services(settings).sessions.get(allowed.session_id).identity.roles == ("Chat.User",)
