@@ -5,6 +5,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import Runnable
 
+from chains.spec import ChainSpec
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant for the staff of this organisation. Answer accurately and concisely; "
     "say so when you do not know."
@@ -15,3 +17,10 @@ def build_assistant(model: BaseChatModel, system_prompt: str = DEFAULT_SYSTEM_PR
     """A runnable taking {"messages": [...]} and streaming AIMessageChunks."""
     prompt = ChatPromptTemplate.from_messages([("system", system_prompt), MessagesPlaceholder("messages")])
     return (prompt | model).with_config(run_name="assistant")
+
+
+ASSISTANT = ChainSpec(
+    name="assistant", version="1", title="Assistant",
+    description="The default helpful assistant; you choose the temperature.",
+    build=build_assistant,
+)

@@ -10,6 +10,26 @@ from config.catalog import Deployment
 from config.settings import Settings
 
 
+class AzureChatOpenAIWithFilterResults(AzureChatOpenAI):
+    """AzureChatOpenAI that keeps Azure's content-filter verdicts when streaming (the base class keeps them only
+    for non-streamed calls), so the audit log can say what the filter flagged."""
+
+    def _convert_chunk_to_generation_chunk(self, chunk: dict, default_chunk_class: type,
+                                           base_generation_info: dict | None):
+        generation = super()._convert_chunk_to_generation_chunk(chunk, default_chunk_class, base_generation_info)
+        if generation is None:
+            return None
+        verdicts = {}
+        if chunk.get("prompt_filter_results"):
+            verdicts["prompt_filter_results"] = chunk["prompt_filter_results"]
+        choices = chunk.get("choices") or []
+        if choices and choices[0].get("finish_reason") and choices[0].get("content_filter_results"):
+            verdicts["content_filter_results"] = choices[0]["content_filter_results"]
+        if verdicts:
+            generation.message.response_metadata.update(verdicts)
+        return generation
+
+
 def build_chat_model(
     settings: Settings,
     deployment: Deployment,
@@ -19,10 +39,10 @@ def build_chat_model(
     temperature: float | None = None,
     max_output_tokens: int | None = None,
     callbacks: Sequence[BaseCallbackHandler] | None = None,
-) -> AzureChatOpenAI:
+) -> AzureChatOpenAIWithFilterResults:
     """A chat model bound to one deployment; every request carries a fresh Entra token and the security context."""
     extra_body = {"user_security_context": dict(user_security_context)} if user_security_context else None
-    return AzureChatOpenAI(
+    return AzureChatOpenAIWithFilterResults(
         azure_endpoint=settings.azure_openai.endpoint,
         azure_deployment=deployment.name,
         api_version=settings.azure_openai.api_version,
@@ -32,6 +52,8 @@ def build_chat_model(
         # tiktoken and LangChain know Azure's "gpt-35" models by OpenAI's "gpt-3.5" name.
         tiktoken_model_name=deployment.model.replace("gpt-35", "gpt-3.5"),
         stream_usage=True,
+        # Azure's request id (apim-request-id) reaches the audit record through the response headers.
+        include_response_headers=True,
         temperature=temperature,
         max_tokens=max_output_tokens,
         timeout=settings.azure_openai.timeout_seconds,

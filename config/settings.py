@@ -58,6 +58,7 @@ class AppSettings(_Section):
     database_url: SecretStr | None = Field(None, description="a SQLAlchemy URL such as postgresql+psycopg://user:pw@host/db "
                                            "(default: SQLite in the data directory)")
     audit_include_text: bool = Field(False, description="true to put message text in audit records (default false)")
+    audit_stdout: bool = Field(False, description="true to also write audit records to stdout (containers)")
     memory_trigger_messages: int = Field(7, ge=2, le=200, description="summarise when the model would see this many "
                                          "messages, e.g. 7")
     memory_keep_messages: int = Field(4, ge=1, le=199, description="recent messages kept verbatim after summarising; "

@@ -1,7 +1,9 @@
 """A conversation as the page shows it, and the LangChain messages the model sees for it."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -13,6 +15,9 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    estimated: bool = False  # a stopped answer never gets Azure's usage: tiktoken estimated it
+    model_calls: int = 1
 
 
 @dataclass
@@ -22,14 +27,29 @@ class Turn:
     role: Literal["user", "assistant"]
     content: str
     deployment: str | None = None
+    chain: str | None = None  # name@version that produced this answer
     usage: Usage | None = None
-    status: Literal["complete", "failed", "stopped"] = "complete"
+    status: Literal["complete", "failed", "stopped", "filtered"] = "complete"
     notice: str | None = None
+    excluded: bool = False  # a message the content filter blocked: shown, never sent to the model again
 
 
 @dataclass
 class Conversation:
     turns: list[Turn] = field(default_factory=list)
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def totals(self) -> Usage:
+        """Tokens and cost of every model call in this conversation (drafts and summaries included)."""
+        total = Usage(model_calls=0)
+        for turn in self.turns:
+            if turn.usage:
+                total.prompt_tokens += turn.usage.prompt_tokens
+                total.completion_tokens += turn.usage.completion_tokens
+                total.cost_usd += turn.usage.cost_usd
+                total.model_calls += turn.usage.model_calls
+                total.estimated = total.estimated or turn.usage.estimated
+        return total
 
     def add(self, turn: Turn) -> Turn:
         self.turns.append(turn)
@@ -39,6 +59,8 @@ class Conversation:
         """The history as the model sees it: user messages and complete (or partial) answers, never error notices."""
         messages: list[BaseMessage] = []
         for turn in self.turns:
+            if turn.excluded:
+                continue
             if turn.role == "user":
                 messages.append(HumanMessage(content=turn.content))
             elif turn.content:

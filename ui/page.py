@@ -3,18 +3,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from decimal import Decimal
+from pathlib import Path
 
 import streamlit as st
-from langchain_core.messages import AIMessageChunk
+from langchain_core.messages import SystemMessage
 
 from auth.credentials import TokenProvider, app_token_provider, on_behalf_of_token_provider
 from auth.security_context import SecurityContext, client_ip
 from auth.services import AuthServices, auth_services
 from auth.sessions import AuthSession
 from auth.signin import SignInExpired
-from callbacks.usage import UsageRecorder
-from chains.assistant import build_assistant
+from callbacks.audit import AuditContext, AuditHandler, audit_event, configure_audit_log, session_reference
 from chains.model_factory import build_chat_model
+from chains.registry import REGISTRY, ChainSpec, get_chain
+from chains.tokens import estimate_prompt_tokens
+from chains.turn import AnswerStream
 from config import ConfigError, Deployment, Settings, load_settings
 from memory.conversation import Conversation, Turn, Usage
 from ui.errors import describe_error
@@ -40,7 +44,8 @@ def _conversation() -> Conversation:
     return st.session_state.setdefault("conversation", Conversation())
 
 
-def _sidebar(settings: Settings, session: AuthSession, deployments: list[Deployment]) -> tuple[Deployment, str]:
+def _sidebar(settings: Settings, session: AuthSession,
+             deployments: list[Deployment]) -> tuple[Deployment, str, ChainSpec, object]:
     """The deployment, and whose identity calls it: fixed per deployment in the catalog, or the person's choice."""
     catalog = settings.catalog
     names = [d.name for d in deployments]
@@ -64,29 +69,46 @@ def _sidebar(settings: Settings, session: AuthSession, deployments: list[Deploym
         else:
             mode = deployment.identity
         st.caption(f"Azure OpenAI is called with {IDENTITY_LABELS[mode]}; every call carries your user security context.")
+        chain_name = st.selectbox("Chain", list(REGISTRY), format_func=lambda n: REGISTRY[n].title, key="chain",
+                                  help="The LangChain chain behind the chat; each answer records which one wrote it.")
+        spec = get_chain(chain_name)
+        st.caption(f"{spec.description} (`{spec.label}`)")
         if st.button("New conversation", icon=":material/add_comment:"):
             st.session_state["conversation"] = Conversation()
-    return deployment, mode
+        totals_slot = st.empty()  # filled after this run's answer
+    return deployment, mode, spec, totals_slot
+
+
+def _show_totals(conversation: Conversation, slot) -> None:
+    totals = conversation.totals()
+    if totals.model_calls:
+        about = "≈" if totals.estimated else ""
+        slot.caption(
+            f"This conversation: {totals.model_calls} model calls · {about}"
+            f"{totals.prompt_tokens + totals.completion_tokens} tokens · ${totals.cost_usd:.6f}")
 
 
 def _render(turn: Turn, settings: Settings) -> None:
     with st.chat_message(turn.role):
         if turn.content:
             st.markdown(turn.content)
+        if turn.excluded:
+            st.caption("Blocked by the content filter: not sent to the model again.")
         if turn.notice:
-            st.error(turn.notice, icon=":material/error:")
+            (st.warning if turn.status in ("stopped", "filtered") else st.error)(turn.notice, icon=":material/error:")
         if turn.usage:
             st.caption(_usage_caption(turn, settings))
 
 
 def _usage_caption(turn: Turn, settings: Settings) -> str:
     usage = turn.usage or Usage()
-    text = f"{turn.deployment} · {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens"
-    try:
-        cost = settings.catalog.get(turn.deployment or "").cost(usage.prompt_tokens, usage.completion_tokens)
-        text += f" · ${cost:.6f}"
-    except KeyError:
-        pass
+    about = "≈" if usage.estimated else ""
+    text = (f"{turn.deployment} · {turn.chain or 'assistant'} · {about}{usage.prompt_tokens} prompt + "
+            f"{about}{usage.completion_tokens} completion tokens · ${usage.cost_usd:.6f}")
+    if usage.model_calls > 1:
+        text += f" · {usage.model_calls} model calls"
+    if usage.estimated:
+        text += " (estimated with tiktoken)"
     if turn.status == "stopped":
         text += " · stopped"
     return text
@@ -119,48 +141,88 @@ def _token_provider(settings: Settings, services: AuthServices | None, session: 
 
 
 def _answer(settings: Settings, deployment: Deployment, conversation: Conversation, provider: TokenProvider,
-            session: AuthSession) -> None:
+            session: AuthSession, spec: ChainSpec, mode: str) -> None:
     """Stream one answer for the conversation's last user message; failures keep the conversation and say why."""
-    recorder = UsageRecorder()
     model = build_chat_model(
-        settings, deployment, provider,
-        user_security_context=_security_context(settings, session).as_payload(),
+        settings, deployment, provider, user_security_context=_security_context(settings, session).as_payload(),
+        temperature=spec.temperature if spec.temperature is not None else settings.app.default_temperature,
     )
-    chain = build_assistant(model)
-    received: list[AIMessageChunk] = []
-
-    def tokens():
-        config = {"callbacks": [recorder], "metadata": {"deployment": deployment.name}}
-        for chunk in chain.stream({"messages": conversation.model_messages()}, config=config):
-            received.append(chunk)
-            if chunk.text:
-                yield chunk.text
-
-    turn = Turn(role="assistant", content="", deployment=deployment.name)
+    audit = AuditHandler(_audit_context(settings, session, conversation, spec, deployment, mode), deployment)
+    config = {"callbacks": [audit], "metadata": {"conversation_id": conversation.id, "chain": spec.label},
+              "run_name": spec.name}
+    stream = AnswerStream(spec.build(model), {"messages": conversation.model_messages()}, config)
+    turn = conversation.add(Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label))
     with st.chat_message("assistant"):
         try:
-            turn.content = st.write_stream(tokens()) or ""
-        except Exception as exc:  # shown to the person; the partial answer is kept and marked
-            log.warning("chat turn failed: %s", type(exc).__name__)
-            turn.content = "".join(chunk.text for chunk in received)
-            turn.status, turn.notice = "failed", describe_error(exc)
-            st.error(turn.notice, icon=":material/error:")
-        final = sum(received[1:], received[0]) if received else None
-        if final is not None:
-            if final.response_metadata.get("finish_reason") == "content_filter":
-                turn.status = "stopped"
-                turn.notice = "The answer was cut off by the content filter."
-                st.warning(turn.notice, icon=":material/block:")
-            if final.usage_metadata:
-                turn.usage = Usage(final.usage_metadata["input_tokens"], final.usage_metadata["output_tokens"])
-                st.caption(_usage_caption(turn, settings))
-    conversation.add(turn)
+            st.write_stream(stream.text_chunks())
+        finally:
+            # Also on Stop (Streamlit ends the script at the next st call): close the model stream, keep what came.
+            stream.close()
+            outcome = stream.outcome()
+            turn.content, turn.status = outcome.text, outcome.status
+            turn.usage = _usage_from(audit.records)
+            if outcome.failure:
+                turn.notice = outcome.failure.message
+                if outcome.failure.kind == "prompt_filtered":
+                    conversation.turns[-2].excluded = True  # never resend a blocked message
+            elif outcome.status == "stopped":
+                turn.notice = "Stopped: the answer above is partial."
+        if outcome.failure:
+            log.warning("chat turn failed: %s", outcome.failure.kind)
+            show = st.warning if outcome.status == "filtered" else st.error
+            show(outcome.failure.message, icon=":material/error:")
+            if outcome.failure.kind == "prompt_filtered":
+                st.caption("Your message, to copy and rephrase:")
+                st.code(conversation.turns[-2].content, language=None, wrap_lines=True)
+        if turn.usage:
+            st.caption(_usage_caption(turn, settings))
 
 
-def _expired(services: AuthServices, session: AuthSession, draft: str) -> None:
+def _usage_from(records: list[dict]) -> Usage | None:
+    """This turn's usage, summed over every model call it made (drafts included), from the audit records."""
+    if not records:
+        return None
+    return Usage(prompt_tokens=sum(r["prompt_tokens"] for r in records),
+                 completion_tokens=sum(r["completion_tokens"] for r in records),
+                 cost_usd=sum((Decimal(r["cost_usd"]) for r in records), Decimal(0)),
+                 estimated=any(r["usage_estimated"] for r in records), model_calls=len(records))
+
+
+@st.cache_resource(show_spinner=False)
+def _configured_audit_log(data_dir: str, to_stdout: bool) -> bool:
+    configure_audit_log(Path(data_dir), to_stdout=to_stdout)
+    return True
+
+
+def _audit_log(settings: Settings) -> None:
+    _configured_audit_log(str(settings.app.data_dir.resolve()), settings.app.audit_stdout)
+
+
+def _context_estimate(conversation: Conversation, deployment: Deployment, spec: ChainSpec) -> str:
+    """Before sending: what the conversation so far will cost as prompt, estimated with tiktoken like Azure counts."""
+    from chains.assistant import DEFAULT_SYSTEM_PROMPT
+
+    tokens = estimate_prompt_tokens([SystemMessage(DEFAULT_SYSTEM_PROMPT), *conversation.model_messages()], deployment.model)
+    calls = spec.model_calls_per_turn
+    cost = deployment.cost(tokens * calls, 0)
+    return (f"Next message: ≈{tokens} tokens of context before your text, ≈${cost:.6f} as prompt"
+            f"{f' × {calls} calls' if calls > 1 else ''} on {deployment.name} (estimated with tiktoken).")
+
+
+def _audit_context(settings: Settings, session: AuthSession, conversation: Conversation, spec: ChainSpec,
+                   deployment: Deployment, mode: str) -> AuditContext:
+    return AuditContext(
+        user_oid=session.identity.oid, tenant_id=session.identity.tenant_id,
+        source_ip=_security_context(settings, session).source_ip, session=session_reference(session.id),
+        conversation_id=conversation.id, chain=spec.label, deployment=deployment.name, identity_mode=mode,
+        include_text=settings.app.audit_include_text,
+    )
+
+
+def _expired(services: AuthServices, session: AuthSession, draft: str, context: AuditContext) -> None:
     """The sign-in can no longer get tokens: keep the draft on the server and send the person to sign in again."""
     services.sessions.keep_draft(session.id, draft)
-    log.info("sign-in expired for oid=%s; draft kept", session.identity.oid)
+    audit_event("sign_in_expired", context, outcome="not_sent", draft_kept=True)
     st.warning("Your sign-in has expired, so the message was not sent. It is kept: sign in again and it will be "
                "waiting for you.", icon=":material/lock_clock:")
     link("Sign in again", "/signin?resume=1")
@@ -214,21 +276,25 @@ def main() -> None:
     if not deployments:
         access_denied_screen(settings.app.name, who, "none of the deployments is open to your roles. Ask an administrator.")
         st.stop()
-    deployment, mode = _sidebar(settings, session, deployments)
+    _audit_log(settings)
+    deployment, mode, spec, totals_slot = _sidebar(settings, session, deployments)
     conversation = _conversation()
     for turn in conversation.turns:
         _render(turn, settings)
     kept = _kept_draft(services, session) if services else None
-    prompt = st.chat_input("Ask anything", key="draft") or kept
+    st.caption(_context_estimate(conversation, deployment, spec))
+    # submit_mode="stop": while an answer streams, the send button becomes Stop.
+    prompt = st.chat_input("Ask anything", key="draft", submit_mode="stop") or kept
     if prompt and prompt.strip():
         try:
             provider = _token_provider(settings, services, session, mode)
         except SignInExpired:
-            _expired(services, session, prompt.strip())
+            _expired(services, session, prompt.strip(), _audit_context(settings, session, conversation, spec, deployment, mode))
             return
         user_turn = conversation.add(Turn(role="user", content=prompt.strip()))
         _render(user_turn, settings)
-        _answer(settings, deployment, conversation, provider, session)
+        _answer(settings, deployment, conversation, provider, session, spec, mode)
+    _show_totals(conversation, totals_slot)
 
 
 main()

@@ -37,6 +37,23 @@ def test_sign_in_then_a_question_gets_a_streamed_answer_in_chromium(stack, brows
     growing = sorted(set(n for n in lengths if 0 < n < len(final)))
     assert len(growing) >= 3, f"the answer did not stream (lengths seen: {lengths})"
 
+    # Stop: the send button turns into Stop while an answer streams; the partial answer stays and is marked.
+    box.fill("Please give me a long answer about passwords and how to keep them safe at work")
+    box.press("Enter")
+    second = page.locator('[data-testid="stChatMessage"]').nth(3)
+    second.wait_for(timeout=20_000)
+    while len(second.inner_text()) < 15:
+        time.sleep(0.05)
+    page.get_by_test_id("stChatInputStopButton").click()
+    time.sleep(1)
+    partial = second.inner_text()
+    assert "prompt +" not in partial  # it never completed
+    box.fill("thanks")
+    box.press("Enter")
+    page.locator('[data-testid="stChatMessage"]').nth(5).get_by_text("prompt +").wait_for(timeout=30_000)
+    stopped = page.locator('[data-testid="stChatMessage"]').nth(3).inner_text()
+    assert "Stopped: the answer above is partial." in stopped and "stopped" in stopped and "≈" in stopped
+
     # Sign out: through Entra's end-session endpoint and back to the sign-in screen; Back must not show the chat.
     page.get_by_text("Sign out").click()
     page.get_by_text("Sign in with Microsoft").wait_for(timeout=30_000)

@@ -7,7 +7,7 @@ import pytest
 
 from auth.credentials import app_token_provider
 from auth.security_context import SecurityContext
-from callbacks.usage import UsageRecorder
+from callbacks.audit import AuditContext, AuditHandler
 from chains.assistant import build_assistant
 from chains.model_factory import build_chat_model
 from localdev.stack import CLIENT_ID, TENANT_ID
@@ -25,7 +25,8 @@ def test_streamed_turn_carries_token_security_context_and_usage(settings, emulat
     deployment = settings.catalog.get("gpt-4o")
     context = SecurityContext(application_name=settings.app.name, source_ip="203.0.113.7")
     model = build_chat_model(settings, deployment, app_token_provider(settings.entra), user_security_context=context.as_payload())
-    recorder = UsageRecorder()
+    recorder = AuditHandler(AuditContext(user_oid="u", tenant_id="t", source_ip=None, session="s", conversation_id="c",
+                                         chain="assistant@1", deployment="gpt-4o", identity_mode="app"), deployment)
     conversation = Conversation()
     conversation.add(Turn(role="user", content="What is Entra ID?"))
 
@@ -45,9 +46,9 @@ def test_streamed_turn_carries_token_security_context_and_usage(settings, emulat
     usage = final.usage_metadata
     assert usage["output_tokens"] == len([c for c in chunks if c.text])
     assert usage["input_tokens"] > 0
-    assert recorder.last.prompt_tokens == usage["input_tokens"]
-    assert recorder.last.completion_tokens == usage["output_tokens"]
-    assert recorder.last.time_to_first_token_s is not None and recorder.last.latency_s >= recorder.last.time_to_first_token_s
+    (record,) = recorder.records
+    assert record["prompt_tokens"] == usage["input_tokens"] and record["completion_tokens"] == usage["output_tokens"]
+    assert record["time_to_first_token_ms"] is not None and record["latency_ms"] >= record["time_to_first_token_ms"]
 
 
 def test_unknown_deployment_is_a_404(settings):

@@ -1,6 +1,7 @@
 """The chat page under Streamlit's AppTest, answering through the real emulators over TLS."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,25 @@ def test_expired_sign_in_keeps_the_conversation_and_the_draft(settings, signed_i
     assert "sign-in has expired" in at.warning[0].value
     assert any('href="/signin?resume=1"' in m.value for m in at.markdown)
     assert services.sessions.get(signed_in.session_id).draft == "second question"
+    audit = [json.loads(line) for line in (settings.app.data_dir / "audit" / "audit.jsonl").read_text().splitlines()]
+    assert audit[-1]["event"] == "sign_in_expired" and audit[-1]["user_oid"] == TEST_USER.oid
+    assert "second question" not in json.dumps(audit)
+
+
+def test_each_answer_is_audited_with_identity_mode_and_chain(settings, signed_in, emulators):
+    at = _page()
+    at.sidebar.selectbox(key="chain").set_value("draft_refine")
+    at.sidebar.toggle(key="obo").set_value(True).run()
+    at.chat_input(key="draft").set_value("audit me").run()
+    assert not at.exception
+    audit = [json.loads(line) for line in (settings.app.data_dir / "audit" / "audit.jsonl").read_text().splitlines()]
+    calls = [r for r in audit if r["event"] == "model_call"]
+    assert [r["purpose"] for r in calls] == ["draft", "answer"]
+    assert {r["identity_mode"] for r in calls} == {"on_behalf_of"} and {r["chain"] for r in calls} == {"draft_refine@1"}
+    assert calls[0]["conversation_id"] == calls[1]["conversation_id"]
+    caption = _texts(at.chat_message[1])
+    assert "draft_refine@1" in caption and "2 model calls" in caption
+    assert "This conversation: 2 model calls" in "\n".join(c.value for c in at.sidebar.caption)
 
 
 def test_a_message_gets_a_streamed_answer_with_usage_and_cost(signed_in, emulators):

@@ -1,0 +1,212 @@
+"""One JSON-lines audit record per model call (summary and draft calls included), correlated by LangChain's run_id.
+
+Records say who, from where, through which chain, deployment and identity, what it cost and how it ended. They never
+hold tokens, secrets or cookies, and hold message text only when APP_AUDIT_INCLUDE_TEXT is on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import logging.handlers
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import LLMResult
+
+from chains.errors import classify, filtered_categories
+from chains.tokens import count_text
+from config.catalog import Deployment
+
+AUDIT_LOGGER = "chat.audit"
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """What is known about a turn before any model call: who, from where, and through what."""
+
+    user_oid: str
+    tenant_id: str
+    source_ip: str | None
+    session: str  # a hash of the session id: the id itself is a credential
+    conversation_id: str
+    chain: str  # name@version
+    deployment: str
+    identity_mode: str  # app | on_behalf_of
+    include_text: bool = False
+
+
+def session_reference(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()[:16]
+
+
+class _JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage()
+
+
+def configure_audit_log(data_dir: Path, *, to_stdout: bool = False, max_bytes: int = 10 * 1024 * 1024,
+                        backups: int = 10) -> logging.Logger:
+    """`<data_dir>/audit/audit.jsonl`, rotated by size; also stdout in a container. Idempotent per process."""
+    logger = logging.getLogger(AUDIT_LOGGER)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # audit lines go to their own sinks, not the app log
+    path = (data_dir / "audit" / "audit.jsonl").resolve()
+    if not any(getattr(h, "baseFilename", None) == str(path) for h in logger.handlers):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        handler.setFormatter(_JsonLines())
+        logger.addHandler(handler)
+    if to_stdout and not any(getattr(h, "stream", None) is sys.stdout for h in logger.handlers):
+        stream = logging.StreamHandler(sys.stdout)
+        stream.setFormatter(_JsonLines())
+        logger.addHandler(stream)
+    return logger
+
+
+def audit_event(event: str, context: AuditContext, **fields: Any) -> dict:
+    """A record for something that is not a model call (an expired sign-in, a blocked send), in the same log."""
+    record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event,
+              **{k: v for k, v in asdict(context).items() if k != "include_text"}, **fields}
+    logging.getLogger(AUDIT_LOGGER).info(json.dumps(record, ensure_ascii=False))
+    return record
+
+
+@dataclass
+class _Call:
+    started: float
+    purpose: str
+    prompt_text: str | None
+    messages: list
+    first_token: float | None = None
+
+
+class AuditHandler(BaseCallbackHandler):
+    """Writes exactly one record per model call when it ends: ok, filtered, stopped or failed."""
+
+    raise_error = False  # an audit problem must never break the person's answer
+
+    def __init__(self, context: AuditContext, deployment: Deployment, *, logger: logging.Logger | None = None) -> None:
+        self.context = context
+        self.deployment = deployment
+        self.logger = logger or logging.getLogger(AUDIT_LOGGER)
+        self._calls: dict[UUID, _Call] = {}
+        self.records: list[dict] = []  # this turn's records, for the page's totals
+
+    # -- LangChain hooks --------------------------------------------------------------------------------------------
+    def on_chat_model_start(self, serialized: dict[str, Any], messages: list, *, run_id: UUID,
+                            tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        purpose = "answer"
+        tags, metadata = tags or [], metadata or {}
+        if "summary" in tags or metadata.get("lc_source") == "summarization":
+            purpose = "summary"
+        elif "draft" in tags:
+            purpose = "draft"
+        text = None
+        if self.context.include_text:
+            text = "\n".join(f"{m.type}: {m.text}" for batch in messages for m in batch)
+        self._calls[run_id] = _Call(time.perf_counter(), purpose, text, [m for batch in messages for m in batch])
+
+    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        call = self._calls.get(run_id)
+        if call is not None and token and call.first_token is None:
+            call.first_token = time.perf_counter()
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        message = _message(response)
+        metadata = getattr(message, "response_metadata", None) or {}
+        finish = metadata.get("finish_reason")
+        verdicts = _verdicts(metadata)
+        outcome = "answer_filtered" if finish == "content_filter" else "ok"
+        self._write(run_id, outcome=outcome, message=message, finish_reason=finish, verdicts=verdicts,
+                    request_id=_request_id(metadata))
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, response: LLMResult | None = None,
+                     **kwargs: Any) -> None:
+        message = _message(response) if response is not None else None
+        if isinstance(error, GeneratorExit):  # the reader stopped listening: the person pressed Stop
+            outcome, failure = "stopped", None
+        else:
+            failure = classify(error, partial_answer=bool(message is not None and message.text))
+            outcome = failure.kind
+        verdicts = {"prompt": list(failure.categories)} if failure and failure.kind == "prompt_filtered" else {}
+        self._write(run_id, outcome=outcome, message=message, finish_reason=None, verdicts=verdicts,
+                    request_id=failure.request_id if failure else None,
+                    status_code=failure.status_code if failure else None)
+
+    # -- the record -------------------------------------------------------------------------------------------------
+    def _write(self, run_id: UUID, *, outcome: str, message, finish_reason: str | None, verdicts: dict,
+               request_id: str | None, status_code: int | None = None) -> None:
+        call = self._calls.pop(run_id, None) or _Call(time.perf_counter(), "answer", None, [])
+        now = time.perf_counter()
+        usage = getattr(message, "usage_metadata", None) or {}
+        prompt_tokens, completion_tokens = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+        estimated = False
+        if not usage and outcome in ("stopped", "stream_cut"):
+            # A stopped or cut stream never receives Azure's usage chunk: estimate both sides with tiktoken, and say so.
+            prompt_text = "\n".join(m.text for m in call.messages)
+            prompt_tokens = _estimate_tokens(prompt_text, self.deployment.model) if prompt_text else 0
+            completion_tokens = _estimate_tokens(message.text, self.deployment.model) if message is not None else 0
+            estimated = True
+        record = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "event": "model_call",
+            "run_id": str(run_id),
+            "purpose": call.purpose,
+            **{k: v for k, v in asdict(self.context).items() if k != "include_text"},
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "usage_estimated": estimated,
+            "cost_usd": str(self.deployment.cost(prompt_tokens, completion_tokens)),
+            "latency_ms": round((now - call.started) * 1000),
+            "time_to_first_token_ms": round((call.first_token - call.started) * 1000) if call.first_token else None,
+            "finish_reason": finish_reason,
+            "content_filter": verdicts,
+            "azure_request_id": request_id,
+            "status_code": status_code,
+            "outcome": outcome,
+        }
+        if self.context.include_text:
+            record["prompt_text"] = call.prompt_text
+            record["answer_text"] = message.text if message is not None else None
+        self.records.append(record)
+        self.logger.info(json.dumps(record, ensure_ascii=False))
+
+
+def _message(response: LLMResult | None):
+    if response is None or not response.generations:
+        return None
+    for generations in response.generations:
+        for generation in generations:
+            message = getattr(generation, "message", None)
+            if message is not None:
+                return message
+    return None
+
+
+def _verdicts(metadata: dict) -> dict:
+    """Categories the content filter flagged, for the prompt and the answer (names only, never the text)."""
+    verdicts: dict[str, list[str]] = {}
+    for item in metadata.get("prompt_filter_results") or []:
+        flagged = filtered_categories(item.get("content_filter_results"))
+        if flagged:
+            verdicts["prompt"] = list(flagged)
+    flagged = filtered_categories(metadata.get("content_filter_results"))
+    if flagged:
+        verdicts["answer"] = list(flagged)
+    return verdicts
+
+
+def _request_id(metadata: dict) -> str | None:
+    headers = {k.lower(): v for k, v in (metadata.get("headers") or {}).items()}
+    return headers.get("apim-request-id") or headers.get("x-request-id") or metadata.get("id")
+
+
+def _estimate_tokens(text: str, model: str) -> int:
+    return count_text(text, model)

@@ -1,0 +1,24 @@
+"""What a chain is: a named, versioned recipe that turns a chat model into a runnable."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    name: str
+    version: str
+    title: str
+    description: str
+    build: Callable[[BaseChatModel], Runnable]
+    # The chain's own temperature; None lets the person choose (the sidebar slider).
+    temperature: float | None = None
+    model_calls_per_turn: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
