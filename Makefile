@@ -13,8 +13,9 @@ run: install tiktoken
 test: install-dev tiktoken chromium
 	$(PY) -m pytest
 
-bench: install-dev tiktoken
+bench: install-dev tiktoken chromium
 	$(PY) -m bench.ttft
+	$(PY) -m bench.render
 
 install: $(VENV)/.installed-localdev
 install-dev: $(VENV)/.installed-dev

@@ -32,6 +32,8 @@ class Turn:
     status: Literal["complete", "failed", "stopped", "filtered"] = "complete"
     notice: str | None = None
     excluded: bool = False  # a message the content filter blocked: shown, never sent to the model again
+    feedback: int | None = None  # thumbs: 1 up, 0 down
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 @dataclass

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 import logging
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from auth.services import AuthServices, auth_services
 from auth.sessions import AuthSession
 from auth.signin import SignInExpired
 from callbacks.audit import AuditContext, AuditHandler, audit_event, configure_audit_log, session_reference
+from callbacks.experiments import compare_chains, read_audit
 from chains.model_factory import build_chat_model
 from chains.registry import REGISTRY, ChainSpec, get_chain
 from chains.tokens import estimate_prompt_tokens
@@ -76,7 +78,24 @@ def _sidebar(settings: Settings, session: AuthSession,
         if st.button("New conversation", icon=":material/add_comment:"):
             st.session_state["conversation"] = Conversation()
         totals_slot = st.empty()  # filled after this run's answer
+        with st.expander("Compare chains", icon=":material/science:"):
+            _experiments(settings)
     return deployment, mode, spec, totals_slot
+
+
+def _experiments(settings: Settings) -> None:
+    stats = compare_chains(read_audit(settings.app.data_dir / "audit" / "audit.jsonl"))
+    if not stats:
+        st.caption("No model calls recorded yet.")
+        return
+    st.dataframe([{
+        "chain": s.chain, "calls": s.calls, "answers": s.answers, "mean prompt tok": round(s.mean_prompt_tokens),
+        "mean completion tok": round(s.mean_completion_tokens), "cost $": f"{s.total_cost_usd:.6f}",
+        "mean latency ms": round(s.mean_latency_ms), "mean TTFT ms": round(s.mean_ttft_ms) if s.mean_ttft_ms else None,
+        "failures": s.failures,
+        "👍 ratio": f"{s.thumbs_up_ratio:.0%} of {s.thumbs_up + s.thumbs_down}" if s.thumbs_up_ratio is not None else "–",
+    } for s in stats], hide_index=True)
+    st.caption("Over every recorded model call (all people), from the audit log.")
 
 
 def _show_totals(conversation: Conversation, slot) -> None:
@@ -88,7 +107,7 @@ def _show_totals(conversation: Conversation, slot) -> None:
             f"{totals.prompt_tokens + totals.completion_tokens} tokens · ${totals.cost_usd:.6f}")
 
 
-def _render(turn: Turn, settings: Settings) -> None:
+def _render(turn: Turn, settings: Settings, feedback=None) -> None:
     with st.chat_message(turn.role):
         if turn.content:
             st.markdown(turn.content)
@@ -98,6 +117,8 @@ def _render(turn: Turn, settings: Settings) -> None:
             (st.warning if turn.status in ("stopped", "filtered") else st.error)(turn.notice, icon=":material/error:")
         if turn.usage:
             st.caption(_usage_caption(turn, settings))
+        if feedback and turn.role == "assistant" and turn.content:
+            feedback(turn)
 
 
 def _usage_caption(turn: Turn, settings: Settings) -> str:
@@ -141,7 +162,7 @@ def _token_provider(settings: Settings, services: AuthServices | None, session: 
 
 
 def _answer(settings: Settings, deployment: Deployment, conversation: Conversation, provider: TokenProvider,
-            session: AuthSession, spec: ChainSpec, mode: str) -> None:
+            session: AuthSession, spec: ChainSpec, mode: str, feedback) -> None:
     """Stream one answer for the conversation's last user message; failures keep the conversation and say why."""
     model = build_chat_model(
         settings, deployment, provider, user_security_context=_security_context(settings, session).as_payload(),
@@ -176,6 +197,8 @@ def _answer(settings: Settings, deployment: Deployment, conversation: Conversati
                 st.code(conversation.turns[-2].content, language=None, wrap_lines=True)
         if turn.usage:
             st.caption(_usage_caption(turn, settings))
+        if turn.content:
+            feedback(turn)
 
 
 def _usage_from(records: list[dict]) -> Usage | None:
@@ -279,8 +302,17 @@ def main() -> None:
     _audit_log(settings)
     deployment, mode, spec, totals_slot = _sidebar(settings, session, deployments)
     conversation = _conversation()
+    def feedback(turn: Turn) -> None:
+        """Thumbs under each answer: kept with the message and written to the audit log with the answer's chain."""
+        score = st.feedback("thumbs", key=f"feedback-{turn.id}")
+        if score is not None and score != turn.feedback:
+            turn.feedback = score
+            answered = settings.catalog.get(turn.deployment) if turn.deployment in settings.catalog.names else deployment
+            context = _audit_context(settings, session, conversation, get_chain(None), answered, mode)
+            audit_event("feedback", replace(context, chain=turn.chain or context.chain), message_id=turn.id, score=score)
+
     for turn in conversation.turns:
-        _render(turn, settings)
+        _render(turn, settings, feedback)
     kept = _kept_draft(services, session) if services else None
     st.caption(_context_estimate(conversation, deployment, spec))
     # submit_mode="stop": while an answer streams, the send button becomes Stop.
@@ -293,7 +325,7 @@ def main() -> None:
             return
         user_turn = conversation.add(Turn(role="user", content=prompt.strip()))
         _render(user_turn, settings)
-        _answer(settings, deployment, conversation, provider, session, spec, mode)
+        _answer(settings, deployment, conversation, provider, session, spec, mode, feedback)
     _show_totals(conversation, totals_slot)
 
 

@@ -213,3 +213,19 @@ def test_auth_cannot_be_disabled_for_a_public_url(stack_env, monkeypatch):
     at = AppTest.from_file(PAGE, default_timeout=30)
     at.run()
     assert "allowed only for local experiments" in at.error[0].value
+
+
+def test_thumbs_are_kept_with_the_answer_audited_and_compared_by_chain(settings, signed_in, emulators):
+    at = _page()
+    at.sidebar.selectbox(key="chain").set_value("concise").run()
+    at.chat_input(key="draft").set_value("rate me").run()
+    at.feedback[0].set_value(1).run()
+    assert not at.exception
+    assert at.session_state["conversation"].turns[1].feedback == 1
+    audit = [json.loads(line) for line in (settings.app.data_dir / "audit" / "audit.jsonl").read_text().splitlines()]
+    (vote,) = [r for r in audit if r["event"] == "feedback"]
+    assert vote["score"] == 1 and vote["chain"] == "concise@1" and vote["message_id"] == at.session_state["conversation"].turns[1].id
+    at.run()  # the sidebar table is drawn before this run's vote is written
+    table = at.sidebar.dataframe[0].value
+    row = table[table["chain"] == "concise@1"].iloc[0]
+    assert row["calls"] == 1 and row["👍 ratio"] == "100% of 1"
