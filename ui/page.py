@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import replace
 import logging
 from decimal import Decimal
@@ -175,7 +176,7 @@ def _answer(settings: Settings, deployment: Deployment, conversation: Conversati
     turn = conversation.add(Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label))
     with st.chat_message("assistant"):
         try:
-            st.write_stream(stream.text_chunks())
+            st.write_stream(_coalesced(stream.text_chunks()))
         finally:
             # Also on Stop (Streamlit ends the script at the next st call): close the model stream, keep what came.
             stream.close()
@@ -199,6 +200,20 @@ def _answer(settings: Settings, deployment: Deployment, conversation: Conversati
             st.caption(_usage_caption(turn, settings))
         if turn.content:
             feedback(turn)
+
+
+def _coalesced(pieces, interval: float = 0.03):
+    """Tokens grouped into at most one page update per `interval` seconds: the page keeps up with fast deployments
+    (each update re-renders the whole markdown) while text still appears as it arrives."""
+    pending, last = "", 0.0
+    for piece in pieces:
+        pending += piece
+        now = time.monotonic()
+        if now - last >= interval:
+            yield pending
+            pending, last = "", now
+    if pending:
+        yield pending
 
 
 def _usage_from(records: list[dict]) -> Usage | None:
