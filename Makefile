@@ -5,12 +5,12 @@ PY     := $(VENV)/bin/python
 export TIKTOKEN_CACHE_DIR ?= $(CURDIR)/.cache/tiktoken
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench install install-dev tiktoken chromium clean
+.PHONY: run test bench install install-dev tiktoken chromium test-packages clean
 
 run: install tiktoken
 	@$(PY) -m localdev.stack
 
-test: install-dev tiktoken chromium
+test: install-dev tiktoken test-packages
 	$(PY) -m pytest
 
 bench: install-dev tiktoken chromium
@@ -40,6 +40,10 @@ tiktoken: | $(PY)
 
 chromium:
 	@scripts/apt_install.sh chromium
+
+# Debian's chromium (browser tests) and postgresql (the Postgres store tests run a throwaway server).
+test-packages:
+	@scripts/apt_install.sh chromium postgresql
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from auth.identity import IdTokenValidator
-from auth.sessions import SessionStore, database_engine
+from auth.sessions import SessionStore
 from auth.signin import EntraSignIn
+from config.database import database_engine
 from config.settings import Settings
 
 

@@ -11,12 +11,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import DateTime, LargeBinary, String, create_engine, delete, event, select
+from sqlalchemy import DateTime, LargeBinary, String, delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -78,23 +77,6 @@ class AuthSession:
     token_cache: str  # msal SerializableTokenCache.serialize(), decrypted
     expires_at: datetime
     draft: str | None = None
-
-
-def database_engine(database_url: str | None, data_dir: Path, sqlite_name: str) -> Engine:
-    """Postgres (or any SQLAlchemy URL) when configured, else a SQLite file in the data directory."""
-    if database_url:
-        return create_engine(database_url, pool_pre_ping=True)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{data_dir / sqlite_name}", connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _sqlite_pragmas(connection, _record) -> None:  # WAL: readers do not block the writer
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    return engine
 
 
 class SessionStore:

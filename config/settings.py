@@ -61,7 +61,7 @@ class AppSettings(_Section):
     audit_stdout: bool = Field(False, description="true to also write audit records to stdout (containers)")
     memory_trigger_messages: int = Field(7, ge=2, le=200, description="summarise when the model would see this many "
                                          "messages, e.g. 7")
-    memory_keep_messages: int = Field(4, ge=1, le=199, description="recent messages kept verbatim after summarising; "
+    memory_keep_messages: int = Field(3, ge=1, le=199, description="recent messages kept verbatim after summarising; "
                                       "less than APP_MEMORY_TRIGGER_MESSAGES")
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, le=50 * 1024 * 1024, description="bytes per uploaded image, "
                                  "at most 52428800")

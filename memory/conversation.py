@@ -38,8 +38,14 @@ class Turn:
 
 @dataclass
 class Conversation:
+    """The whole history the person sees, and separately what the model remembers (summary + recent messages)."""
+
     turns: list[Turn] = field(default_factory=list)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    title: str = ""
+    memory: list[BaseMessage] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    persisted: bool = False
 
     def totals(self) -> Usage:
         """Tokens and cost of every model call in this conversation (drafts and summaries included)."""
@@ -58,13 +64,14 @@ class Conversation:
         return turn
 
     def model_messages(self) -> list[BaseMessage]:
-        """The history as the model sees it: user messages and complete (or partial) answers, never error notices."""
+        """The whole history as model messages (before any summarising): user messages and complete or partial
+        answers, never error notices or blocked messages. Each carries its turn id."""
         messages: list[BaseMessage] = []
         for turn in self.turns:
             if turn.excluded:
                 continue
             if turn.role == "user":
-                messages.append(HumanMessage(content=turn.content))
+                messages.append(HumanMessage(content=turn.content, id=turn.id))
             elif turn.content:
-                messages.append(AIMessage(content=turn.content))
+                messages.append(AIMessage(content=turn.content, id=turn.id))
         return messages

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 import logging
 from decimal import Decimal
 from pathlib import Path
 
 import streamlit as st
-from langchain_core.messages import SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from auth.credentials import TokenProvider, app_token_provider, on_behalf_of_token_provider
 from auth.security_context import SecurityContext, client_ip
@@ -18,13 +19,17 @@ from auth.sessions import AuthSession
 from auth.signin import SignInExpired
 from callbacks.audit import AuditContext, AuditHandler, audit_event, configure_audit_log, session_reference
 from callbacks.experiments import compare_chains, read_audit
+from chains.errors import classify
 from chains.model_factory import build_chat_model
 from chains.registry import REGISTRY, ChainSpec, get_chain
 from chains.tokens import estimate_prompt_tokens
 from chains.turn import AnswerStream
 from config import ConfigError, Deployment, Settings, load_settings
 from memory.conversation import Conversation, Turn, Usage
+from memory.store import Owner
+from memory.summary import SummaryBufferMemory
 from ui.errors import describe_error
+from ui.conversations import conversation_sidebar, conversation_store, current_conversation, memory_panel
 from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, link, sign_in_screen
 
 IDENTITY_LABELS = {"app": "the app's identity", "on_behalf_of": "your own identity (on-behalf-of)"}
@@ -43,15 +48,15 @@ def _app_token_provider(settings: Settings):
     return _cached_app_token_provider(entra, f"{entra.authority}|{entra.client_id}|{entra.credential}")
 
 
-def _conversation() -> Conversation:
-    return st.session_state.setdefault("conversation", Conversation())
-
-
 def _sidebar(settings: Settings, session: AuthSession,
              deployments: list[Deployment]) -> tuple[Deployment, str, ChainSpec, object]:
     """The deployment, and whose identity calls it: fixed per deployment in the catalog, or the person's choice."""
     catalog = settings.catalog
     names = [d.name for d in deployments]
+    if st.session_state.get("deployment") not in names:  # a resumed conversation's deployment may be gone
+        st.session_state.pop("deployment", None)
+    if st.session_state.get("chain") not in REGISTRY:
+        st.session_state.pop("chain", None)
     with st.sidebar:
         st.header(settings.app.name)
         st.caption(f"Signed in as **{session.identity.display_name}** ({session.identity.username})")
@@ -76,9 +81,8 @@ def _sidebar(settings: Settings, session: AuthSession,
                                   help="The LangChain chain behind the chat; each answer records which one wrote it.")
         spec = get_chain(chain_name)
         st.caption(f"{spec.description} (`{spec.label}`)")
-        if st.button("New conversation", icon=":material/add_comment:"):
-            st.session_state["conversation"] = Conversation()
         totals_slot = st.empty()  # filled after this run's answer
+        conversation_sidebar(conversation_store(settings), _owner(session))
         with st.expander("Compare chains", icon=":material/science:"):
             _experiments(settings)
     return deployment, mode, spec, totals_slot
@@ -163,22 +167,39 @@ def _token_provider(settings: Settings, services: AuthServices | None, session: 
 
 
 def _answer(settings: Settings, deployment: Deployment, conversation: Conversation, provider: TokenProvider,
-            session: AuthSession, spec: ChainSpec, mode: str, feedback) -> None:
-    """Stream one answer for the conversation's last user message; failures keep the conversation and say why."""
+            session: AuthSession, spec: ChainSpec, mode: str, feedback, user_turn: Turn) -> None:
+    """Summarise if due, stream one answer, then store the whole turn at once; failures keep the conversation and
+    say why."""
+    security_context = _security_context(settings, session).as_payload()
+    audit = AuditHandler(_audit_context(settings, session, conversation, spec, deployment, mode), deployment)
     model = build_chat_model(
-        settings, deployment, provider, user_security_context=_security_context(settings, session).as_payload(),
+        settings, deployment, provider, user_security_context=security_context,
         temperature=spec.temperature if spec.temperature is not None else settings.app.default_temperature,
     )
-    audit = AuditHandler(_audit_context(settings, session, conversation, spec, deployment, mode), deployment)
+    # The summary call goes through the same identity, security context and audit, and never streams to the page.
+    summarizer = build_chat_model(settings, deployment, provider, user_security_context=security_context,
+                                  temperature=0, callbacks=[audit])
+    memory = SummaryBufferMemory(settings.app.memory_trigger_messages, settings.app.memory_keep_messages)
+    new_message = HumanMessage(user_turn.content, id=user_turn.id)
     config = {"callbacks": [audit], "metadata": {"conversation_id": conversation.id, "chain": spec.label},
               "run_name": spec.name}
-    stream = AnswerStream(spec.build(model), {"messages": conversation.model_messages()}, config)
     turn = conversation.add(Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label))
     with st.chat_message("assistant"):
         try:
+            with st.spinner("Summarising earlier messages…") if _will_summarise(conversation, memory) else nullcontext():
+                sent = memory.prepare(conversation.memory, new_message, summarizer)
+        except Exception as exc:  # noqa: BLE001 - the summary call failed: nothing was sent
+            failure = classify(exc)
+            turn.status, turn.notice, turn.usage = "failed", failure.message, _usage_from(audit.records)
+            st.error(failure.message, icon=":material/error:")
+            _save(settings, session, conversation, user_turn, turn)
+            return
+        stream = AnswerStream(spec.build(model), {"messages": sent}, config)
+        try:
             st.write_stream(_coalesced(stream.text_chunks()))
         finally:
-            # Also on Stop (Streamlit ends the script at the next st call): close the model stream, keep what came.
+            # Also on Stop (Streamlit ends the script at the next st call): close the model stream, keep what came,
+            # and store the turn marked as stopped.
             stream.close()
             outcome = stream.outcome()
             turn.content, turn.status = outcome.text, outcome.status
@@ -186,20 +207,45 @@ def _answer(settings: Settings, deployment: Deployment, conversation: Conversati
             if outcome.failure:
                 turn.notice = outcome.failure.message
                 if outcome.failure.kind == "prompt_filtered":
-                    conversation.turns[-2].excluded = True  # never resend a blocked message
+                    user_turn.excluded = True  # never resend a blocked message
             elif outcome.status == "stopped":
                 turn.notice = "Stopped: the answer above is partial."
+            if user_turn.excluded:
+                pass  # the model's memory stays as it was before the blocked message
+            elif turn.content:
+                conversation.memory = [*sent, AIMessage(turn.content, id=turn.id)]
+            else:
+                conversation.memory = sent
+            _save(settings, session, conversation, user_turn, turn)
         if outcome.failure:
             log.warning("chat turn failed: %s", outcome.failure.kind)
             show = st.warning if outcome.status == "filtered" else st.error
             show(outcome.failure.message, icon=":material/error:")
             if outcome.failure.kind == "prompt_filtered":
                 st.caption("Your message, to copy and rephrase:")
-                st.code(conversation.turns[-2].content, language=None, wrap_lines=True)
+                st.code(user_turn.content, language=None, wrap_lines=True)
         if turn.usage:
             st.caption(_usage_caption(turn, settings))
         if turn.content:
             feedback(turn)
+
+
+def _will_summarise(conversation: Conversation, memory: SummaryBufferMemory) -> bool:
+    return len(conversation.memory) + 1 >= memory.trigger_messages
+
+
+def _save(settings: Settings, session: AuthSession, conversation: Conversation, user_turn: Turn, answer: Turn) -> None:
+    """One transaction per finished turn. If storing fails the page still shows the turn, and says it is not saved."""
+    try:
+        conversation.settings.update(deployment=answer.deployment, chain=(answer.chain or "").split("@")[0])
+        conversation_store(settings).commit_turn(_owner(session), conversation, user_turn, answer)
+    except Exception as exc:  # noqa: BLE001 - shown to the person, logged without content
+        log.error("could not store turn of conversation %s: %s", conversation.id, type(exc).__name__)
+        answer.notice = (answer.notice + " " if answer.notice else "") + "This exchange could not be saved."
+
+
+def _owner(session: AuthSession) -> Owner:
+    return Owner(session.identity.oid, session.identity.tenant_id)
 
 
 def _coalesced(pieces, interval: float = 0.03):
@@ -240,7 +286,7 @@ def _context_estimate(conversation: Conversation, deployment: Deployment, spec: 
     """Before sending: what the conversation so far will cost as prompt, estimated with tiktoken like Azure counts."""
     from chains.assistant import DEFAULT_SYSTEM_PROMPT
 
-    tokens = estimate_prompt_tokens([SystemMessage(DEFAULT_SYSTEM_PROMPT), *conversation.model_messages()], deployment.model)
+    tokens = estimate_prompt_tokens([SystemMessage(DEFAULT_SYSTEM_PROMPT), *conversation.memory], deployment.model)
     calls = spec.model_calls_per_turn
     cost = deployment.cost(tokens * calls, 0)
     return (f"Next message: ≈{tokens} tokens of context before your text, ≈${cost:.6f} as prompt"
@@ -316,12 +362,14 @@ def main() -> None:
         st.stop()
     _audit_log(settings)
     deployment, mode, spec, totals_slot = _sidebar(settings, session, deployments)
-    conversation = _conversation()
+    conversation = current_conversation()
     def feedback(turn: Turn) -> None:
         """Thumbs under each answer: kept with the message and written to the audit log with the answer's chain."""
         score = st.feedback("thumbs", key=f"feedback-{turn.id}")
         if score is not None and score != turn.feedback:
             turn.feedback = score
+            if conversation.persisted:
+                conversation_store(settings).set_feedback(_owner(session), conversation.id, turn.id, score)
             answered = settings.catalog.get(turn.deployment) if turn.deployment in settings.catalog.names else deployment
             context = _audit_context(settings, session, conversation, get_chain(None), answered, mode)
             audit_event("feedback", replace(context, chain=turn.chain or context.chain), message_id=turn.id, score=score)
@@ -329,6 +377,7 @@ def main() -> None:
     for turn in conversation.turns:
         _render(turn, settings, feedback)
     kept = _kept_draft(services, session) if services else None
+    memory_panel(conversation)
     st.caption(_context_estimate(conversation, deployment, spec))
     # submit_mode="stop": while an answer streams, the send button becomes Stop.
     prompt = st.chat_input("Ask anything", key="draft", submit_mode="stop") or kept
@@ -340,7 +389,7 @@ def main() -> None:
             return
         user_turn = conversation.add(Turn(role="user", content=prompt.strip()))
         _render(user_turn, settings)
-        _answer(settings, deployment, conversation, provider, session, spec, mode, feedback)
+        _answer(settings, deployment, conversation, provider, session, spec, mode, feedback, user_turn)
     _show_totals(conversation, totals_slot)
 
 

@@ -8,7 +8,20 @@ import pytest
 
 from config import load_settings
 from config.logs import configure_logging
+from localdev.entra import Knobs
+from tests.integration.signin import sign_in
 from localdev.stack import Emulators, StackConfig, app_environment, start_emulators
+
+
+@pytest.fixture
+def signed_in(settings, emulators, monkeypatch):
+    """A real sign-in through the routes and the emulator; the page then finds its session cookie.
+    (AppTest cannot send cookies, so the cookie reader is the one seam replaced.)"""
+    emulators.entra.knobs = Knobs()
+    trip = sign_in(settings, emulators)
+    monkeypatch.setattr("ui.session.session_cookie", lambda: trip.session_id)
+    yield trip
+    emulators.entra.knobs = Knobs()
 
 
 # Loggers of the stand-ins for a browser in tests (TestClient, httpx to /authorize): they show URLs as an address bar would.

@@ -22,17 +22,6 @@ def _page() -> AppTest:
     return at
 
 
-@pytest.fixture
-def signed_in(settings, emulators, monkeypatch):
-    """A real sign-in through the routes and the emulator; the page then finds its session cookie.
-    (AppTest cannot send cookies, so the cookie reader is the one seam replaced.)"""
-    emulators.entra.knobs = Knobs()
-    trip = sign_in(settings, emulators)
-    monkeypatch.setattr("ui.session.session_cookie", lambda: trip.session_id)
-    yield trip
-    emulators.entra.knobs = Knobs()
-
-
 def _texts(message) -> str:
     return "\n".join([m.value for m in message.markdown] + [c.value for c in message.caption] + [e.value for e in message.error])
 

@@ -1,0 +1,181 @@
+"""Persistent conversations per person (Entra oid + tenant) in SQL: SQLite by default, Postgres via APP_DATABASE_URL.
+
+Every query is filtered by the owner, so an id from someone else's conversation behaves exactly like an id that does
+not exist. A turn (the person's message, the answer with its usage, chain and deployment, and the memory state) is
+written in one transaction, only once the answer has ended (complete, stopped, filtered or failed).
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, delete, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from memory.conversation import Conversation, Turn, Usage
+from memory.summary import dumps, loads
+
+TITLE_LENGTH = 60
+
+
+@dataclass(frozen=True)
+class Owner:
+    oid: str
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    id: str
+    title: str
+    updated_at: datetime
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _ConversationRow(_Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_oid: Mapped[str] = mapped_column(String(64), index=True)
+    owner_tenant: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    memory: Mapped[str] = mapped_column(Text, default="[]")  # the messages the model sees next (summary + recent)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)  # deployment, chain, response controls
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class _MessageRow(_Base):
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="complete")
+    notice: Mapped[str | None] = mapped_column(Text, nullable=True)
+    deployment: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    chain: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    usage: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    feedback: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def auto_title(text: str) -> str:
+    """The first words of the first message, cut on a word boundary."""
+    words = " ".join(text.split())
+    if len(words) <= TITLE_LENGTH:
+        return words or "New conversation"
+    return words[:TITLE_LENGTH].rsplit(" ", 1)[0] + "…"
+
+
+class ConversationStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        _Base.metadata.create_all(engine)
+
+    def _owned(self, owner: Owner):
+        return (_ConversationRow.owner_oid == owner.oid) & (_ConversationRow.owner_tenant == owner.tenant_id)
+
+    def list(self, owner: Owner) -> list[ConversationSummary]:
+        with Session(self._engine) as db:
+            rows = db.execute(select(_ConversationRow.id, _ConversationRow.title, _ConversationRow.updated_at)
+                              .where(self._owned(owner)).order_by(_ConversationRow.updated_at.desc())).all()
+        return [ConversationSummary(r.id, r.title or "New conversation", r.updated_at) for r in rows]
+
+    def load(self, owner: Owner, conversation_id: str) -> Conversation | None:
+        """The conversation with its whole history and memory; None if it is not this person's (or not there)."""
+        with Session(self._engine) as db:
+            row = db.scalar(select(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation_id))
+            if row is None:
+                return None
+            messages = db.scalars(select(_MessageRow).where(_MessageRow.conversation_id == row.id)
+                                  .order_by(_MessageRow.seq)).all()
+            conversation = Conversation(id=row.id, title=row.title, settings=dict(row.settings or {}),
+                                        memory=loads(row.memory), persisted=True)
+            conversation.turns = [_turn(m) for m in messages]
+        return conversation
+
+    def commit_turn(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn) -> None:
+        """Write the person's message, the answer and the new memory state together, or nothing at all."""
+        now = _now()
+        with Session(self._engine) as db, db.begin():
+            row = db.scalar(select(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation.id))
+            if row is None:
+                if conversation.persisted:  # deleted meanwhile (another tab), or not this person's
+                    raise LookupError("conversation not found")
+                row = _ConversationRow(id=conversation.id, owner_oid=owner.oid, owner_tenant=owner.tenant_id,
+                                       title=conversation.title or auto_title(user.content), created_at=now,
+                                       updated_at=now)
+                db.add(row)
+            seq = db.scalar(select(func.count()).select_from(_MessageRow)
+                            .where(_MessageRow.conversation_id == conversation.id)) or 0
+            for offset, turn in enumerate((user, answer)):
+                db.add(_row(turn, conversation.id, seq + offset, now))
+            row.memory = dumps(conversation.memory)
+            row.settings = dict(conversation.settings)
+            row.updated_at = now
+            title = row.title
+        conversation.persisted = True
+        conversation.title = title
+
+    def rename(self, owner: Owner, conversation_id: str, title: str) -> bool:
+        title = " ".join(title.split())[:200]
+        if not title:
+            raise ValueError("a title cannot be empty")
+        with Session(self._engine) as db, db.begin():
+            result = db.execute(update(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation_id)
+                                .values(title=title))
+        return result.rowcount == 1
+
+    def delete(self, owner: Owner, conversation_id: str) -> bool:
+        with Session(self._engine) as db, db.begin():
+            owned = db.scalar(select(_ConversationRow.id).where(self._owned(owner), _ConversationRow.id == conversation_id))
+            if owned is None:
+                return False
+            db.execute(delete(_MessageRow).where(_MessageRow.conversation_id == owned))
+            db.execute(delete(_ConversationRow).where(_ConversationRow.id == owned))
+        return True
+
+    def set_feedback(self, owner: Owner, conversation_id: str, message_id: str, score: int) -> bool:
+        with Session(self._engine) as db, db.begin():
+            owned = db.scalar(select(_ConversationRow.id).where(self._owned(owner), _ConversationRow.id == conversation_id))
+            if owned is None:
+                return False
+            result = db.execute(update(_MessageRow).where(_MessageRow.conversation_id == owned,
+                                                          _MessageRow.id == message_id).values(feedback=score))
+        return result.rowcount == 1
+
+
+def _row(turn: Turn, conversation_id: str, seq: int, now: datetime) -> _MessageRow:
+    usage = None
+    if turn.usage:
+        usage = {"prompt_tokens": turn.usage.prompt_tokens, "completion_tokens": turn.usage.completion_tokens,
+                 "cost_usd": str(turn.usage.cost_usd), "estimated": turn.usage.estimated,
+                 "model_calls": turn.usage.model_calls}
+    return _MessageRow(id=turn.id or str(uuid.uuid4()), conversation_id=conversation_id, seq=seq, role=turn.role,
+                       content=turn.content, status=turn.status, notice=turn.notice, deployment=turn.deployment,
+                       chain=turn.chain, usage=usage, excluded=turn.excluded, feedback=turn.feedback, created_at=now)
+
+
+def _turn(row: _MessageRow) -> Turn:
+    usage = None
+    if row.usage:
+        data = row.usage if isinstance(row.usage, dict) else json.loads(row.usage)
+        usage = Usage(data["prompt_tokens"], data["completion_tokens"], Decimal(data["cost_usd"]), data["estimated"],
+                      data["model_calls"])
+    return Turn(role=row.role, content=row.content, deployment=row.deployment, chain=row.chain, usage=usage,
+                status=row.status, notice=row.notice, excluded=row.excluded, feedback=row.feedback, id=row.id)

@@ -1,0 +1,36 @@
+"""The same store contract on a real Postgres (Debian's server, started for this module on 127.0.0.1)."""
+from __future__ import annotations
+
+import pytest
+
+from config.database import database_engine
+from memory.store import ConversationStore
+from tests.postgres import running_postgres, server_binaries
+from tests.unit.test_store import run_store_contract
+
+pytestmark = pytest.mark.skipif(server_binaries() is None, reason="Debian's postgresql is not installed")
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    with running_postgres() as url:
+        yield url
+
+
+def test_store_contract_on_postgres(postgres_url, tmp_path):
+    engine = database_engine(postgres_url, tmp_path, "unused.db")
+    run_store_contract(lambda: ConversationStore(engine))
+
+
+def test_sessions_are_shared_through_postgres(postgres_url, tmp_path):
+    """Two replicas on one database: a session created by one is found by the other."""
+    from datetime import timedelta
+
+    from auth.identity import Identity
+    from auth.sessions import SessionStore
+
+    replica_a = SessionStore(database_engine(postgres_url, tmp_path, "x"), "s" * 40, timedelta(hours=8))
+    replica_b = SessionStore(database_engine(postgres_url, tmp_path, "y"), "s" * 40, timedelta(hours=8))
+    session = replica_a.create(Identity("oid", "tid", "Ada", "ada@x"), "{}")
+    assert replica_b.get(session.id).identity.name == "Ada"
+    assert replica_b.use_state_once("state-1", timedelta(minutes=10)) and not replica_a.use_state_once("state-1", timedelta(minutes=10))

@@ -1,0 +1,83 @@
+"""The conversation store on SQLite (and the same tests on Postgres in tests/integration): persistence across a
+restart, one transaction per turn, automatic titles, marked stopped/failed turns, and strict per-person isolation."""
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+from sqlalchemy import create_engine
+
+from config.database import database_engine
+from memory.conversation import Conversation, Turn, Usage
+from memory.store import ConversationStore, Owner, auto_title
+
+ADA, GRACE = Owner("ada-oid", "tenant-1"), Owner("grace-oid", "tenant-1")
+ADA_ELSEWHERE = Owner("ada-oid", "tenant-2")  # same oid string in another tenant is another person
+
+
+def exchange(conversation: Conversation, question: str, answer: str = "an answer", status: str = "complete"):
+    user = conversation.add(Turn("user", question))
+    reply = conversation.add(Turn("assistant", answer, deployment="gpt-4o", chain="assistant@1", status=status,
+                                  usage=Usage(10, 5, __import__("decimal").Decimal("0.0001"))))
+    conversation.memory = [*conversation.memory, HumanMessage(question, id=user.id), AIMessage(answer, id=reply.id)]
+    return user, reply
+
+
+@pytest.fixture(params=["sqlite"])
+def store_factory(request, tmp_path):
+    return lambda: ConversationStore(database_engine(None, tmp_path, "conversations.db"))
+
+
+def run_store_contract(make_store):
+    store = make_store()
+    conversation = Conversation()
+    user, reply = exchange(conversation, "How do I rotate a client secret in Entra ID before it expires next week?")
+    store.commit_turn(ADA, conversation, user, reply)
+    stopped_user, stopped = exchange(conversation, "second", "partial", status="stopped")
+    store.commit_turn(ADA, conversation, stopped_user, stopped)
+
+    again = make_store()  # a restart: a new engine on the same database
+    (listed,) = again.list(ADA)
+    assert listed.title == "How do I rotate a client secret in Entra ID before it…"
+    loaded = again.load(ADA, conversation.id)
+    assert [t.content for t in loaded.turns] == [t.content for t in conversation.turns]
+    assert loaded.turns[3].status == "stopped" and loaded.turns[1].usage.prompt_tokens == 10
+    assert [m.id for m in loaded.memory] == [m.id for m in conversation.memory]
+
+    # Isolation: nothing of Ada's is visible or changeable for Grace, whatever id she uses.
+    for other in (GRACE, ADA_ELSEWHERE):
+        assert again.list(other) == [] and again.load(other, conversation.id) is None
+        assert again.rename(other, conversation.id, "mine now") is False
+        assert again.delete(other, conversation.id) is False
+        assert again.set_feedback(other, conversation.id, reply.id, 0) is False
+        with pytest.raises(LookupError):
+            intruder = Conversation(id=conversation.id, persisted=True)
+            u, r = exchange(intruder, "append to someone else's conversation")
+            again.commit_turn(other, intruder, u, r)
+    assert len(again.load(ADA, conversation.id).turns) == 4
+
+    assert again.rename(ADA, conversation.id, "  Secret   rotation ") and again.list(ADA)[0].title == "Secret rotation"
+    assert again.set_feedback(ADA, conversation.id, reply.id, 1) and again.load(ADA, conversation.id).turns[1].feedback == 1
+    assert again.delete(ADA, conversation.id) and again.list(ADA) == [] and again.load(ADA, conversation.id) is None
+
+
+def test_store_contract_on_sqlite(store_factory):
+    run_store_contract(store_factory)
+
+
+def test_a_turn_is_all_or_nothing(store_factory):
+    store = store_factory()
+    conversation = Conversation()
+    store.commit_turn(ADA, conversation, *exchange(conversation, "first"))
+    user, reply = exchange(conversation, "second")
+    reply.id = conversation.turns[0].id  # a duplicate key: the database refuses the answer row
+    with pytest.raises(Exception):
+        store.commit_turn(ADA, conversation, user, reply)
+    loaded = store.load(ADA, conversation.id)
+    assert [t.content for t in loaded.turns] == ["first", "an answer"]  # the person's message was not half-stored
+    assert len(loaded.memory) == 2
+
+
+def test_auto_title_cuts_on_a_word_boundary():
+    assert auto_title("  short   question ") == "short question"
+    assert auto_title("word " * 30).endswith("…") and len(auto_title("word " * 30)) <= 61
+    assert auto_title("") == "New conversation"
