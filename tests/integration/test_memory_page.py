@@ -4,22 +4,11 @@ conversations survive a restart and stay private."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-from streamlit.testing.v1 import AppTest
 
 from localdev.entra import Knobs
 from localdev.stack import OTHER_USER, TENANT_ID
+from tests.integration.apptest import open_page as page
 from tests.integration.signin import sign_in
-
-PAGE = str(Path(__file__).resolve().parents[2] / "ui" / "page.py")
-
-
-def page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=30)
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def ask(at: AppTest, text: str) -> None:

@@ -12,14 +12,7 @@ from localdev.entra import Knobs
 from localdev.stack import TENANT_ID, TEST_USER
 from tests.integration.signin import sign_in
 
-PAGE = str(Path(__file__).resolve().parents[2] / "ui" / "page.py")
-
-
-def _page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=30)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+from tests.integration.apptest import PAGE, open_page as _page
 
 
 def _texts(message) -> str:
