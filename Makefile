@@ -16,6 +16,7 @@ test: install-dev tiktoken test-packages
 bench: install-dev tiktoken chromium
 	$(PY) -m bench.ttft
 	$(PY) -m bench.render
+	$(PY) -m bench.memory
 
 install: $(VENV)/.installed-localdev
 install-dev: $(VENV)/.installed-dev

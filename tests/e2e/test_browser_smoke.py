@@ -54,6 +54,15 @@ def test_sign_in_then_a_question_gets_a_streamed_answer_in_chromium(stack, brows
     stopped = page.locator('[data-testid="stChatMessage"]').nth(3).inner_text()
     assert "Stopped: the answer above is partial." in stopped and "stopped" in stopped and "≈" in stopped
 
+    # Reload: the conversation is saved; it is in the sidebar list and opens with its messages.
+    page.reload()
+    page.get_by_text("Signed in as").wait_for(timeout=30_000)
+    page.get_by_test_id("stSidebar").get_by_role("button", name="How do I reset my password?").click()
+    page.locator('[data-testid="stChatMessage"]').nth(5).wait_for(timeout=30_000)
+    resumed = page.locator('[data-testid="stChatMessage"]')
+    assert "How do I reset my password?" in resumed.nth(0).inner_text()
+    assert "Stopped: the answer above is partial." in resumed.nth(3).inner_text()
+
     # Sign out: through Entra's end-session endpoint and back to the sign-in screen; Back must not show the chat.
     page.get_by_text("Sign out").click()
     page.get_by_text("Sign in with Microsoft").wait_for(timeout=30_000)
