@@ -40,6 +40,8 @@ class AuditContext:
     deployment: str
     identity_mode: str  # app | on_behalf_of
     include_text: bool = False
+    max_output_tokens: int | None = None
+    temperature: float | None = None
 
 
 def session_reference(session_id: str) -> str:

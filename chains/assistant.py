@@ -22,5 +22,5 @@ def build_assistant(model: BaseChatModel, system_prompt: str = DEFAULT_SYSTEM_PR
 ASSISTANT = ChainSpec(
     name="assistant", version="1", title="Assistant",
     description="The default helpful assistant; you choose the temperature.",
-    build=build_assistant,
+    system_prompt=DEFAULT_SYSTEM_PROMPT, build=build_assistant,
 )

@@ -21,5 +21,5 @@ def build_concise(model: BaseChatModel) -> Runnable:
 CONCISE = ChainSpec(
     name="concise", version="1", title="Concise answerer",
     description="At most three sentences, temperature 0.2.",
-    build=build_concise, temperature=TEMPERATURE,
+    system_prompt=SYSTEM_PROMPT, build=build_concise, temperature=TEMPERATURE,
 )

@@ -31,5 +31,5 @@ def build_draft_refine(model: BaseChatModel) -> Runnable:
 DRAFT_REFINE = ChainSpec(
     name="draft_refine", version="1", title="Draft, then refine",
     description="Writes a draft, reviews it and streams the improved answer (two model calls).",
-    build=build_draft_refine, model_calls_per_turn=2,
+    system_prompt=DEFAULT_SYSTEM_PROMPT, build=build_draft_refine, model_calls_per_turn=2,
 )

@@ -15,6 +15,7 @@ class ChainSpec:
     title: str
     description: str
     build: Callable[[BaseChatModel], Runnable]
+    system_prompt: str = ""  # what the context-window guard counts before sending
     # The chain's own temperature; None lets the person choose (the sidebar slider).
     temperature: float | None = None
     model_calls_per_turn: int = 1

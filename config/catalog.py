@@ -22,6 +22,8 @@ class Deployment(BaseModel):
     model: str = Field(min_length=1, description="model name, e.g. gpt-4o")
     label: str = ""
     accepts_images: bool = False
+    # Reasoning models (o-series) reject temperature: the page hides the slider and sends none.
+    accepts_temperature: bool = True
     # Whose identity calls this deployment: the app's own, the signed-in person's (on-behalf-of), or the person's choice.
     identity: Literal["app", "on_behalf_of", "either"] = "app"
     # App roles that may pick this deployment (any one of them); empty means everyone signed in.

@@ -132,6 +132,13 @@ class ConversationStore:
         conversation.persisted = True
         conversation.title = title
 
+    def save_memory(self, owner: Owner, conversation: Conversation) -> bool:
+        """Store what the model remembers after a "summarise now" (no new messages)."""
+        with Session(self._engine) as db, db.begin():
+            result = db.execute(update(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation.id)
+                                .values(memory=dumps(conversation.memory), updated_at=_now()))
+        return result.rowcount == 1
+
     def rename(self, owner: Owner, conversation_id: str, title: str) -> bool:
         title = " ".join(title.split())[:200]
         if not title:

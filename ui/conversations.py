@@ -33,8 +33,8 @@ def _open(store: ConversationStore, owner: Owner, conversation_id: str) -> None:
         return
     st.session_state["conversation"] = loaded
     # Restore the choices the conversation was held with.
-    for key in ("deployment", "chain"):
-        if loaded.settings.get(key):
+    for key in ("deployment", "chain", "max_output_tokens", "temperature"):
+        if loaded.settings.get(key) is not None:
             st.session_state[key] = loaded.settings[key]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import time
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 import logging
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +20,7 @@ from auth.signin import SignInExpired
 from callbacks.audit import AuditContext, AuditHandler, audit_event, configure_audit_log, session_reference
 from callbacks.experiments import compare_chains, read_audit
 from chains.errors import classify
+from chains.guard import ContextCheck, check_context, from_azure_error
 from chains.model_factory import build_chat_model
 from chains.registry import REGISTRY, ChainSpec, get_chain
 from chains.tokens import estimate_prompt_tokens
@@ -49,7 +50,7 @@ def _app_token_provider(settings: Settings):
 
 
 def _sidebar(settings: Settings, session: AuthSession,
-             deployments: list[Deployment]) -> tuple[Deployment, str, ChainSpec, object]:
+             deployments: list[Deployment]) -> tuple[Deployment, str, ChainSpec, object, Controls]:
     """The deployment, and whose identity calls it: fixed per deployment in the catalog, or the person's choice."""
     catalog = settings.catalog
     names = [d.name for d in deployments]
@@ -81,11 +82,37 @@ def _sidebar(settings: Settings, session: AuthSession,
                                   help="The LangChain chain behind the chat; each answer records which one wrote it.")
         spec = get_chain(chain_name)
         st.caption(f"{spec.description} (`{spec.label}`)")
+        controls = _response_controls(settings, deployment, spec)
         totals_slot = st.empty()  # filled after this run's answer
         conversation_sidebar(conversation_store(settings), _owner(session))
         with st.expander("Compare chains", icon=":material/science:"):
             _experiments(settings)
-    return deployment, mode, spec, totals_slot
+    return deployment, mode, spec, totals_slot, controls
+
+
+@dataclass(frozen=True)
+class Controls:
+    max_output_tokens: int
+    temperature: float | None  # None: the chain fixes it, or the model takes none
+
+
+def _response_controls(settings: Settings, deployment: Deployment, spec: ChainSpec) -> Controls:
+    """Answer length up to the deployment's own maximum, and temperature where the chain and the model allow it."""
+    cap = deployment.max_output_tokens
+    st.session_state.setdefault("max_output_tokens", min(settings.app.default_max_output_tokens, cap))
+    if st.session_state["max_output_tokens"] > cap:  # a deployment with a smaller maximum was picked
+        st.session_state["max_output_tokens"] = cap
+    max_output = st.slider("Maximum answer length (tokens)", min_value=min(100, cap), max_value=cap, step=1,
+                           key="max_output_tokens")
+    temperature = None
+    if spec.temperature is not None:
+        st.caption(f"Temperature {spec.temperature} is fixed by the {spec.title.lower()} chain.")
+    elif not deployment.accepts_temperature:
+        st.caption(f"{deployment.display_name} takes no temperature.")
+    else:
+        st.session_state.setdefault("temperature", settings.app.default_temperature)
+        temperature = st.slider("Temperature", min_value=0.0, max_value=2.0, step=0.1, key="temperature")
+    return Controls(max_output, temperature)
 
 
 def _experiments(settings: Settings) -> None:
@@ -167,14 +194,14 @@ def _token_provider(settings: Settings, services: AuthServices | None, session: 
 
 
 def _answer(settings: Settings, deployment: Deployment, conversation: Conversation, provider: TokenProvider,
-            session: AuthSession, spec: ChainSpec, mode: str, feedback, user_turn: Turn) -> None:
+            session: AuthSession, spec: ChainSpec, mode: str, feedback, user_turn: Turn, controls: Controls) -> None:
     """Summarise if due, stream one answer, then store the whole turn at once; failures keep the conversation and
     say why."""
     security_context = _security_context(settings, session).as_payload()
-    audit = AuditHandler(_audit_context(settings, session, conversation, spec, deployment, mode), deployment)
+    audit = AuditHandler(_audit_context(settings, session, conversation, spec, deployment, mode, controls), deployment)
     model = build_chat_model(
         settings, deployment, provider, user_security_context=security_context,
-        temperature=spec.temperature if spec.temperature is not None else settings.app.default_temperature,
+        temperature=controls.temperature, max_output_tokens=controls.max_output_tokens,
     )
     # The summary call goes through the same identity, security context and audit, and never streams to the page.
     summarizer = build_chat_model(settings, deployment, provider, user_security_context=security_context,
@@ -192,7 +219,7 @@ def _answer(settings: Settings, deployment: Deployment, conversation: Conversati
             failure = classify(exc)
             turn.status, turn.notice, turn.usage = "failed", failure.message, _usage_from(audit.records)
             st.error(failure.message, icon=":material/error:")
-            _save(settings, session, conversation, user_turn, turn)
+            _save(settings, session, conversation, user_turn, turn, controls)
             return
         stream = AnswerStream(spec.build(model), {"messages": sent}, config)
         try:
@@ -206,6 +233,10 @@ def _answer(settings: Settings, deployment: Deployment, conversation: Conversati
             turn.usage = _usage_from(audit.records)
             if outcome.failure:
                 turn.notice = outcome.failure.message
+                if outcome.failure.kind == "context_too_long":  # the same words as the guard's, from Azure's numbers
+                    check = from_azure_error(str(stream.error), deployment, controls.max_output_tokens)
+                    turn.notice = check.message(deployment.name) if check else turn.notice
+                    st.session_state["kept_draft"] = user_turn.content
                 if outcome.failure.kind == "prompt_filtered":
                     user_turn.excluded = True  # never resend a blocked message
             elif outcome.status == "stopped":
@@ -216,11 +247,11 @@ def _answer(settings: Settings, deployment: Deployment, conversation: Conversati
                 conversation.memory = [*sent, AIMessage(turn.content, id=turn.id)]
             else:
                 conversation.memory = sent
-            _save(settings, session, conversation, user_turn, turn)
+            _save(settings, session, conversation, user_turn, turn, controls)
         if outcome.failure:
             log.warning("chat turn failed: %s", outcome.failure.kind)
             show = st.warning if outcome.status == "filtered" else st.error
-            show(outcome.failure.message, icon=":material/error:")
+            show(turn.notice, icon=":material/error:")
             if outcome.failure.kind == "prompt_filtered":
                 st.caption("Your message, to copy and rephrase:")
                 st.code(user_turn.content, language=None, wrap_lines=True)
@@ -234,10 +265,13 @@ def _will_summarise(conversation: Conversation, memory: SummaryBufferMemory) -> 
     return len(conversation.memory) + 1 >= memory.trigger_messages
 
 
-def _save(settings: Settings, session: AuthSession, conversation: Conversation, user_turn: Turn, answer: Turn) -> None:
-    """One transaction per finished turn. If storing fails the page still shows the turn, and says it is not saved."""
+def _save(settings: Settings, session: AuthSession, conversation: Conversation, user_turn: Turn, answer: Turn,
+          controls: Controls) -> None:
+    """One transaction per finished turn. If storing fails the page still shows the turn, and says it is not saved.
+    No st.* call in here: it also runs while Streamlit is stopping the script (Stop)."""
     try:
-        conversation.settings.update(deployment=answer.deployment, chain=(answer.chain or "").split("@")[0])
+        conversation.settings.update(deployment=answer.deployment, chain=(answer.chain or "").split("@")[0],
+                                     max_output_tokens=controls.max_output_tokens, temperature=controls.temperature)
         conversation_store(settings).commit_turn(_owner(session), conversation, user_turn, answer)
     except Exception as exc:  # noqa: BLE001 - shown to the person, logged without content
         log.error("could not store turn of conversation %s: %s", conversation.id, type(exc).__name__)
@@ -284,9 +318,7 @@ def _audit_log(settings: Settings) -> None:
 
 def _context_estimate(conversation: Conversation, deployment: Deployment, spec: ChainSpec) -> str:
     """Before sending: what the conversation so far will cost as prompt, estimated with tiktoken like Azure counts."""
-    from chains.assistant import DEFAULT_SYSTEM_PROMPT
-
-    tokens = estimate_prompt_tokens([SystemMessage(DEFAULT_SYSTEM_PROMPT), *conversation.memory], deployment.model)
+    tokens = estimate_prompt_tokens([SystemMessage(spec.system_prompt), *conversation.memory], deployment.model)
     calls = spec.model_calls_per_turn
     cost = deployment.cost(tokens * calls, 0)
     return (f"Next message: ≈{tokens} tokens of context before your text, ≈${cost:.6f} as prompt"
@@ -294,13 +326,48 @@ def _context_estimate(conversation: Conversation, deployment: Deployment, spec: 
 
 
 def _audit_context(settings: Settings, session: AuthSession, conversation: Conversation, spec: ChainSpec,
-                   deployment: Deployment, mode: str) -> AuditContext:
+                   deployment: Deployment, mode: str, controls: Controls | None = None) -> AuditContext:
     return AuditContext(
         user_oid=session.identity.oid, tenant_id=session.identity.tenant_id,
         source_ip=_security_context(settings, session).source_ip, session=session_reference(session.id),
         conversation_id=conversation.id, chain=spec.label, deployment=deployment.name, identity_mode=mode,
         include_text=settings.app.audit_include_text,
+        max_output_tokens=controls.max_output_tokens if controls else None,
+        temperature=(spec.temperature if spec.temperature is not None else controls.temperature) if controls else None,
     )
+
+
+def _too_long(settings: Settings, session: AuthSession, conversation: Conversation, spec: ChainSpec,
+              deployment: Deployment, mode: str, controls: Controls, check: ContextCheck, draft: str,
+              provider: TokenProvider) -> None:
+    """Nothing is sent: say by how much it is over, keep the draft, and offer the fixes that apply."""
+    st.session_state["kept_draft"] = draft
+    context = _audit_context(settings, session, conversation, spec, deployment, mode, controls)
+    audit_event("context_guard", context, outcome="not_sent", prompt_tokens=check.prompt_tokens,
+                over_by=check.over_by, context_window=check.context_window)
+    st.error(check.message(deployment.name) + " Your message is kept below.", icon=":material/data_usage:")
+    shorter = controls.max_output_tokens - check.over_by
+    if shorter >= min(100, deployment.max_output_tokens):
+        st.button(f"Shorten the answer limit to {shorter} tokens", key="fix_shorten",
+                  on_click=lambda: st.session_state.update(max_output_tokens=shorter))
+    if len(conversation.memory) >= 2:
+        st.button("Summarise the conversation now", key="fix_summarise", on_click=_summarise_now,
+                  args=(settings, session, conversation, spec, deployment, mode, controls, provider))
+    st.button("Start a new conversation", key="fix_new",
+              on_click=lambda: st.session_state.update(conversation=Conversation()))
+
+
+def _summarise_now(settings: Settings, session: AuthSession, conversation: Conversation, spec: ChainSpec,
+                   deployment: Deployment, mode: str, controls: Controls, provider: TokenProvider) -> None:
+    """Fold everything but the last message into the summary now (one audited call), and store the new memory."""
+    audit = AuditHandler(_audit_context(settings, session, conversation, spec, deployment, mode, controls), deployment)
+    summarizer = build_chat_model(settings, deployment, provider, temperature=0, callbacks=[audit],
+                                  user_security_context=_security_context(settings, session).as_payload())
+    memory = SummaryBufferMemory(trigger_messages=2, keep_messages=1)
+    *older, last = conversation.memory
+    conversation.memory = memory.prepare(older, last, summarizer)
+    if conversation.persisted:
+        conversation_store(settings).save_memory(_owner(session), conversation)
 
 
 def _expired(services: AuthServices, session: AuthSession, draft: str, context: AuditContext) -> None:
@@ -312,15 +379,15 @@ def _expired(services: AuthServices, session: AuthSession, draft: str, context: 
     link("Sign in again", "/signin?resume=1")
 
 
-def _kept_draft(services: AuthServices, session: AuthSession) -> str | None:
-    """A message kept across a sign-in, offered once to send."""
+def _kept_draft(services: AuthServices | None, session: AuthSession) -> str | None:
+    """A message kept across a sign-in or a send that did not fit, offered once to send."""
     if "kept_draft" not in st.session_state:
-        st.session_state["kept_draft"] = services.sessions.take_draft(session.id)
+        st.session_state["kept_draft"] = services.sessions.take_draft(session.id) if services else None
     draft = st.session_state.get("kept_draft")
     if not draft:
         return None
     with st.container(border=True):
-        st.caption("Your unsent message from before you signed in again:")
+        st.caption("Your unsent message:")
         st.text(draft)
         send, drop = st.columns(2)
         if send.button("Send it", icon=":material/send:", key="send_kept"):
@@ -361,7 +428,7 @@ def main() -> None:
         access_denied_screen(settings.app.name, who, "none of the deployments is open to your roles. Ask an administrator.")
         st.stop()
     _audit_log(settings)
-    deployment, mode, spec, totals_slot = _sidebar(settings, session, deployments)
+    deployment, mode, spec, totals_slot, controls = _sidebar(settings, session, deployments)
     conversation = current_conversation()
     def feedback(turn: Turn) -> None:
         """Thumbs under each answer: kept with the message and written to the audit log with the answer's chain."""
@@ -376,7 +443,7 @@ def main() -> None:
 
     for turn in conversation.turns:
         _render(turn, settings, feedback)
-    kept = _kept_draft(services, session) if services else None
+    kept = _kept_draft(services, session)
     memory_panel(conversation)
     st.caption(_context_estimate(conversation, deployment, spec))
     # submit_mode="stop": while an answer streams, the send button becomes Stop.
@@ -387,9 +454,14 @@ def main() -> None:
         except SignInExpired:
             _expired(services, session, prompt.strip(), _audit_context(settings, session, conversation, spec, deployment, mode))
             return
-        user_turn = conversation.add(Turn(role="user", content=prompt.strip()))
-        _render(user_turn, settings)
-        _answer(settings, deployment, conversation, provider, session, spec, mode, feedback, user_turn)
+        check = check_context(spec.system_prompt, [*conversation.memory, HumanMessage(prompt.strip())], deployment,
+                              controls.max_output_tokens)
+        if not check.fits:
+            _too_long(settings, session, conversation, spec, deployment, mode, controls, check, prompt.strip(), provider)
+        else:
+            user_turn = conversation.add(Turn(role="user", content=prompt.strip()))
+            _render(user_turn, settings)
+            _answer(settings, deployment, conversation, provider, session, spec, mode, feedback, user_turn, controls)
     _show_totals(conversation, totals_slot)
 
 

@@ -159,3 +159,11 @@ def test_short_session_secret_and_bad_proxy_are_named_without_echoing(monkeypatc
     message = str(error.value)
     assert "APP_SESSION_SECRET is invalid" in message and "short-secret-value" not in message
     assert "APP_TRUSTED_PROXIES is invalid" in message
+
+
+@pytest.mark.parametrize("name, value", [("APP_DEFAULT_TEMPERATURE", "2.5"), ("APP_DEFAULT_MAX_OUTPUT_TOKENS", "0"),
+                                         ("APP_DEFAULT_MAX_OUTPUT_TOKENS", "-5")])
+def test_out_of_range_response_defaults_stop_start_up_naming_the_variable(monkeypatch, name, value):
+    _set(monkeypatch, **VALID, **{name: value})
+    with pytest.raises(ConfigError, match=f"{name} is invalid"):
+        load_settings()
