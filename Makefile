@@ -14,9 +14,7 @@ test: install-dev tiktoken test-packages
 	$(PY) -m pytest
 
 bench: install-dev tiktoken chromium
-	$(PY) -m bench.ttft
-	$(PY) -m bench.render
-	$(PY) -m bench.memory
+	$(PY) -m bench.report
 
 install: $(VENV)/.installed-localdev
 install-dev: $(VENV)/.installed-dev

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -22,8 +23,10 @@ def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str) -
     def start(request: Request) -> Response:
         # ?resume=1 comes from the page when a sign-in expired mid-conversation: the kept draft follows the person.
         resume = request.cookies.get(SESSION_COOKIE) if request.query_params.get("resume") else None
+        hint = request.query_params.get("login_hint", "")
+        hint = hint if re.fullmatch(r"[A-Za-z0-9._%+@-]{1,254}", hint) else None  # an account name, nothing else
         try:
-            auth_uri, flow_cookie = signin.begin(resume)
+            auth_uri, flow_cookie = signin.begin(resume, hint)
         except Exception as exc:  # Entra unreachable or misconfigured: say so instead of a 500
             log.error("could not start sign-in: %s", type(exc).__name__)
             return _page("Sign-in is unavailable", "Microsoft Entra ID could not be reached. Try again in a minute.", 503)

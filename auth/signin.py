@@ -59,9 +59,10 @@ class EntraSignIn:
             token_cache=cache, http_cache=self._http_cache,
         )
 
-    def begin(self, resume_session: str | None = None) -> tuple[str, str]:
-        """(URL to send the browser to, value of the flow cookie)."""
-        flow = self._app().initiate_auth_code_flow(sign_in_scopes(self._entra), redirect_uri=self._entra.redirect_uri)
+    def begin(self, resume_session: str | None = None, login_hint: str | None = None) -> tuple[str, str]:
+        """(URL to send the browser to, value of the flow cookie). `login_hint` pre-fills the account at Entra."""
+        flow = self._app().initiate_auth_code_flow(sign_in_scopes(self._entra), redirect_uri=self._entra.redirect_uri,
+                                                   login_hint=login_hint)
         sealed = self._flows.encrypt(json.dumps({"flow": flow, "resume": resume_session}).encode()).decode()
         return flow["auth_uri"], sealed
 

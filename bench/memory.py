@@ -12,6 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.result import result  # noqa: E402
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 TURNS = 40
@@ -87,6 +89,8 @@ def main() -> int:
     print(f"prompt tokens after turn 8: {min(after_8)}..{max(after_8)} (spread {flat} tokens: flat)")
     print(f"total tokens incl. summary calls ÷ full history: {total:.3f} (target <= {TOTAL_TARGET}) "
           f"{'OK' if total <= TOTAL_TARGET else 'ABOVE TARGET'}")
+    result("memory: prompt tokens at turn 40 ÷ full history", at_40, f"≤ {PROMPT_TARGET}", at_40 <= PROMPT_TARGET)
+    result("memory: total tokens incl. summaries ÷ full history", total, f"≤ {TOTAL_TARGET}", total <= TOTAL_TARGET)
     return 0
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.result import result  # noqa: E402
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 TARGET = 0.95
@@ -148,6 +150,8 @@ def main() -> int:
     print(f"  page renders (chromium):      {rendered:8.1f} tok/s")
     print(f"  ratio: {ratio:.3f}  (target >= {TARGET})  {'OK' if ratio >= TARGET else 'BELOW TARGET'}")
     print(f"  audit callback overhead: {overhead:.1f} µs per token")
+    result("render throughput: page tok/s ÷ SDK tok/s at 500 tok/s", ratio, f"≥ {TARGET}", ratio >= TARGET)
+    result("audit callback overhead, µs per token", overhead, "—", None)
     return 0
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.result import result  # noqa: E402
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 TARGET = 1.15
@@ -87,6 +89,7 @@ def main() -> int:
     print(f"  product path (AzureChatOpenAI via chain): {statistics.median(a) * 1000:8.1f} ms")
     print(f"  direct openai SDK:                        {statistics.median(b) * 1000:8.1f} ms")
     print(f"  ratio: {ratio:.3f}  (target <= {TARGET})  {'OK' if ratio <= TARGET else 'ABOVE TARGET'}")
+    result("time to first token: product path ÷ direct openai SDK", ratio, f"≤ {TARGET}", ratio <= TARGET)
     return 0
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class StackConfig:
     data_dir: Path = ROOT / ".data"
     time_to_first_token: float = 0.25
     tokens_per_second: float = 40.0
+    load_users: int = 0  # extra test people load-user-<n>@contoso.example, for load tests
 
     @classmethod
     def from_environment(cls) -> "StackConfig":
@@ -52,6 +54,7 @@ class StackConfig:
             data_dir=Path(env.get("APP_DATA_DIR", ROOT / ".data")).resolve(),
             time_to_first_token=float(env.get("LOCALDEV_TTFT_SECONDS", 0.25)),
             tokens_per_second=float(env.get("LOCALDEV_TOKENS_PER_SECOND", 40.0)),
+            load_users=int(env.get("LOCALDEV_LOAD_USERS", 0)),
         )
 
     @property
@@ -84,7 +87,8 @@ def start_emulators(config: StackConfig) -> Emulators:
         redirect_uris=[f"{config.public_url}/signin/callback"],
         post_logout_redirect_uris=[f"{config.public_url}/"],
     )
-    entra = EntraEmulator(TENANT_ID, [client], [TEST_USER, OTHER_USER], key_file=local / "entra-signing-key.pem")
+    entra = EntraEmulator(TENANT_ID, [client], [TEST_USER, OTHER_USER, *load_users(config.load_users)],
+                          key_file=local / "entra-signing-key.pem")
     entra_server = start_in_thread(entra.app, tls, port=config.entra_port)
     aoai = AzureOpenAIEmulator(
         load_catalog(),
@@ -94,6 +98,11 @@ def start_emulators(config: StackConfig) -> Emulators:
     )
     aoai_server = start_in_thread(aoai.app, tls, port=config.aoai_port)
     return Emulators(tls, entra, aoai, entra_server, aoai_server, client_secret)
+
+
+def load_users(count: int) -> list[TestUser]:
+    return [TestUser(oid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"load-user-{n}")), name=f"Load User {n}",
+                     preferred_username=f"load-user-{n}@contoso.example") for n in range(count)]
 
 
 def local_session_secret(path: Path) -> str:

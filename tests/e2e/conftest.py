@@ -110,3 +110,34 @@ def browser(stack):
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         yield chromium
         chromium.close()
+
+
+class SecretsAudit:
+    """Collects what the browser tests saw (page HTML, process output) and every secret value they know of; at the end
+    of the session nothing secret may appear in any of it, nor in any log or audit file the runs wrote."""
+
+    JWT = re.compile(r"eyJ[\w-]{10,}\.eyJ[\w-]{10,}\.[\w-]{10,}")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.secrets: set[str] = set()
+        self.folders: list[Path] = []
+
+    def findings(self, base: Path) -> list[str]:
+        texts = list(self.texts)
+        for folder in [base, *self.folders]:
+            for path in folder.rglob("*"):
+                if path.is_file() and (path.suffix in {".log", ".jsonl"} or path.name == "output.txt"):
+                    texts.append(path.read_text(errors="replace"))
+        everything = "\n".join(texts)
+        found = [f"secret {s[:8]}…" for s in self.secrets if s and len(s) >= 8 and s in everything]
+        found += [f"JWT {m[:12]}…" for m in self.JWT.findall(everything)]
+        return found
+
+
+@pytest.fixture(scope="session")
+def secrets_audit(tmp_path_factory):
+    audit = SecretsAudit()
+    yield audit
+    findings = audit.findings(tmp_path_factory.getbasetemp())
+    assert not findings, f"secret values in page HTML, output, logs or audit files: {findings[:5]}"

@@ -8,7 +8,7 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def test_sign_in_then_a_question_gets_a_streamed_answer_in_chromium(stack, browser):
+def test_sign_in_then_a_question_gets_a_streamed_answer_in_chromium(stack, browser, secrets_audit):
     page = browser.new_page()
     page.goto(stack.url)
     page.get_by_text("Sign in with Microsoft").click(timeout=30_000)
@@ -34,6 +34,8 @@ def test_sign_in_then_a_question_gets_a_streamed_answer_in_chromium(stack, brows
     final = answer.inner_text()
     assert "How do I reset my password?" in final
     assert "completion tokens" in final and "$" in final
+    secrets_audit.texts.append(page.content())
+    secrets_audit.secrets |= {c["value"] for c in page.context.cookies()}
     growing = sorted(set(n for n in lengths if 0 < n < len(final)))
     assert len(growing) >= 3, f"the answer did not stream (lengths seen: {lengths})"
 
@@ -74,7 +76,8 @@ def test_sign_in_then_a_question_gets_a_streamed_answer_in_chromium(stack, brows
     page.close()
 
 
-def test_ctrl_c_stops_the_whole_stack_and_nothing_left_loopback(stack):
+def test_ctrl_c_stops_the_whole_stack_and_nothing_left_loopback(stack, secrets_audit):
     assert stack.stop() == 0
+    secrets_audit.texts.extend(stack.output)
     assert any("stopped." in line for line in stack.output)
     assert stack.netguard_log.read_text() == "", "a process of the stack tried to reach beyond 127.0.0.1"

@@ -272,3 +272,13 @@ def test_a_person_without_the_required_role_gets_no_session(stack_env, emulators
     allowed = sign_in(settings, emulators)
     assert allowed.callback.status_code == 303
     assert auth_services(settings).sessions.get(allowed.session_id).identity.roles == ("Chat.User",)
+
+
+def test_login_hint_is_passed_to_entra_and_only_an_account_name(settings, emulators):
+    client = app_client(settings)
+    start = client.get("/signin?login_hint=grace@contoso.example")
+    assert parse_qs(urlsplit(start.headers["location"]).query)["login_hint"] == ["grace@contoso.example"]
+    trip = sign_in(settings, emulators, client=client, start_path="/signin?login_hint=grace@contoso.example")
+    assert auth_services(settings).sessions.get(trip.session_id).identity.oid == OTHER_USER.oid
+    odd = client.get("/signin?login_hint=%3Cscript%3E")
+    assert "login_hint" not in parse_qs(urlsplit(odd.headers["location"]).query)

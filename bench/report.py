@@ -1,0 +1,82 @@
+"""`make bench`: run every benchmark in bench/, then write docs/bench-report.md: one table of ratios against their
+targets (each measured against a baseline taken in the same run), the machine's description, and each benchmark's
+own output. Ratios are reported as measured, met or missed."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "docs" / "bench-report.md"
+BENCHMARKS = [
+    ("bench.ttft", []),
+    ("bench.render", []),
+    ("bench.memory", []),
+    ("bench.load", ["--users", os.environ.get("BENCH_LOAD_USERS", "50"), "--turns", os.environ.get("BENCH_LOAD_TURNS", "10")]),
+]
+OPTIONAL = [("bench.local_engine", [])]  # present once the local-model engine lands
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} × {cpu}{memory}, "
+            f"Python {platform.python_version()}")
+
+
+def main() -> int:
+    rows, outputs = [], []
+    for module, args in BENCHMARKS + [b for b in OPTIONAL if (ROOT / (b[0].replace(".", "/") + ".py")).exists()]:
+        print(f"[bench] {module} {' '.join(args)}", flush=True)
+        started = time.monotonic()
+        run = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True)
+        seconds = time.monotonic() - started
+        lines = run.stdout.splitlines()
+        for line in lines:
+            if line.startswith("RESULT|"):
+                _, name, value, target, verdict = line.split("|")
+                rows.append((name, value, target, verdict))
+        shown = [line for line in lines if not line.startswith("RESULT|")]
+        if run.returncode not in (0, 1):
+            shown.append(f"(exit {run.returncode}) {run.stderr.strip().splitlines()[-1] if run.stderr.strip() else ''}")
+        print("\n".join(shown), flush=True)
+        outputs.append((module, seconds, shown))
+    table = ["| benchmark | measured | target | |", "|---|---:|---|---|"]
+    table += [f"| {name} | {value} | {target} | {verdict} |" for name, value, target, verdict in rows]
+    text = [
+        "# Benchmark report",
+        "",
+        f"Written by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
+        f"Machine: {machine()}.",
+        "Every ratio divides the product's figure by a baseline measured in the same run on the same machine.",
+        "",
+        *table,
+        "",
+    ]
+    for module, seconds, shown in outputs:
+        text += [f"## `python -m {module}` ({seconds:.0f} s)", "", "```", *shown, "```", ""]
+    REPORT.write_text("\n".join(text))
+    print("\n".join(table))
+    print(f"[bench] report written to {REPORT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
