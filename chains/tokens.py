@@ -25,8 +25,10 @@ def count_text(text: str, model: str) -> int:
 
 
 def estimate_prompt_tokens(messages: list[BaseMessage], model: str) -> int:
-    """Text parts only; image parts are added by the caller with Azure's tile formula."""
+    """Text with tiktoken plus images with Azure's tile formula, per OpenAI's per-message recipe."""
+    from chains.multimodal import message_image_tokens
+
     total = REPLY_PRIMING
     for message in messages:
         total += TOKENS_PER_MESSAGE + count_text(_ROLES.get(message.type, message.type), model) + count_text(message.text, model)
-    return total
+    return total + message_image_tokens(messages)

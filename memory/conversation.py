@@ -33,6 +33,8 @@ class Turn:
     notice: str | None = None
     excluded: bool = False  # a message the content filter blocked: shown, never sent to the model again
     feedback: int | None = None  # thumbs: 1 up, 0 down
+    # Images sent with a person's message: {"ref": "stored:<sha256>.<ext>", "name", "width", "height", "detail", "tokens"}
+    attachments: list[dict] = field(default_factory=list)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from memory.conversation import Conversation, Turn, Usage
+from memory.images import ImageFiles, to_data_urls, to_references
 from memory.summary import dumps, loads
 
 TITLE_LENGTH = 60
@@ -66,6 +67,7 @@ class _MessageRow(_Base):
     chain: Mapped[str | None] = mapped_column(String(80), nullable=True)
     usage: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    attachments: Mapped[list | None] = mapped_column(JSON, nullable=True)  # image references, never image data
     feedback: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -83,9 +85,13 @@ def auto_title(text: str) -> str:
 
 
 class ConversationStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, files: ImageFiles | None = None) -> None:
         self._engine = engine
+        self.files = files
         _Base.metadata.create_all(engine)
+
+    def _dump_memory(self, conversation: Conversation) -> str:
+        return dumps(to_references(conversation.memory, self.files) if self.files else conversation.memory)
 
     def _owned(self, owner: Owner):
         return (_ConversationRow.owner_oid == owner.oid) & (_ConversationRow.owner_tenant == owner.tenant_id)
@@ -104,8 +110,10 @@ class ConversationStore:
                 return None
             messages = db.scalars(select(_MessageRow).where(_MessageRow.conversation_id == row.id)
                                   .order_by(_MessageRow.seq)).all()
+            memory = loads(row.memory)
             conversation = Conversation(id=row.id, title=row.title, settings=dict(row.settings or {}),
-                                        memory=loads(row.memory), persisted=True)
+                                        memory=to_data_urls(memory, self.files) if self.files else memory,
+                                        persisted=True)
             conversation.turns = [_turn(m) for m in messages]
         return conversation
 
@@ -125,7 +133,7 @@ class ConversationStore:
                             .where(_MessageRow.conversation_id == conversation.id)) or 0
             for offset, turn in enumerate((user, answer)):
                 db.add(_row(turn, conversation.id, seq + offset, now))
-            row.memory = dumps(conversation.memory)
+            row.memory = self._dump_memory(conversation)
             row.settings = dict(conversation.settings)
             row.updated_at = now
             title = row.title
@@ -136,7 +144,7 @@ class ConversationStore:
         """Store what the model remembers after a "summarise now" (no new messages)."""
         with Session(self._engine) as db, db.begin():
             result = db.execute(update(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation.id)
-                                .values(memory=dumps(conversation.memory), updated_at=_now()))
+                                .values(memory=self._dump_memory(conversation), updated_at=_now()))
         return result.rowcount == 1
 
     def rename(self, owner: Owner, conversation_id: str, title: str) -> bool:
@@ -175,7 +183,8 @@ def _row(turn: Turn, conversation_id: str, seq: int, now: datetime) -> _MessageR
                  "model_calls": turn.usage.model_calls}
     return _MessageRow(id=turn.id or str(uuid.uuid4()), conversation_id=conversation_id, seq=seq, role=turn.role,
                        content=turn.content, status=turn.status, notice=turn.notice, deployment=turn.deployment,
-                       chain=turn.chain, usage=usage, excluded=turn.excluded, feedback=turn.feedback, created_at=now)
+                       chain=turn.chain, usage=usage, excluded=turn.excluded, feedback=turn.feedback, created_at=now,
+                       attachments=turn.attachments or None)
 
 
 def _turn(row: _MessageRow) -> Turn:
@@ -185,4 +194,5 @@ def _turn(row: _MessageRow) -> Turn:
         usage = Usage(data["prompt_tokens"], data["completion_tokens"], Decimal(data["cost_usd"]), data["estimated"],
                       data["model_calls"])
     return Turn(role=row.role, content=row.content, deployment=row.deployment, chain=row.chain, usage=usage,
-                status=row.status, notice=row.notice, excluded=row.excluded, feedback=row.feedback, id=row.id)
+                status=row.status, notice=row.notice, excluded=row.excluded, feedback=row.feedback, id=row.id,
+                attachments=list(row.attachments or []))

@@ -6,6 +6,7 @@ import streamlit as st
 from config.database import database_engine
 from config.settings import Settings
 from memory.conversation import Conversation
+from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner
 from memory.summary import summary_text, verbatim_ids
 
@@ -14,7 +15,8 @@ from memory.summary import summary_text, verbatim_ids
 def _store(database_url: str | None, data_dir: str) -> ConversationStore:
     from pathlib import Path
 
-    return ConversationStore(database_engine(database_url, Path(data_dir), "conversations.db"))
+    return ConversationStore(database_engine(database_url, Path(data_dir), "conversations.db"),
+                             ImageFiles(Path(data_dir) / "images"))
 
 
 def conversation_store(settings: Settings) -> ConversationStore:

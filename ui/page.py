@@ -21,7 +21,9 @@ from callbacks.audit import AuditContext, AuditHandler, audit_event, configure_a
 from callbacks.experiments import compare_chains, read_audit
 from chains.errors import classify
 from chains.guard import ContextCheck, check_context, from_azure_error
+from chains.images import UPLOAD_TYPES, ImageRejected, PreparedImage, prepare_image
 from chains.model_factory import build_chat_model
+from chains.multimodal import ImagesNotAccepted, check_deployment_accepts, human_message
 from chains.registry import REGISTRY, ChainSpec, get_chain
 from chains.tokens import estimate_prompt_tokens
 from chains.turn import AnswerStream
@@ -83,6 +85,11 @@ def _sidebar(settings: Settings, session: AuthSession,
         spec = get_chain(chain_name)
         st.caption(f"{spec.description} (`{spec.label}`)")
         controls = _response_controls(settings, deployment, spec)
+        if deployment.accepts_images:
+            st.session_state.setdefault("image_detail", settings.app.image_detail)
+            st.radio("Image detail", ["auto", "low", "high"], key="image_detail", horizontal=True,
+                     help="low: 85 tokens per image at 512 px; high: 768 px tiles, 170 tokens each; auto: low for "
+                          "small images, else high")
         totals_slot = st.empty()  # filled after this run's answer
         conversation_sidebar(conversation_store(settings), _owner(session))
         with st.expander("Compare chains", icon=":material/science:"):
@@ -143,6 +150,12 @@ def _render(turn: Turn, settings: Settings, feedback=None) -> None:
     with st.chat_message(turn.role):
         if turn.content:
             st.markdown(turn.content)
+        if turn.attachments:
+            files = conversation_store(settings).files
+            shown = [(files.load(a["ref"]), a) for a in turn.attachments]
+            st.image([data for data, _ in shown if data], width=120,
+                     caption=[f"{a['name']} · {a['width']}×{a['height']} · {a['detail']} · {a['tokens']} tokens"
+                              for data, a in shown if data])
         if turn.excluded:
             st.caption("Blocked by the content filter: not sent to the model again.")
         if turn.notice:
@@ -194,7 +207,8 @@ def _token_provider(settings: Settings, services: AuthServices | None, session: 
 
 
 def _answer(settings: Settings, deployment: Deployment, conversation: Conversation, provider: TokenProvider,
-            session: AuthSession, spec: ChainSpec, mode: str, feedback, user_turn: Turn, controls: Controls) -> None:
+            session: AuthSession, spec: ChainSpec, mode: str, feedback, user_turn: Turn, controls: Controls,
+            new_message: HumanMessage) -> None:
     """Summarise if due, stream one answer, then store the whole turn at once; failures keep the conversation and
     say why."""
     security_context = _security_context(settings, session).as_payload()
@@ -207,7 +221,6 @@ def _answer(settings: Settings, deployment: Deployment, conversation: Conversati
     summarizer = build_chat_model(settings, deployment, provider, user_security_context=security_context,
                                   temperature=0, callbacks=[audit])
     memory = SummaryBufferMemory(settings.app.memory_trigger_messages, settings.app.memory_keep_messages)
-    new_message = HumanMessage(user_turn.content, id=user_turn.id)
     config = {"callbacks": [audit], "metadata": {"conversation_id": conversation.id, "chain": spec.label},
               "run_name": spec.name}
     turn = conversation.add(Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label))
@@ -337,6 +350,18 @@ def _audit_context(settings: Settings, session: AuthSession, conversation: Conve
     )
 
 
+def _prepared_images(files: list, settings: Settings) -> tuple[list[PreparedImage], list[ImageRejected]]:
+    """Each upload checked and scaled like Azure does; bad ones are named with their reason, the rest go on."""
+    detail = st.session_state.get("image_detail", settings.app.image_detail)
+    images, rejected = [], []
+    for upload in files:
+        try:
+            images.append(prepare_image(upload.name, upload.getvalue(), detail, settings.app.max_image_bytes))
+        except ImageRejected as exc:
+            rejected.append(exc)
+    return images, rejected
+
+
 def _too_long(settings: Settings, session: AuthSession, conversation: Conversation, spec: ChainSpec,
               deployment: Deployment, mode: str, controls: Controls, check: ContextCheck, draft: str,
               provider: TokenProvider) -> None:
@@ -446,22 +471,45 @@ def main() -> None:
     kept = _kept_draft(services, session)
     memory_panel(conversation)
     st.caption(_context_estimate(conversation, deployment, spec))
-    # submit_mode="stop": while an answer streams, the send button becomes Stop.
-    prompt = st.chat_input("Ask anything", key="draft", submit_mode="stop") or kept
-    if prompt and prompt.strip():
+    # submit_mode="stop": while an answer streams, the send button becomes Stop. Images only where the model sees.
+    upload = {"accept_file": "multiple", "file_type": UPLOAD_TYPES,
+              "max_upload_size": max(1, settings.app.max_image_bytes // 1_048_576)} if deployment.accepts_images else {}
+    submitted = st.chat_input("Ask anything" + (" (images welcome)" if upload else ""), key="draft",
+                              submit_mode="stop", **upload)
+    text = (submitted.text if hasattr(submitted, "text") else submitted) or kept or ""
+    files = list(getattr(submitted, "files", None) or [])
+    if text.strip() or files:
+        text = text.strip()
+        images, rejected = _prepared_images(files, settings)
+        try:
+            check_deployment_accepts(deployment, images)
+        except ImagesNotAccepted as exc:
+            st.session_state["kept_draft"] = text
+            st.error(str(exc), icon=":material/hide_image:")
+            st.stop()
+        if rejected and not text and not images:
+            st.error("Nothing was sent: " + "; ".join(str(r) for r in rejected), icon=":material/broken_image:")
+            st.stop()
         try:
             provider = _token_provider(settings, services, session, mode)
         except SignInExpired:
-            _expired(services, session, prompt.strip(), _audit_context(settings, session, conversation, spec, deployment, mode))
+            _expired(services, session, text, _audit_context(settings, session, conversation, spec, deployment, mode))
             return
-        check = check_context(spec.system_prompt, [*conversation.memory, HumanMessage(prompt.strip())], deployment,
+        new_message = human_message(text, images)
+        check = check_context(spec.system_prompt, [*conversation.memory, new_message], deployment,
                               controls.max_output_tokens)
         if not check.fits:
-            _too_long(settings, session, conversation, spec, deployment, mode, controls, check, prompt.strip(), provider)
+            _too_long(settings, session, conversation, spec, deployment, mode, controls, check, text, provider)
         else:
-            user_turn = conversation.add(Turn(role="user", content=prompt.strip()))
+            store = conversation_store(settings)
+            attachments = [{"ref": store.files.save(i.sha256, i.extension, i.data), "name": i.name, "width": i.width,
+                            "height": i.height, "detail": i.detail, "tokens": i.tokens} for i in images]
+            notice = ("Not sent: " + "; ".join(str(r) for r in rejected)) if rejected else None
+            user_turn = conversation.add(Turn(role="user", content=text, attachments=attachments, notice=notice))
             _render(user_turn, settings)
-            _answer(settings, deployment, conversation, provider, session, spec, mode, feedback, user_turn, controls)
+            new_message.id = user_turn.id
+            _answer(settings, deployment, conversation, provider, session, spec, mode, feedback, user_turn, controls,
+                    new_message)
     _show_totals(conversation, totals_slot)
 
 

@@ -76,6 +76,26 @@ def test_sign_in_then_a_question_gets_a_streamed_answer_in_chromium(stack, brows
     page.close()
 
 
+def test_an_uploaded_image_shows_as_a_thumbnail_and_gets_an_answer(stack, browser, tmp_path):
+    from PIL import Image
+
+    picture = tmp_path / "whiteboard.png"
+    Image.new("RGB", (1600, 1200), "seagreen").save(picture)
+    page = browser.new_page()
+    page.goto(stack.url)
+    page.get_by_text("Sign in with Microsoft").click(timeout=30_000)
+    page.get_by_text("Signed in as").wait_for(timeout=30_000)
+    page.locator('[data-testid="stChatInput"] input[type="file"]').set_input_files(str(picture))
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("What is on this whiteboard?")
+    box.press("Enter")
+    question = page.locator('[data-testid="stChatMessage"]').nth(0)
+    question.locator("img").first.wait_for(timeout=30_000)
+    assert "whiteboard.png · 1024×768 · high" in question.inner_text()
+    page.locator('[data-testid="stChatMessage"]').nth(1).get_by_text("prompt +").wait_for(timeout=30_000)
+    page.close()
+
+
 def test_ctrl_c_stops_the_whole_stack_and_nothing_left_loopback(stack, secrets_audit):
     assert stack.stop() == 0
     secrets_audit.texts.extend(stack.output)
