@@ -233,6 +233,8 @@ def main() -> int:
     print("\n".join(report.lines()))
     result(f"load ({args.users}×{args.turns}, 10% faults): turns lost", report.lost, "0", report.lost == 0)
     result("load: cross-user leaks", len(report.leaks), "0", not report.leaks)
+    result(f"load: people of {args.users} who could not sign in in time", len(report.sign_in_failures), "0",
+           not report.sign_in_failures)
     if report.ttft_ratio_p50 is not None:
         result("load: p50 time to first token ÷ single person", report.ttft_ratio_p50, f"≤ {TTFT_TARGET}",
                report.ttft_ratio_p50 <= TTFT_TARGET)
