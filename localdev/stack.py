@@ -43,6 +43,7 @@ class StackConfig:
     time_to_first_token: float = 0.25
     tokens_per_second: float = 40.0
     load_users: int = 0  # extra test people load-user-<n>@contoso.example, for load tests
+    app_url: str | None = None  # the app's public URL when it is not http://127.0.0.1:<app_port> (containers)
 
     @classmethod
     def from_environment(cls) -> "StackConfig":
@@ -59,7 +60,7 @@ class StackConfig:
 
     @property
     def public_url(self) -> str:
-        return f"http://127.0.0.1:{self.app_port}"
+        return self.app_url or f"http://127.0.0.1:{self.app_port}"
 
 
 @dataclass
@@ -76,11 +77,11 @@ class Emulators:
         self.entra_server.stop()
 
 
-def start_emulators(config: StackConfig) -> Emulators:
+def start_emulators(config: StackConfig, client_secret: str | None = None) -> Emulators:
     """Both emulators over TLS with the local CA; the app registration gets a fresh random secret each start."""
     local = config.data_dir / "localdev"
     tls = ensure_local_tls(local / "tls")
-    client_secret = secrets.token_urlsafe(32)
+    client_secret = client_secret or secrets.token_urlsafe(32)
     client = RegisteredClient(
         client_id=CLIENT_ID,
         client_secret=client_secret,

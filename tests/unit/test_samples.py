@@ -17,7 +17,7 @@ def _known() -> set[str]:
 
 def test_sample_files_only_name_real_settings():
     known = _known()
-    for sample in ("azure.env.sample", "local.env.sample"):
+    for sample in ("azure.env.sample", "local.env.sample", "compose.azure.env.sample"):
         for line in (CONFIG / sample).read_text().splitlines():
             line = line.lstrip("# ").strip()
             if "=" in line and line.split("=")[0].isupper() and " " not in line.split("=")[0]:
