@@ -86,6 +86,10 @@ def test_an_uploaded_image_shows_as_a_thumbnail_and_gets_an_answer(stack, browse
     page.get_by_text("Sign in with Microsoft").click(timeout=30_000)
     page.get_by_text("Signed in as").wait_for(timeout=30_000)
     page.locator('[data-testid="stChatInput"] input[type="file"]').set_input_files(str(picture))
+    page.get_by_test_id("stFileChip").wait_for(timeout=30_000)
+    deadline = time.monotonic() + 60  # the upload finishes before the message is sent, as a person would wait
+    while page.get_by_test_id("stFileChipIconSpinner").count() and time.monotonic() < deadline:
+        time.sleep(0.1)
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill("What is on this whiteboard?")
     box.press("Enter")
