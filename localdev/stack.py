@@ -44,6 +44,7 @@ class StackConfig:
     tokens_per_second: float = 40.0
     load_users: int = 0  # extra test people load-user-<n>@contoso.example, for load tests
     app_url: str | None = None  # the app's public URL when it is not http://127.0.0.1:<app_port> (containers)
+    engine: str = "scripted"  # "local" (llama.cpp) for `make run`; tests and benchmarks stay deterministic
 
     @classmethod
     def from_environment(cls) -> "StackConfig":
@@ -56,6 +57,7 @@ class StackConfig:
             time_to_first_token=float(env.get("LOCALDEV_TTFT_SECONDS", 0.25)),
             tokens_per_second=float(env.get("LOCALDEV_TOKENS_PER_SECOND", 40.0)),
             load_users=int(env.get("LOCALDEV_LOAD_USERS", 0)),
+            engine=env.get("LOCALDEV_ENGINE", "local"),
         )
 
     @property
@@ -71,6 +73,7 @@ class Emulators:
     entra_server: RunningServer
     aoai_server: RunningServer
     client_secret: str
+    banner: str | None = None  # shown on the page when the local model could not be used
 
     def stop(self) -> None:
         self.aoai_server.stop()
@@ -91,14 +94,25 @@ def start_emulators(config: StackConfig, client_secret: str | None = None) -> Em
     entra = EntraEmulator(TENANT_ID, [client], [TEST_USER, OTHER_USER, *load_users(config.load_users)],
                           key_file=local / "entra-signing-key.pem")
     entra_server = start_in_thread(entra.app, tls, port=config.entra_port)
+    engine = ScriptedEngine(time_to_first_token=config.time_to_first_token, tokens_per_second=config.tokens_per_second)
+    banner = None
+    if config.engine == "local":
+        from localdev.llama_engine import LlamaEngine, local_engine_available
+
+        reason = local_engine_available()
+        if reason is None:
+            engine = LlamaEngine()  # the local model answers; the scripted engine stays for tests
+        else:
+            banner = ("The local model could not be loaded, so answers come from the scripted test engine "
+                      f"(it repeats your message). Reason: {reason[:200]}")
     aoai = AzureOpenAIEmulator(
         load_catalog(),
         jwks_url=f"{entra_server.url}/{TENANT_ID}/discovery/v2.0/keys",
         ca_file=tls.ca_file,
-        engine=ScriptedEngine(time_to_first_token=config.time_to_first_token, tokens_per_second=config.tokens_per_second),
+        engine=engine,
     )
     aoai_server = start_in_thread(aoai.app, tls, port=config.aoai_port)
-    return Emulators(tls, entra, aoai, entra_server, aoai_server, client_secret)
+    return Emulators(tls, entra, aoai, entra_server, aoai_server, client_secret, banner)
 
 
 def load_users(count: int) -> list[TestUser]:
@@ -130,6 +144,7 @@ def app_environment(config: StackConfig, emulators: Emulators) -> dict[str, str]
         "ENTRA_AUTHORITY_HOST": emulators.entra_server.url,
         "ENTRA_REDIRECT_URI": f"{config.public_url}/signin/callback",
         "AZURE_OPENAI_ENDPOINT": emulators.aoai_server.url,
+        **({"APP_BANNER": emulators.banner} if emulators.banner else {}),
         "TIKTOKEN_CACHE_DIR": os.environ.get("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken")),
     }
 
@@ -173,7 +188,10 @@ def main() -> int:
     except OSError as exc:
         say(f"could not start the emulators: {exc}. Is another copy running? Set LOCALDEV_ENTRA_PORT / LOCALDEV_AOAI_PORT.")
         return 1
-    say(f"Entra ID emulator: {emulators.entra_server.url}/{TENANT_ID}  ·  Azure OpenAI emulator: {emulators.aoai_server.url}")
+    say(f"Entra ID emulator: {emulators.entra_server.url}/{TENANT_ID}  ·  Azure OpenAI emulator: {emulators.aoai_server.url}"
+        f"  ·  engine: {emulators.aoai.engine.name}")
+    if emulators.banner:
+        say(emulators.banner)
     say(f"starting the chat app on {config.public_url} ...")
     process = subprocess.Popen(streamlit_command(config), cwd=ROOT, env={**os.environ, **app_environment(config, emulators)})
     try:

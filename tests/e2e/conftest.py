@@ -56,6 +56,7 @@ def stack(tmp_path_factory) -> Stack:
         "LOCALDEV_ENTRA_PORT": str(free_port()),
         "LOCALDEV_AOAI_PORT": str(free_port()),
         "LOCALDEV_TOKENS_PER_SECOND": "15",
+        "LOCALDEV_ENGINE": "scripted",  # deterministic answers for the browser checks
         "APP_DATA_DIR": str(tmp / "data"),
         "NETGUARD": "1",
         "NETGUARD_LOG": str(tmp / "netguard.log"),

