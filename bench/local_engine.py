@@ -56,10 +56,13 @@ def main() -> int:
 
     def raw() -> float:
         start, count = None, 0
-        for count, token in enumerate(engine.llm.generate(prompt, temp=0, reset=True), 1):
-            start = start or time.perf_counter()
-            if token == engine.llm.token_eos() or count >= TOKENS:
-                break
+        with engine.exclusive():  # the emulator may still be finishing its last token on the same model
+            generator = engine.llm.generate(prompt, temp=0, reset=True)
+            for count, token in enumerate(generator, 1):
+                start = start or time.perf_counter()
+                if token == engine.llm.token_eos() or count >= TOKENS:
+                    break
+            generator.close()
         return (count - 1) / (time.perf_counter() - start)
 
     def served() -> float:

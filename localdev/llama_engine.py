@@ -67,6 +67,10 @@ class LlamaEngine:
         self._admission = threading.Lock()
         self._generation = threading.Lock()  # one generation at a time per loaded model
 
+    def exclusive(self) -> threading.Lock:
+        """Held while a generation runs; hold it to use `self.llm` directly (llama.cpp is not re-entrant)."""
+        return self._generation
+
     # -- admission: the emulator asks before it answers ---------------------------------------------------------
     def admit(self) -> bool:
         with self._admission:
