@@ -11,6 +11,7 @@ from pathlib import Path
 from langchain_core.messages import BaseMessage
 
 REFERENCE = re.compile(r"^stored:([0-9a-f]{64})\.(png|jpg)$")
+REFERENCES_IN_TEXT = re.compile(r"stored:[0-9a-f]{64}\.(?:png|jpg)")
 MIME = {"png": "image/png", "jpg": "image/jpeg"}
 
 
@@ -45,6 +46,18 @@ class ImageFiles:
         path = self.folder / f"{match.group(1)}.{match.group(2)}"
         return path.read_bytes() if path.exists() else None
 
+    def remove(self, reference: str) -> bool:
+        """Delete the file behind a reference (when its last conversation is deleted); False if it was not there."""
+        match = REFERENCE.match(reference)
+        if not match:
+            return False
+        path = self.folder / f"{match.group(1)}.{match.group(2)}"
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def data_url(self, reference: str) -> str | None:
         data = self.load(reference)
         extension = REFERENCE.match(reference).group(2) if data is not None else None
@@ -75,3 +88,8 @@ def to_references(messages: list[BaseMessage], files: ImageFiles) -> list[BaseMe
 
 def to_data_urls(messages: list[BaseMessage], files: ImageFiles) -> list[BaseMessage]:
     return _swap(messages, lambda url: files.data_url(url) if url.startswith("stored:") else url)
+
+
+def references_in(text: str | None) -> set[str]:
+    """Every `stored:` image reference mentioned in a stored column (memory JSON or attachments)."""
+    return set(REFERENCES_IN_TEXT.findall(text or ""))

@@ -7,20 +7,22 @@ written in one transaction, only once the answer has ended (complete, stopped, f
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, delete, func, select, update
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, cast, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from memory.conversation import Conversation, Turn, Usage
-from memory.images import ImageFiles, to_data_urls, to_references
+from memory.images import ImageFiles, references_in, to_data_urls, to_references
 from memory.summary import dumps, loads
 
 TITLE_LENGTH = 60
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -157,13 +159,33 @@ class ConversationStore:
         return result.rowcount == 1
 
     def delete(self, owner: Owner, conversation_id: str) -> bool:
+        """Delete the conversation, its messages, and the image files no other conversation still uses."""
         with Session(self._engine) as db, db.begin():
-            owned = db.scalar(select(_ConversationRow.id).where(self._owned(owner), _ConversationRow.id == conversation_id))
+            owned = db.scalar(select(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation_id))
             if owned is None:
                 return False
-            db.execute(delete(_MessageRow).where(_MessageRow.conversation_id == owned))
-            db.execute(delete(_ConversationRow).where(_ConversationRow.id == owned))
+            images = references_in(owned.memory)
+            for attachments in db.scalars(select(_MessageRow.attachments).where(_MessageRow.conversation_id == owned.id)):
+                images |= references_in(json.dumps(attachments))
+            db.execute(delete(_MessageRow).where(_MessageRow.conversation_id == owned.id))
+            db.execute(delete(_ConversationRow).where(_ConversationRow.id == owned.id))
+        if self.files:
+            self._remove_unused_images(images)
         return True
+
+    def _remove_unused_images(self, references: set[str]) -> None:
+        # Files are content-addressed and shared: the same picture in another conversation (anyone's) keeps its file.
+        with Session(self._engine) as db:
+            for reference in references:
+                used = db.scalar(select(func.count()).select_from(_MessageRow).where(
+                    cast(_MessageRow.attachments, Text).contains(reference, autoescape=True)))
+                used = used or db.scalar(select(func.count()).select_from(_ConversationRow).where(
+                    _ConversationRow.memory.contains(reference, autoescape=True)))
+                if not used:
+                    try:
+                        self.files.remove(reference)
+                    except OSError as exc:  # the conversation is gone already; a leftover file must not fail that
+                        log.warning("could not delete an image file: %s", type(exc).__name__)
 
     def set_feedback(self, owner: Owner, conversation_id: str, message_id: str, score: int) -> bool:
         with Session(self._engine) as db, db.begin():

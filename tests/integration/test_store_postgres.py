@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 
 from config.database import database_engine
+from memory.images import ImageFiles
 from memory.store import ConversationStore
 from tests.postgres import running_postgres, server_binaries
-from tests.unit.test_store import run_store_contract
+from tests.unit.test_store import run_image_cleanup_contract, run_store_contract
 
 pytestmark = pytest.mark.skipif(server_binaries() is None, reason="Debian's postgresql is not installed")
 
@@ -20,6 +21,11 @@ def postgres_url():
 def test_store_contract_on_postgres(postgres_url, tmp_path):
     engine = database_engine(postgres_url, tmp_path, "unused.db")
     run_store_contract(lambda: ConversationStore(engine))
+
+
+def test_image_cleanup_on_postgres(postgres_url, tmp_path):
+    engine = database_engine(postgres_url, tmp_path, "unused.db")
+    run_image_cleanup_contract(ConversationStore(engine, ImageFiles(tmp_path / "images")))
 
 
 def test_sessions_are_shared_through_postgres(postgres_url, tmp_path):

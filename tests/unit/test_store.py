@@ -2,12 +2,16 @@
 restart, one transaction per turn, automatic titles, marked stopped/failed turns, and strict per-person isolation."""
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from sqlalchemy import create_engine
 
 from config.database import database_engine
 from memory.conversation import Conversation, Turn, Usage
+from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner, auto_title
 
 ADA, GRACE = Owner("ada-oid", "tenant-1"), Owner("grace-oid", "tenant-1")
@@ -34,6 +38,9 @@ def run_store_contract(make_store):
     store.commit_turn(ADA, conversation, user, reply)
     stopped_user, stopped = exchange(conversation, "second", "partial", status="stopped")
     store.commit_turn(ADA, conversation, stopped_user, stopped)
+    failed_user = conversation.add(Turn("user", "third"))
+    failed = conversation.add(Turn("assistant", "", status="failed", notice="The service is busy."))
+    store.commit_turn(ADA, conversation, failed_user, failed)
 
     again = make_store()  # a restart: a new engine on the same database
     (listed,) = again.list(ADA)
@@ -41,6 +48,9 @@ def run_store_contract(make_store):
     loaded = again.load(ADA, conversation.id)
     assert [t.content for t in loaded.turns] == [t.content for t in conversation.turns]
     assert loaded.turns[3].status == "stopped" and loaded.turns[1].usage.prompt_tokens == 10
+    # A failed answer is kept marked, and so is the person's message it answered.
+    assert (loaded.turns[4].content, loaded.turns[5].status, loaded.turns[5].notice) == (
+        "third", "failed", "The service is busy.")
     assert [m.id for m in loaded.memory] == [m.id for m in conversation.memory]
 
     # Isolation: nothing of Ada's is visible or changeable for Grace, whatever id she uses.
@@ -53,15 +63,46 @@ def run_store_contract(make_store):
             intruder = Conversation(id=conversation.id, persisted=True)
             u, r = exchange(intruder, "append to someone else's conversation")
             again.commit_turn(other, intruder, u, r)
-    assert len(again.load(ADA, conversation.id).turns) == 4
+    assert len(again.load(ADA, conversation.id).turns) == 6
 
     assert again.rename(ADA, conversation.id, "  Secret   rotation ") and again.list(ADA)[0].title == "Secret rotation"
     assert again.set_feedback(ADA, conversation.id, reply.id, 1) and again.load(ADA, conversation.id).turns[1].feedback == 1
     assert again.delete(ADA, conversation.id) and again.list(ADA) == [] and again.load(ADA, conversation.id) is None
 
 
+def run_image_cleanup_contract(store: ConversationStore) -> None:
+    """Deleting a conversation deletes its image files, except those another conversation (anyone's) still uses."""
+    files = store.files
+    shared_bytes, own_bytes = b"\x89PNG shared picture", b"\x89PNG Ada's own picture"
+    shared = files.save(hashlib.sha256(shared_bytes).hexdigest(), "png", shared_bytes)
+    own_url = "data:image/png;base64," + base64.b64encode(own_bytes).decode()
+
+    adas, graces = Conversation(), Conversation()
+    user, reply = exchange(adas, "what is in these?")
+    user.attachments = [{"ref": shared, "name": "a.png", "width": 1, "height": 1, "detail": "low", "tokens": 85}]
+    adas.memory[0] = HumanMessage([{"type": "text", "text": "what is in these?"},
+                                   {"type": "image_url", "image_url": {"url": own_url, "detail": "low"}}], id=user.id)
+    store.commit_turn(ADA, adas, user, reply)  # the memory's data URL becomes a file of its own
+    user, reply = exchange(graces, "and this?")
+    user.attachments = [{"ref": shared, "name": "b.png", "width": 1, "height": 1, "detail": "low", "tokens": 85}]
+    store.commit_turn(GRACE, graces, user, reply)
+    own = "stored:" + hashlib.sha256(own_bytes).hexdigest() + ".png"
+    assert files.load(own) == own_bytes
+
+    assert store.delete(GRACE, adas.id) is False and files.load(own) == own_bytes
+    assert store.delete(ADA, adas.id)
+    assert files.load(own) is None and files.load(shared) == shared_bytes  # Grace still has the shared picture
+    assert store.load(GRACE, graces.id).turns[0].attachments[0]["ref"] == shared
+    assert store.delete(GRACE, graces.id) and files.load(shared) is None
+
+
 def test_store_contract_on_sqlite(store_factory):
     run_store_contract(store_factory)
+
+
+def test_deleting_a_conversation_deletes_its_unshared_images(tmp_path):
+    run_image_cleanup_contract(ConversationStore(database_engine(None, tmp_path, "conversations.db"),
+                                                 ImageFiles(tmp_path / "images")))
 
 
 def test_a_turn_is_all_or_nothing(store_factory):
