@@ -1,11 +1,17 @@
 """Images for gpt-4o, prepared with Pillow the way Azure itself scales them, so nothing is sent that Azure would throw
 away, and priced with Azure's tile formula before sending.
 
-- EXIF orientation applied; first frame of animations; CMYK, 16-bit, palette and LA images converted correctly.
+- The format is sniffed from the bytes (only the PNG, JPEG, WebP and GIF decoders may parse them), not the file name.
+- Size guards before decoding: the file's bytes, then its declared pixel count (a per-call check on `image.size`,
+  so no global Pillow or warnings state is changed: Streamlit runs sessions in threads).
+- EXIF orientation applied; first frame of animations; CMYK and ICC-tagged images converted to sRGB; 16-bit scaled by
+  value; palette, LA and tRNS transparency kept.
 - high: fit within 2048×2048, then the shortest side down to 768; low: fit within 512×512. Never upscaled.
-- auto: treated as low when the image already fits 512×512 (Azure's own choice then costs the same), else high;
-  the resolved detail is what is sent, so the estimate is exact.
-- Metadata stripped; JPEG (quality 90) unless transparency is used, then PNG.
+- auto: OpenAI documents that the model picks from the image size. We resolve it here — low when the image already fits
+  512×512 (Azure then sees the same pixels and low costs 85, not 255), else high — and send the resolved detail, so
+  the estimate is exact and computed from the image actually sent.
+- Metadata (EXIF, ICC, text chunks) stripped; JPEG quality 90 without chroma subsampling (keeps coloured text in
+  screenshots sharp), or PNG when some pixel is transparent.
 - Tokens: low 85; high 85 + 170 per 512-px tile of the scaled image.
 """
 from __future__ import annotations
@@ -14,22 +20,39 @@ import base64
 import hashlib
 import io
 import math
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif"]
-MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs)
+ALLOWED_NAMES = "PNG, JPEG, WebP or GIF"
+MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs); phones make 12-50 MP
 LOW_TOKENS, TILE_TOKENS, TILE = 85, 170, 512
 HIGH_FIT, HIGH_SHORT, LOW_FIT = 2048, 768, 512
+JPEG_QUALITY = 90
+
+# Signatures of the allowed formats: a file that starts like one but cannot be opened is damaged, not "not an image".
+_ALLOWED_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+# Formats people commonly try, named in the refusal (Pillow is never asked to parse them).
+_OTHER_SIGNATURES = ((b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"%PDF", "PDF"),
+                     (b"8BPS", "Photoshop (PSD)"), (b"\x00\x00\x01\x00", "ICO"))
+_FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"mif1": "HEIF",
+                b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+_ORIENTATION_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                          4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                          6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
 class ImageRejected(ValueError):
+    """An uploaded file that cannot be sent; `str()` is "<file name>: <reason>", written for the person."""
+
     def __init__(self, name: str, reason: str) -> None:
         super().__init__(f"{name}: {reason}")
         self.name, self.reason = name, reason
+
+    def __reduce__(self):  # picklable despite the two-argument constructor
+        return type(self), (self.name, self.reason)
 
 
 @dataclass(frozen=True)
@@ -41,10 +64,10 @@ class PreparedImage:
     height: int
     detail: str  # "low" or "high": what is sent
     tokens: int
+    sha256: str = field(init=False)
 
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
 
     @property
     def extension(self) -> str:
@@ -70,11 +93,13 @@ def high_detail_size(width: int, height: int) -> tuple[int, int]:
 
 
 def low_detail_size(width: int, height: int) -> tuple[int, int]:
+    """Fit within 512×512, never upscaled."""
     scale = min(1.0, LOW_FIT / width, LOW_FIT / height)
     return max(int(width * scale), 1), max(int(height * scale), 1)
 
 
 def image_tokens(width: int, height: int, detail: str) -> int:
+    """Azure's price of one image: 85 at low detail, else 85 + 170 per 512-px tile after high-detail scaling."""
     if detail == "low":
         return LOW_TOKENS
     w, h = high_detail_size(width, height)
@@ -82,63 +107,117 @@ def image_tokens(width: int, height: int, detail: str) -> int:
 
 
 def resolve_detail(detail: str, width: int, height: int) -> str:
+    """low/high as asked; auto becomes low when the image already fits 512×512, else high."""
     if detail in ("low", "high"):
         return detail
     return "low" if width <= LOW_FIT and height <= LOW_FIT else "high"
 
 
-def prepare_image(name: str, data: bytes, detail: str = "auto", max_bytes: int = 20 * 1024 * 1024) -> PreparedImage:
-    """Check, normalise, scale and encode one uploaded image. Raises ImageRejected with a reason a person understands."""
-    if not data:
-        raise ImageRejected(name, "the file is empty")
-    if len(data) > max_bytes:
-        raise ImageRejected(name, f"the file is {len(data) / 1_048_576:.1f} MB; the limit is {max_bytes / 1_048_576:.0f} MB")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageRejected(name, f"it is {image.width}×{image.height} pixels; the limit is "
-                                          f"{MAX_PIXELS // 1_000_000} megapixels")
-            if image.format not in ALLOWED_FORMATS:
-                raise ImageRejected(name, f"{image.format or 'this'} images are not supported; use PNG, JPEG, WebP or GIF")
-            image.seek(0)  # the first frame of an animation
-            image.load()
-    except ImageRejected:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected(name, "it is far too large when decoded (a decompression bomb)") from None
-    except UnidentifiedImageError:
-        raise ImageRejected(name, "it is not an image (PNG, JPEG, WebP or GIF), whatever its name says") from None
-    except (OSError, SyntaxError, ValueError):
-        raise ImageRejected(name, "the file is damaged or truncated") from None
-    image = ImageOps.exif_transpose(image)
-    image = _to_rgb_or_rgba(image)
-    chosen = resolve_detail(detail, image.width, image.height)
+def prepare_image(name: str, data: bytes, detail: str = "auto", max_bytes: int = 20 * 1024 * 1024,
+                  max_pixels: int = MAX_PIXELS) -> PreparedImage:
+    """Check, normalise, scale and encode one uploaded image; ImageRejected carries a reason a person understands."""
+    image = _open_checked(name, data, max_bytes, max_pixels)
+    chosen = resolve_detail(detail, image.width, image.height)  # both size rules are symmetric: orientation can wait
     size = low_detail_size(*image.size) if chosen == "low" else high_detail_size(*image.size)
-    if size != image.size:
-        image = image.resize(size, Image.Resampling.LANCZOS)
+    try:
+        if image.format == "JPEG" and size != image.size:
+            image.draft(None, size)  # decode at 1/2, 1/4 or 1/8 scale, still at least `size`: far less memory
+        image.load()
+        orientation = _orientation(image)
+        image = _normalise_mode(image)
+    except Image.DecompressionBombError:
+        raise ImageRejected(name, "it is far too large when decoded (a decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise ImageRejected(name, "the file is damaged or truncated") from None
+    if size != image.size:  # Pillow premultiplies alpha while resampling RGBA: no colour bleeds from transparent pixels
+        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    image = _to_srgb(image)
+    if orientation in _ORIENTATION_TRANSPOSE:
+        image = image.transpose(_ORIENTATION_TRANSPOSE[orientation])
+    if image.mode == "RGBA" and image.getextrema()[3][0] == 255:  # fully opaque: JPEG will do
+        image = image.convert("RGB")
+    image.info = {}  # PNG would otherwise copy the source's ICC profile into the output
     buffer = io.BytesIO()
     if image.mode == "RGBA":
         image.save(buffer, format="PNG", optimize=True)
         mime = "image/png"
     else:
-        image.save(buffer, format="JPEG", quality=90, optimize=True)
+        image.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
         mime = "image/jpeg"
     return PreparedImage(name, mime, buffer.getvalue(), image.width, image.height, chosen,
                          image_tokens(image.width, image.height, chosen))
 
 
-def _to_rgb_or_rgba(image: Image.Image) -> Image.Image:
-    """RGBA when any pixel is transparent, else RGB; 16-bit and CMYK converted by value, not by truncation."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale: scale 0..65535 down to 0..255
+def _open_checked(name: str, data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
+    """Open without decoding, after the byte limit, and refuse anything over the pixel limit or of another format."""
+    if not data:
+        raise ImageRejected(name, "the file is empty")
+    if len(data) > max_bytes:
+        raise ImageRejected(name, f"the file is {_megabytes(len(data))}; the limit is {_megabytes(max_bytes)}")
+    try:
+        image = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+    except Image.DecompressionBombError:  # Pillow's own hard limit, far above ours
+        raise ImageRejected(name, "it is far too large when decoded (a decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise ImageRejected(name, _unidentified_reason(data)) from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise ImageRejected(name, "the file is damaged or truncated") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageRejected(name, f"it is {width}×{height} pixels; the limit is {max_pixels / 1_000_000:g} megapixels")
+    return image
+
+
+def _unidentified_reason(data: bytes) -> str:
+    head = data[:32]
+    if head.startswith(_ALLOWED_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return "the file is damaged or truncated"
+    kind = next((kind for signature, kind in _OTHER_SIGNATURES if head.startswith(signature)), None)
+    if kind is None and head[4:8] == b"ftyp":
+        kind = _FTYP_BRANDS.get(head[8:12])
+    if kind is None and b"<svg" in data[:2048].lower():
+        kind = "SVG"
+    if kind:
+        return f"{kind} images are not supported; use {ALLOWED_NAMES}"
+    return f"it is not an image ({ALLOWED_NAMES}), whatever its name says"
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:  # broken EXIF is metadata we drop anyway; the picture itself is fine
+        return 1
+
+
+def _normalise_mode(image: Image.Image) -> Image.Image:
+    """RGB, RGBA or CMYK (converted later with its profile); 16-bit scaled by value, not clipped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit greyscale: 0..65535 down to 0..255
+        transparent = image.info.get("transparency")
         image = image.point(lambda v: v / 256).convert("L")
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("LA", "PA"):
-        image = image.convert("RGBA")
-    if image.mode == "RGBA":
-        if image.getextrema()[3][0] == 255:  # fully opaque: no need for PNG
-            return image.convert("RGB")
-        return image
-    return image.convert("RGB")
+        if isinstance(transparent, int):
+            image.info["transparency"] = transparent // 256
+    if "transparency" in image.info or image.mode in ("LA", "PA", "La", "RGBa"):
+        return image.convert("RGBA")  # Pillow applies palette and tRNS transparency in this conversion
+    return image if image.mode in ("RGB", "RGBA", "CMYK") else image.convert("RGB")
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """RGB or RGBA in sRGB: an embedded ICC profile (Display P3, Adobe RGB, CMYK press profiles) is applied, since the
+    profile itself is stripped and the model reads untagged pixels as sRGB."""
+    profile = image.info.get("icc_profile")
+    if profile:
+        try:
+            alpha = image.getchannel("A") if image.mode == "RGBA" else None
+            source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+            rgb = ImageCms.profileToProfile(image.convert("RGB") if alpha is not None else image, source,
+                                            ImageCms.createProfile("sRGB"), outputMode="RGB")
+            if alpha is not None:
+                rgb.putalpha(alpha)
+            return rgb
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            pass  # an unusable profile: convert by value below
+    return image if image.mode in ("RGB", "RGBA") else image.convert("RGB")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_048_576:.2f}".rstrip("0").rstrip(".") + " MB"
