@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from auth.identity import Identity
+from config.database import create_tables
 
 SESSION_COOKIE = "chat_session"
 
@@ -84,7 +85,7 @@ class SessionStore:
         self._engine = engine
         self._fernet = derive_fernet(secret, "session-data")
         self.lifetime = lifetime
-        _Base.metadata.create_all(engine)
+        create_tables(_Base.metadata, engine)  # safe when several replicas start together
 
     def create(self, identity: Identity, token_cache: str, draft: str | None = None) -> AuthSession:
         session_id = secrets.token_urlsafe(32)

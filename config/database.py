@@ -23,3 +23,20 @@ def database_engine(database_url: str | None, data_dir: Path, sqlite_name: str) 
         cursor.close()
 
     return engine
+
+
+def create_tables(metadata, engine: Engine, attempts: int = 5) -> None:
+    """`create_all` that tolerates replicas starting at the same moment: Postgres lets two concurrent CREATE TABLEs
+    collide (a unique violation on its catalogue); the loser waits and finds the tables there."""
+    import time
+
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except (IntegrityError, ProgrammingError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))

@@ -17,6 +17,7 @@ from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Tex
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from config.database import create_tables
 from memory.conversation import Conversation, Turn, Usage
 from memory.images import ImageFiles, references_in, to_data_urls, to_references
 from memory.summary import dumps, loads
@@ -90,7 +91,7 @@ class ConversationStore:
     def __init__(self, engine: Engine, files: ImageFiles | None = None) -> None:
         self._engine = engine
         self.files = files
-        _Base.metadata.create_all(engine)
+        create_tables(_Base.metadata, engine)  # safe when several replicas start together
 
     def _dump_memory(self, conversation: Conversation) -> str:
         return dumps(to_references(conversation.memory, self.files) if self.files else conversation.memory)
