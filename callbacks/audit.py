@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -72,12 +72,43 @@ def configure_audit_log(data_dir: Path, *, to_stdout: bool = False, max_bytes: i
     return logger
 
 
+class AuditLog:
+    """Where audit records go: one JSON line each in the audit log, then to each listener (e.g. the chain statistics
+    table), so aggregates are kept up to date when a call ends instead of being read back from the file."""
+
+    def __init__(self, logger: logging.Logger | None = None, listeners: Sequence[Callable[[dict], None]] = ()) -> None:
+        self.logger = logger or logging.getLogger(AUDIT_LOGGER)
+        self.listeners = list(listeners)
+
+    def write(self, record: dict) -> None:
+        self.logger.info(json.dumps(record, ensure_ascii=False))
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception as exc:  # noqa: BLE001 - a statistics problem must never lose the answer or the audit line
+                logging.getLogger(__name__).warning("audit listener failed: %s", type(exc).__name__)
+
+    def event(self, event: str, context: AuditContext, **fields: Any) -> dict:
+        """A record for something that is not a model call (an expired sign-in, a blocked send, a vote)."""
+        record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event,
+                  **{k: v for k, v in asdict(context).items() if k != "include_text"}, **fields}
+        self.write(record)
+        return record
+
+
 def audit_event(event: str, context: AuditContext, **fields: Any) -> dict:
-    """A record for something that is not a model call (an expired sign-in, a blocked send), in the same log."""
-    record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event,
-              **{k: v for k, v in asdict(context).items() if k != "include_text"}, **fields}
-    logging.getLogger(AUDIT_LOGGER).info(json.dumps(record, ensure_ascii=False))
-    return record
+    """`AuditLog().event(...)`: the record goes to the audit log only."""
+    return AuditLog().event(event, context, **fields)
+
+
+def call_purpose(tags: list[str] | None, metadata: dict[str, Any] | None) -> str:
+    """Why a model call was made: the answer shown to the person, a hidden draft, or a memory summary."""
+    tags, metadata = tags or [], metadata or {}
+    if "summary" in tags or metadata.get("lc_source") == "summarization":
+        return "summary"
+    if "draft" in tags:
+        return "draft"
+    return "answer"
 
 
 @dataclass
@@ -94,22 +125,18 @@ class AuditHandler(BaseCallbackHandler):
 
     raise_error = False  # an audit problem must never break the person's answer
 
-    def __init__(self, context: AuditContext, deployment: Deployment, *, logger: logging.Logger | None = None) -> None:
+    def __init__(self, context: AuditContext, deployment: Deployment, *, logger: logging.Logger | None = None,
+                 sink: AuditLog | None = None) -> None:
         self.context = context
         self.deployment = deployment
-        self.logger = logger or logging.getLogger(AUDIT_LOGGER)
+        self.sink = sink or AuditLog(logger)
         self._calls: dict[UUID, _Call] = {}
         self.records: list[dict] = []  # this turn's records, for the page's totals
 
     # -- LangChain hooks --------------------------------------------------------------------------------------------
     def on_chat_model_start(self, serialized: dict[str, Any], messages: list, *, run_id: UUID,
                             tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        purpose = "answer"
-        tags, metadata = tags or [], metadata or {}
-        if "summary" in tags or metadata.get("lc_source") == "summarization":
-            purpose = "summary"
-        elif "draft" in tags:
-            purpose = "draft"
+        purpose = call_purpose(tags, metadata)
         text = None
         if self.context.include_text:
             text = "\n".join(f"{m.type}: {m.text}" for batch in messages for m in batch)
@@ -178,7 +205,7 @@ class AuditHandler(BaseCallbackHandler):
             record["prompt_text"] = call.prompt_text
             record["answer_text"] = message.text if message is not None else None
         self.records.append(record)
-        self.logger.info(json.dumps(record, ensure_ascii=False))
+        self.sink.write(record)
 
 
 def _message(response: LLMResult | None):

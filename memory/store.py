@@ -99,10 +99,16 @@ class ConversationStore:
     def _owned(self, owner: Owner):
         return (_ConversationRow.owner_oid == owner.oid) & (_ConversationRow.owner_tenant == owner.tenant_id)
 
-    def list(self, owner: Owner) -> list[ConversationSummary]:
+    def list(self, owner: Owner, *, limit: int | None = None, search: str | None = None) -> list[ConversationSummary]:
+        """The person's conversations, most recently updated first; at most `limit`, titles containing `search`."""
+        query = (select(_ConversationRow.id, _ConversationRow.title, _ConversationRow.updated_at)
+                 .where(self._owned(owner)).order_by(_ConversationRow.updated_at.desc(), _ConversationRow.id))
+        if search and search.strip():
+            query = query.where(_ConversationRow.title.ilike(f"%{_escape_like(search.strip())}%", escape="\\"))
+        if limit is not None:
+            query = query.limit(limit)
         with Session(self._engine) as db:
-            rows = db.execute(select(_ConversationRow.id, _ConversationRow.title, _ConversationRow.updated_at)
-                              .where(self._owned(owner)).order_by(_ConversationRow.updated_at.desc())).all()
+            rows = db.execute(query).all()
         return [ConversationSummary(r.id, r.title or "New conversation", r.updated_at) for r in rows]
 
     def load(self, owner: Owner, conversation_id: str) -> Conversation | None:
@@ -196,6 +202,10 @@ class ConversationStore:
             result = db.execute(update(_MessageRow).where(_MessageRow.conversation_id == owned,
                                                           _MessageRow.id == message_id).values(feedback=score))
         return result.rowcount == 1
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _row(turn: Turn, conversation_id: str, seq: int, now: datetime) -> _MessageRow:

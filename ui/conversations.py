@@ -1,27 +1,14 @@
-"""The person's saved conversations in the sidebar (new, resume, rename, delete) and "what the model remembers"."""
+"""The person's saved conversations in the sidebar: new, the most recent ones, a search for older ones, resume,
+rename, delete. Only a bounded number of rows is read on a rerun, however many conversations there are."""
 from __future__ import annotations
 
 import streamlit as st
 
-from config.database import database_engine
-from config.settings import Settings
 from memory.conversation import Conversation
-from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner
-from memory.summary import summary_text, verbatim_ids
+from ui.services import conversation_store  # noqa: F401 - the page's store, also used by tests
 
-
-@st.cache_resource(show_spinner=False)
-def _store(database_url: str | None, data_dir: str) -> ConversationStore:
-    from pathlib import Path
-
-    return ConversationStore(database_engine(database_url, Path(data_dir), "conversations.db"),
-                             ImageFiles(Path(data_dir) / "images"))
-
-
-def conversation_store(settings: Settings) -> ConversationStore:
-    url = settings.app.database_url.get_secret_value() if settings.app.database_url else None
-    return _store(url, str(settings.app.data_dir.resolve()))
+RECENT = 20  # conversations listed without searching
 
 
 def current_conversation() -> Conversation:
@@ -40,45 +27,42 @@ def _open(store: ConversationStore, owner: Owner, conversation_id: str) -> None:
             st.session_state[key] = loaded.settings[key]
 
 
-def conversation_sidebar(store: ConversationStore, owner: Owner) -> None:
+def _new() -> None:
+    st.session_state["conversation"] = Conversation()
+
+
+def conversation_list(store: ConversationStore, owner: Owner) -> None:
     current = current_conversation()
     st.subheader("Conversations")
-    if st.button("New conversation", icon=":material/add_comment:", key="new_conversation"):
-        st.session_state["conversation"] = Conversation()
-        current = st.session_state["conversation"]
+    st.button("New conversation", icon=":material/add_comment:", key="new_conversation", on_click=_new)
     if notice := st.session_state.pop("conversation_notice", None):
         st.warning(notice)
-    for saved in store.list(owner):
+    search = st.session_state.get("conversation_search", "")
+    listed = store.list(owner, limit=RECENT + 1, search=search)
+    if len(listed) > RECENT or search:
+        st.text_input("Search conversations", key="conversation_search", placeholder="Words in the title",
+                      help=f"The {RECENT} most recent conversations are listed; search finds older ones.")
+    for saved in listed[:RECENT]:
         label = saved.title if len(saved.title) <= 40 else saved.title[:39] + "…"
         st.button(label, key=f"open-{saved.id}", on_click=_open, args=(store, owner, saved.id),
                   type="primary" if saved.id == current.id else "secondary", use_container_width=True)
+    if search and not listed:
+        st.caption("No conversation title contains that.")
+    elif len(listed) > RECENT:
+        st.caption(f"Showing the {RECENT} most recent{' matches' if search else ''}.")
     if current.persisted:
-        with st.expander("Rename or delete this conversation"):
-            title = st.text_input("Title", value=current.title, key=f"title-{current.id}", max_chars=200)
-            if st.button("Rename", key=f"rename-{current.id}") and title.strip():
-                if store.rename(owner, current.id, title):
-                    current.title = " ".join(title.split())
-                    st.rerun()
-            if st.checkbox("Yes, delete it for good", key=f"confirm-{current.id}"):
-                if st.button("Delete", type="primary", key=f"delete-{current.id}", icon=":material/delete:"):
-                    store.delete(owner, current.id)
-                    st.session_state["conversation"] = Conversation()
-                    st.rerun()
+        _rename_or_delete(store, owner, current)
 
 
-def memory_panel(conversation: Conversation) -> None:
-    """What the model will see of this conversation: the running summary and the messages kept word for word."""
-    if not conversation.turns:
-        return
-    with st.expander("What the model remembers", icon=":material/psychology:"):
-        summary = summary_text(conversation.memory)
-        if summary:
-            st.markdown("**Summary of earlier messages** (written by the model):")
-            st.info(summary)
-        else:
-            st.caption("Nothing is summarised yet: the model sees the whole conversation.")
-        kept = verbatim_ids(conversation.memory)
-        lines = [f"- {'You' if t.role == 'user' else 'Assistant'}: {t.content[:80]}{'…' if len(t.content) > 80 else ''}"
-                 for t in conversation.turns if t.id in kept]
-        st.markdown("**Kept word for word:**\n" + ("\n".join(lines) if lines else "- (none)"))
-        st.caption("The page always shows the whole conversation; summarising only changes what the model sees.")
+def _rename_or_delete(store: ConversationStore, owner: Owner, current: Conversation) -> None:
+    with st.expander("Rename or delete this conversation"):
+        title = st.text_input("Title", value=current.title, key=f"title-{current.id}", max_chars=200)
+        if st.button("Rename", key=f"rename-{current.id}") and title.strip():
+            if store.rename(owner, current.id, title):
+                current.title = " ".join(title.split())
+                st.rerun()
+        if st.checkbox("Yes, delete it for good", key=f"confirm-{current.id}"):
+            if st.button("Delete", type="primary", key=f"delete-{current.id}", icon=":material/delete:"):
+                store.delete(owner, current.id)
+                st.session_state["conversation"] = Conversation()
+                st.rerun()

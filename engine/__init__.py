@@ -1,0 +1,13 @@
+"""The chat turn engine: runs one chat turn with no page and yields what happens as events.
+
+    for event in engine.run(who, conversation, message, choices): ...
+
+The Streamlit page renders these events; the offline experiment runner and the tests consume the same ones. Closing
+the iterator is Stop. Nothing in this package imports streamlit.
+"""
+from engine.events import (Accepted, Blocked, Event, Outcome, Status, StepEnded, StepStarted, TextDelta,
+                           UsageUpdate)
+from engine.turn import Asker, Choices, NewMessage, TurnEngine, Upload
+
+__all__ = ["Accepted", "Asker", "Blocked", "Choices", "Event", "NewMessage", "Outcome", "Status", "StepEnded",
+           "StepStarted", "TextDelta", "TurnEngine", "Upload", "UsageUpdate"]

@@ -1,0 +1,289 @@
+"""One chat turn, start to end, with no page: guard, summary-buffer memory, the chain's stream, the store commit and the
+audit all happen here, and what happens is yielded as events (engine/events.py).
+
+Stop is `close()` on the iterator: the model's HTTP stream is closed, the partial answer is stored marked "stopped",
+and the call is still audited and costed. Collaborators (store, audit log, model factory) come in as arguments, so
+tests drive the engine with fake models.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from auth.credentials import TokenProvider
+from auth.security_context import SecurityContext
+from auth.signin import SignInExpired
+from callbacks.audit import AuditContext, AuditHandler, AuditLog
+from callbacks.steps import StepEvents
+from chains.errors import Failure, classify
+from chains.guard import check_context, from_azure_error
+from chains.images import ImageRejected, PreparedImage, prepare_image
+from chains.model_factory import build_chat_model
+from chains.multimodal import ImagesNotAccepted, check_deployment_accepts, human_message
+from chains.spec import ChainSpec
+from chains.turn import AnswerStream
+from config.catalog import Deployment
+from config.settings import Settings
+from engine.events import Accepted, Blocked, Event, Outcome, Status, TextDelta, UsageUpdate
+from memory.conversation import Conversation, Turn, Usage
+from memory.store import ConversationStore, Owner
+from memory.summary import SummaryBufferMemory
+
+log = logging.getLogger("chat.engine")
+
+EXPIRED = ("Your sign-in has expired, so the message was not sent. It is kept: sign in again and it will be waiting "
+           "for you.")
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who is asking and from where. `token_provider()` gives the identity Azure OpenAI is called with for this
+    turn; it raises SignInExpired when only a new sign-in can help."""
+
+    owner: Owner
+    security_context: SecurityContext
+    session_ref: str  # a hash of the session id: the id itself is a credential
+    token_provider: Callable[[], TokenProvider]
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    text: str
+    uploads: Sequence[Upload] = ()
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the person picked for this turn."""
+
+    deployment: Deployment
+    chain: ChainSpec
+    max_output_tokens: int
+    temperature: float | None = None  # ignored where the chain fixes it or the model takes none
+    identity_mode: str = "app"  # app | on_behalf_of
+    image_detail: str = "auto"
+
+    @property
+    def effective_temperature(self) -> float | None:
+        if self.chain.temperature is not None:
+            return self.chain.temperature
+        return self.temperature if self.deployment.accepts_temperature else None
+
+
+ModelFactory = Callable[..., object]
+
+
+class TurnEngine:
+    def __init__(self, settings: Settings, store: ConversationStore, audit: AuditLog, *,
+                 model_factory: ModelFactory = build_chat_model, memory: SummaryBufferMemory | None = None) -> None:
+        self.settings, self.store, self.audit, self.model_factory = settings, store, audit, model_factory
+        self.memory = memory or SummaryBufferMemory(settings.app.memory_trigger_messages,
+                                                    settings.app.memory_keep_messages)
+
+    # -- the turn ----------------------------------------------------------------------------------------------------
+    def run(self, who: Asker, conversation: Conversation, message: NewMessage, choices: Choices) -> Iterator[Event]:
+        context = self.audit_context(who, conversation, choices)
+        text = message.text.strip()
+        images, rejected = self._prepare(message.uploads, choices)
+        if not text and not images:
+            reasons = "; ".join(str(r) for r in rejected) or "the message is empty"
+            yield Blocked("nothing_to_send", f"Nothing was sent: {reasons}.", text)
+            return
+        try:
+            alternatives = self.settings.catalog.deployments
+            check_deployment_accepts(choices.deployment, images, alternatives)
+        except ImagesNotAccepted as exc:
+            yield Blocked("images_not_accepted", str(exc), text)
+            return
+        try:
+            provider = who.token_provider()
+        except SignInExpired:
+            self.audit.event("sign_in_expired", context, outcome="not_sent", draft_kept=True)
+            yield Blocked("sign_in_expired", EXPIRED, text)
+            return
+        new_message = human_message(text, images)
+        check = check_context(choices.chain.system_prompt, [*conversation.memory, new_message], choices.deployment,
+                              choices.max_output_tokens)
+        if not check.fits:
+            self.audit.event("context_guard", context, outcome="not_sent", prompt_tokens=check.prompt_tokens,
+                             over_by=check.over_by, context_window=check.context_window)
+            yield Blocked("context_too_long", check.message(choices.deployment.name), text, check)
+            return
+        attachments = [{"ref": self.store.files.save(i.sha256, i.extension, i.data), "name": i.name,
+                        "width": i.width, "height": i.height, "detail": i.detail, "tokens": i.tokens} for i in images]
+        notice = ("Not sent: " + "; ".join(str(r) for r in rejected)) if rejected else None
+        user = conversation.add(Turn(role="user", content=text, attachments=attachments, notice=notice))
+        new_message.id = user.id
+        yield Accepted(user)
+        yield from self._answer(who, conversation, user, new_message, choices, provider, context)
+
+    def _answer(self, who: Asker, conversation: Conversation, user: Turn, new_message: HumanMessage,
+                choices: Choices, provider: TokenProvider, context: AuditContext) -> Iterator[Event]:
+        deployment, spec = choices.deployment, choices.chain
+        audit = AuditHandler(context, deployment, sink=self.audit)
+        steps = StepEvents()
+        payload = who.security_context.as_payload()
+        model = self.model_factory(self.settings, deployment, provider, user_security_context=payload,
+                                   temperature=None if spec.temperature is not None else choices.effective_temperature,
+                                   max_output_tokens=choices.max_output_tokens)
+        # The summary call: same identity, security context and audit, never streamed to the page.
+        summarizer = self.model_factory(self.settings, deployment, provider, user_security_context=payload,
+                                        temperature=0, callbacks=[audit, steps])
+        config = {"callbacks": [audit, steps], "metadata": {"conversation_id": conversation.id, "chain": spec.label},
+                  "run_name": spec.name}
+        answer = conversation.add(Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label))
+        state = _TurnState()
+        reported = 0
+        try:
+            if len(conversation.memory) + 1 >= self.memory.trigger_messages:
+                yield Status("summarising", "Summarising earlier messages…")
+            try:
+                state.sent = self.memory.prepare(conversation.memory, new_message, summarizer)
+            except Exception as exc:  # noqa: BLE001 - the summary call failed: nothing else was sent
+                state.summary_failure = classify(exc)
+            yield from steps.drain()
+            if state.summary_failure is None:
+                state.stream = AnswerStream(spec.build(model), {"messages": state.sent}, config)
+                for piece in state.stream.text_chunks():
+                    yield from steps.drain()
+                    if len(audit.records) != reported:
+                        reported = len(audit.records)
+                        yield UsageUpdate(usage_of(audit.records))
+                    yield TextDelta(piece)
+        finally:
+            # Also on close() (Stop) and on errors in the consumer: end the model call, keep what came, store the turn.
+            outcome = self._finish(who, conversation, user, answer, new_message, choices, audit, state)
+        yield from steps.drain()
+        if audit.records and len(audit.records) != reported:
+            yield UsageUpdate(usage_of(audit.records))
+        yield outcome
+
+    def _finish(self, who: Asker, conversation: Conversation, user: Turn, answer: Turn, new_message: HumanMessage,
+                choices: Choices, audit: AuditHandler, state: "_TurnState") -> Outcome:
+        """Decide how the turn ended and commit it in one transaction. No yields here: it runs during close()."""
+        failure, keep_draft = state.summary_failure, None
+        if failure is not None:
+            answer.status, answer.notice = "failed", failure.message
+        elif state.stream is None:  # stopped before the answer began
+            answer.status, answer.notice = "stopped", "Stopped before the answer began."
+        else:
+            state.stream.close()
+            result = state.stream.outcome()
+            answer.content, answer.status, failure = result.text, result.status, result.failure
+            if failure:
+                answer.notice = failure.message
+                if failure.kind == "context_too_long":  # the same words as the guard's, from Azure's numbers
+                    check = from_azure_error(str(state.stream.error), choices.deployment, choices.max_output_tokens)
+                    answer.notice = check.message(choices.deployment.name) if check else answer.notice
+                    keep_draft = user.content
+                if failure.kind == "prompt_filtered":
+                    user.excluded = True  # never resend a blocked message
+            elif result.status == "stopped":
+                answer.notice = "Stopped: the answer above is partial."
+        answer.usage = usage_of(audit.records)
+        if user.excluded or state.sent is None:
+            pass  # the model's memory stays as it was: a blocked message, or nothing reached the model
+        elif answer.content:
+            conversation.memory = [*state.sent, AIMessage(answer.content, id=answer.id)]
+        else:
+            conversation.memory = state.sent
+        if failure:
+            log.warning("chat turn failed: %s", failure.kind)
+        saved = self._commit(who.owner, conversation, user, answer, choices)
+        return Outcome(user, answer, saved, failure, keep_draft)
+
+    def _commit(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn, choices: Choices) -> bool:
+        """One transaction per finished turn. If storing fails the turn is still shown, and says it is not saved."""
+        try:
+            conversation.settings.update(deployment=choices.deployment.name, chain=choices.chain.name,
+                                         max_output_tokens=choices.max_output_tokens,
+                                         temperature=choices.temperature)
+            self.store.commit_turn(owner, conversation, user, answer)
+            return True
+        except Exception as exc:  # noqa: BLE001 - said to the person, logged without content
+            log.error("could not store turn of conversation %s: %s", conversation.id, type(exc).__name__)
+            answer.notice = (answer.notice + " " if answer.notice else "") + "This exchange could not be saved."
+            return False
+
+    # -- other actions on a conversation -----------------------------------------------------------------------------
+    def summarise_now(self, who: Asker, conversation: Conversation, choices: Choices) -> Failure | None:
+        """Fold everything but the last message into the summary now (one audited call) and store the new memory;
+        the guard offers this when a message does not fit."""
+        if len(conversation.memory) < 2:
+            return None
+        try:
+            provider = who.token_provider()
+        except SignInExpired:
+            return Failure("auth_failed", EXPIRED.replace(", so the message was not sent. It is kept:", ":"))
+        audit = AuditHandler(self.audit_context(who, conversation, choices), choices.deployment, sink=self.audit)
+        summarizer = self.model_factory(self.settings, choices.deployment, provider, temperature=0, callbacks=[audit],
+                                        user_security_context=who.security_context.as_payload())
+        *older, last = conversation.memory
+        try:
+            conversation.memory = SummaryBufferMemory(trigger_messages=2, keep_messages=1).prepare(older, last,
+                                                                                                  summarizer)
+        except Exception as exc:  # noqa: BLE001 - the memory stays as it was
+            return classify(exc)
+        if conversation.persisted:
+            self.store.save_memory(who.owner, conversation)
+        return None
+
+    def record_feedback(self, who: Asker, conversation: Conversation, turn: Turn, score: int, choices: Choices) -> None:
+        """Thumbs on an answer: kept with the message, audited with the chain that wrote it (a changed vote moves
+        the chain statistics rather than counting twice)."""
+        previous, turn.feedback = turn.feedback, score
+        if conversation.persisted:
+            self.store.set_feedback(who.owner, conversation.id, turn.id, score)
+        context = self.audit_context(who, conversation, choices)
+        deployment = turn.deployment or context.deployment
+        self.audit.event("feedback", replace(context, chain=turn.chain or context.chain, deployment=deployment),
+                         message_id=turn.id, score=score, previous_score=previous)
+
+    def audit_context(self, who: Asker, conversation: Conversation, choices: Choices) -> AuditContext:
+        return AuditContext(
+            user_oid=who.owner.oid, tenant_id=who.owner.tenant_id, source_ip=who.security_context.source_ip,
+            session=who.session_ref, conversation_id=conversation.id, chain=choices.chain.label,
+            deployment=choices.deployment.name, identity_mode=choices.identity_mode,
+            include_text=self.settings.app.audit_include_text, max_output_tokens=choices.max_output_tokens,
+            temperature=choices.effective_temperature,
+        )
+
+    def _prepare(self, uploads: Sequence[Upload], choices: Choices) -> tuple[list[PreparedImage], list[ImageRejected]]:
+        """Each upload checked and scaled like Azure does; bad ones are named with their reason, the rest go on."""
+        images, rejected = [], []
+        for upload in uploads:
+            try:
+                images.append(prepare_image(upload.name, upload.data, choices.image_detail,
+                                            self.settings.app.max_image_bytes))
+            except ImageRejected as exc:
+                rejected.append(exc)
+        return images, rejected
+
+
+@dataclass
+class _TurnState:
+    sent: list[BaseMessage] | None = None
+    stream: AnswerStream | None = None
+    summary_failure: Failure | None = None
+
+
+def usage_of(records: list[dict]) -> Usage | None:
+    """A turn's usage, summed over every model call it made (drafts and summaries included), from its audit records:
+    the page and the audit log cannot disagree."""
+    if not records:
+        return None
+    return Usage(prompt_tokens=sum(r["prompt_tokens"] for r in records),
+                 completion_tokens=sum(r["completion_tokens"] for r in records),
+                 cost_usd=sum((Decimal(r["cost_usd"]) for r in records), Decimal(0)),
+                 estimated=any(r["usage_estimated"] for r in records), model_calls=len(records))
+

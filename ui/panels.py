@@ -1,0 +1,100 @@
+"""What sits between the conversation and the input: a turn that was not sent (and its fixes), the kept draft,
+"what the model remembers" and the next message's estimate."""
+from __future__ import annotations
+
+import streamlit as st
+from langchain_core.messages import SystemMessage
+
+from auth.services import AuthServices
+from auth.sessions import AuthSession
+from chains.tokens import estimate_prompt_tokens
+from engine import Asker, Blocked, Choices, TurnEngine
+from memory.conversation import Conversation
+from memory.summary import summary_text, verbatim_ids
+from ui.session import link
+
+BLOCK_ICONS = {"context_too_long": ":material/data_usage:", "images_not_accepted": ":material/hide_image:",
+               "nothing_to_send": ":material/broken_image:"}
+
+
+def not_sent(blocked: Blocked, services: AuthServices | None, session: AuthSession, engine: TurnEngine, who: Asker,
+             conversation: Conversation, choices: Choices) -> None:
+    """Nothing reached the model: say why, keep the person's text, and offer the fixes that apply."""
+    if blocked.reason == "sign_in_expired":
+        services.sessions.keep_draft(session.id, blocked.draft)  # on the server: it survives the sign-in round trip
+        st.warning(blocked.message, icon=":material/lock_clock:")
+        link("Sign in again", "/signin?resume=1")
+        return
+    if blocked.draft:
+        st.session_state["kept_draft"] = blocked.draft
+    kept = " Your message is kept below." if blocked.draft else ""
+    st.error(blocked.message + kept, icon=BLOCK_ICONS.get(blocked.reason, ":material/error:"))
+    if blocked.reason != "context_too_long":
+        return
+    shorter = choices.max_output_tokens - blocked.check.over_by
+    if shorter >= min(100, choices.deployment.max_output_tokens):
+        st.button(f"Shorten the answer limit to {shorter} tokens", key="fix_shorten",
+                  on_click=lambda: st.session_state.update(max_output_tokens=shorter))
+    if len(conversation.memory) >= 2:
+        st.button("Summarise the conversation now", key="fix_summarise", on_click=_summarise_now,
+                  args=(engine, who, conversation, choices))
+    st.button("Start a new conversation", key="fix_new",
+              on_click=lambda: st.session_state.update(conversation=Conversation()))
+
+
+def _summarise_now(engine: TurnEngine, who: Asker, conversation: Conversation, choices: Choices) -> None:
+    failure = engine.summarise_now(who, conversation, choices)
+    if failure:
+        st.session_state["conversation_notice"] = f"Could not summarise: {failure.message}"
+
+
+def kept_draft(services: AuthServices | None, session: AuthSession) -> None:
+    """A message kept across a sign-in or a send that did not fit, offered once to send."""
+    if "kept_draft" not in st.session_state:
+        st.session_state["kept_draft"] = services.sessions.take_draft(session.id) if services else None
+    draft = st.session_state.get("kept_draft")
+    if not draft:
+        return
+    with st.container(border=True):
+        st.caption("Your unsent message:")
+        st.text(draft)
+        send, drop = st.columns(2)
+        send.button("Send it", icon=":material/send:", key="send_kept", on_click=_send_kept, args=(draft,))
+        drop.button("Discard", key="drop_kept", on_click=lambda: st.session_state.update(kept_draft=None))
+
+
+def _send_kept(draft: str) -> None:
+    st.session_state.update(kept_draft=None, send_now=draft)
+
+
+def take_kept_to_send() -> str | None:
+    """The kept draft the person chose to send in this run (see `kept_draft`)."""
+    return st.session_state.pop("send_now", None)
+
+
+def memory_panel(conversation: Conversation) -> None:
+    """What the model will see of this conversation: the running summary and the messages kept word for word."""
+    if not conversation.turns:
+        return
+    with st.expander("What the model remembers", icon=":material/psychology:"):
+        summary = summary_text(conversation.memory)
+        if summary:
+            st.markdown("**Summary of earlier messages** (written by the model):")
+            st.info(summary)
+        else:
+            st.caption("Nothing is summarised yet: the model sees the whole conversation.")
+        kept = verbatim_ids(conversation.memory)
+        lines = [f"- {'You' if t.role == 'user' else 'Assistant'}: {t.content[:80]}{'…' if len(t.content) > 80 else ''}"
+                 for t in conversation.turns if t.id in kept]
+        st.markdown("**Kept word for word:**\n" + ("\n".join(lines) if lines else "- (none)"))
+        st.caption("The page always shows the whole conversation; summarising only changes what the model sees.")
+
+
+def next_message_estimate(conversation: Conversation, choices: Choices) -> None:
+    """Before sending: what the conversation so far will cost as prompt, estimated with tiktoken like Azure counts."""
+    spec, deployment = choices.chain, choices.deployment
+    tokens = estimate_prompt_tokens([SystemMessage(spec.system_prompt), *conversation.memory], deployment.model)
+    calls = spec.model_calls_per_turn
+    cost = deployment.cost(tokens * calls, 0)
+    st.caption(f"Next message: ≈{tokens} tokens of context before your text, ≈${cost:.6f} as prompt"
+               f"{f' × {calls} calls' if calls > 1 else ''} on {deployment.name} (estimated with tiktoken).")

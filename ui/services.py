@@ -1,0 +1,108 @@
+"""What the page needs from the layers below, built once per process (or per person where it must be): the database,
+the conversation store, the audit log with its chain-statistics listener, the turn engine, and who is asking."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from auth.credentials import TokenProvider, app_token_provider, on_behalf_of_token_provider
+from auth.security_context import SecurityContext, client_ip
+from auth.services import AuthServices
+from auth.sessions import AuthSession
+from callbacks.audit import AuditLog, configure_audit_log, session_reference
+from callbacks.chain_stats import ChainStatistics
+from config.database import database_engine
+from config.settings import Settings
+from engine import Asker, TurnEngine
+from memory.images import ImageFiles
+from memory.store import ConversationStore, Owner
+
+
+def _database_key(settings: Settings) -> tuple[str | None, str]:
+    url = settings.app.database_url.get_secret_value() if settings.app.database_url else None
+    return url, str(settings.app.data_dir.resolve())
+
+
+@st.cache_resource(show_spinner=False)
+def _database(database_url: str | None, data_dir: str) -> Engine:
+    return database_engine(database_url, Path(data_dir), "conversations.db")
+
+
+@st.cache_resource(show_spinner=False)
+def _store(database_url: str | None, data_dir: str) -> ConversationStore:
+    return ConversationStore(_database(database_url, data_dir), ImageFiles(Path(data_dir) / "images"))
+
+
+@st.cache_resource(show_spinner=False)
+def _statistics(database_url: str | None, data_dir: str) -> ChainStatistics:
+    return ChainStatistics(_database(database_url, data_dir))
+
+
+@st.cache_resource(show_spinner=False)
+def _audit_log(database_url: str | None, data_dir: str, to_stdout: bool) -> AuditLog:
+    logger = configure_audit_log(Path(data_dir), to_stdout=to_stdout)
+    return AuditLog(logger, listeners=[_statistics(database_url, data_dir).record])
+
+
+def conversation_store(settings: Settings) -> ConversationStore:
+    return _store(*_database_key(settings))
+
+
+def chain_statistics(settings: Settings) -> ChainStatistics:
+    return _statistics(*_database_key(settings))
+
+
+def audit_log(settings: Settings) -> AuditLog:
+    return _audit_log(*_database_key(settings), settings.app.audit_stdout)
+
+
+def turn_engine(settings: Settings) -> TurnEngine:
+    # Cheap to build; settings are re-read on every rerun so a changed setting applies at once.
+    return TurnEngine(settings, conversation_store(settings), audit_log(settings))
+
+
+def owner(session: AuthSession) -> Owner:
+    return Owner(session.identity.oid, session.identity.tenant_id)
+
+
+def asker(settings: Settings, services: AuthServices | None, session: AuthSession, mode: str) -> Asker:
+    trusted = frozenset(settings.app.trusted_proxies)
+    ip = client_ip(st.context.ip_address, st.context.headers.get("x-forwarded-for"), trusted)
+    context = SecurityContext(application_name=settings.app.name, end_user_id=session.identity.oid,
+                              end_user_tenant_id=session.identity.tenant_id, source_ip=ip)
+    return Asker(owner(session), context, session_reference(session.id),
+                 token_provider=lambda: _token_provider(settings, services, session, mode))
+
+
+@st.cache_resource(show_spinner=False)
+def _cached_app_token_provider(_entra, identity_key: str):
+    # The app's own identity is the same for everyone, so one credential (and its token cache) serves all sessions.
+    return app_token_provider(_entra)
+
+
+def _app_token_provider(settings: Settings) -> TokenProvider:
+    entra = settings.entra
+    return _cached_app_token_provider(entra, f"{entra.authority}|{entra.client_id}|{entra.credential}")
+
+
+def _token_provider(settings: Settings, services: AuthServices | None, session: AuthSession, mode: str) -> TokenProvider:
+    """Check the sign-in is still good (silent refresh when needed), then pick the identity for Azure OpenAI.
+    Raises SignInExpired when only a new sign-in can help."""
+    if settings.app.auth_disabled:
+        return _app_token_provider(settings)
+    user_token, changed_cache = services.signin.user_access_token(session.token_cache)
+    if changed_cache:
+        services.sessions.save_token_cache(session.id, changed_cache)
+        session.token_cache = changed_cache
+    if mode == "app":
+        return _app_token_provider(settings)
+    # Per person and per browser session only (st.session_state), rebuilt when the person's token changes.
+    key = hashlib.sha256(user_token.encode()).hexdigest()
+    cached = st.session_state.get("_obo_provider")
+    if not cached or cached[0] != key:
+        cached = (key, on_behalf_of_token_provider(settings.entra, user_token))
+        st.session_state["_obo_provider"] = cached
+    return cached[1]

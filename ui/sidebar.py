@@ -1,0 +1,103 @@
+"""The sidebar: at the top the person's choices for the next turn, at the bottom (drawn after the turn, so current
+in the same run) the conversation's totals, the saved conversations and the chain comparison."""
+from __future__ import annotations
+
+import streamlit as st
+
+from auth.sessions import AuthSession
+from callbacks.chain_stats import ChainStatistics
+from chains.registry import REGISTRY, ChainSpec, get_chain
+from config import Deployment, Settings
+from engine import Choices
+from memory.conversation import Conversation
+from memory.store import ConversationStore, Owner
+from ui.conversations import conversation_list
+from ui.session import link
+
+IDENTITY_LABELS = {"app": "the app's identity", "on_behalf_of": "your own identity (on-behalf-of)"}
+
+
+def choices_sidebar(settings: Settings, session: AuthSession, deployments: list[Deployment]) -> Choices:
+    """Deployment, whose identity calls it (fixed per deployment in the catalog, or the person's choice), chain,
+    answer limit, temperature and image detail."""
+    catalog = settings.catalog
+    names = [d.name for d in deployments]
+    if st.session_state.get("deployment") not in names:  # a resumed conversation's deployment may be gone
+        st.session_state.pop("deployment", None)
+    if st.session_state.get("chain") not in REGISTRY:
+        st.session_state.pop("chain", None)
+    with st.sidebar:
+        st.header(settings.app.name)
+        st.caption(f"Signed in as **{session.identity.display_name}** ({session.identity.username})")
+        if not settings.app.auth_disabled:
+            link("Sign out", "/signout")
+        name = st.selectbox("Deployment", names, index=names.index(catalog.default) if catalog.default in names else 0,
+                            format_func=lambda n: catalog.get(n).display_name, key="deployment")
+        deployment = catalog.get(name)
+        if settings.app.auth_disabled:
+            mode = "app"
+        elif deployment.identity == "either":
+            mode = "on_behalf_of" if st.toggle("Call Azure OpenAI with my own identity (on-behalf-of)", key="obo") else "app"
+        else:
+            mode = deployment.identity
+        st.caption(f"Azure OpenAI is called with {IDENTITY_LABELS[mode]}; every call carries your user security context.")
+        chain_name = st.selectbox("Chain", list(REGISTRY), format_func=lambda n: REGISTRY[n].title, key="chain",
+                                  help="The LangChain chain behind the chat; each answer records which one wrote it.")
+        spec = get_chain(chain_name)
+        st.caption(f"{spec.description} (`{spec.label}`)")
+        max_output, temperature = _response_controls(settings, deployment, spec)
+        detail = settings.app.image_detail
+        if deployment.accepts_images:
+            st.session_state.setdefault("image_detail", settings.app.image_detail)
+            detail = st.radio("Image detail", ["auto", "low", "high"], key="image_detail", horizontal=True,
+                              help="low: 85 tokens per image at 512 px; high: 768 px tiles, 170 tokens each; auto: low "
+                                   "for small images, else high")
+    return Choices(deployment, spec, max_output, temperature, mode, detail)
+
+
+def _response_controls(settings: Settings, deployment: Deployment, spec: ChainSpec) -> tuple[int, float | None]:
+    """Answer length up to the deployment's own maximum, and temperature where the chain and the model allow it."""
+    cap = deployment.max_output_tokens
+    st.session_state.setdefault("max_output_tokens", min(settings.app.default_max_output_tokens, cap))
+    if st.session_state["max_output_tokens"] > cap:  # a deployment with a smaller maximum was picked
+        st.session_state["max_output_tokens"] = cap
+    max_output = st.slider("Maximum answer length (tokens)", min_value=min(100, cap), max_value=cap, step=1,
+                           key="max_output_tokens")
+    temperature = None
+    if spec.temperature is not None:
+        st.caption(f"Temperature {spec.temperature} is fixed by the {spec.title.lower()} chain.")
+    elif not deployment.accepts_temperature:
+        st.caption(f"{deployment.display_name} takes no temperature.")
+    else:
+        st.session_state.setdefault("temperature", settings.app.default_temperature)
+        temperature = st.slider("Temperature", min_value=0.0, max_value=2.0, step=0.1, key="temperature")
+    return max_output, temperature
+
+
+def sidebar_footer(conversation: Conversation, store: ConversationStore, owner: Owner,
+                   statistics: ChainStatistics) -> None:
+    with st.sidebar:
+        totals = conversation.totals()
+        if totals.model_calls:
+            about = "≈" if totals.estimated else ""
+            st.caption(f"This conversation: {totals.model_calls} model calls · {about}"
+                       f"{totals.prompt_tokens + totals.completion_tokens} tokens · ${totals.cost_usd:.6f}")
+        conversation_list(store, owner)
+        with st.expander("Compare chains", icon=":material/science:"):
+            chain_comparison(statistics)
+
+
+def chain_comparison(statistics: ChainStatistics) -> None:
+    # A few rows kept up to date as calls end (callbacks/chain_stats.py): cheap on every rerun, whatever the audit size.
+    stats = statistics.all()
+    if not stats:
+        st.caption("No model calls recorded yet.")
+        return
+    st.dataframe([{
+        "chain": s.chain, "calls": s.calls, "answers": s.answers, "mean prompt tok": round(s.mean_prompt_tokens),
+        "mean completion tok": round(s.mean_completion_tokens), "cost $": f"{s.total_cost_usd:.6f}",
+        "mean latency ms": round(s.mean_latency_ms), "mean TTFT ms": round(s.mean_ttft_ms) if s.mean_ttft_ms else None,
+        "failures": s.failures,
+        "👍 ratio": f"{s.thumbs_up_ratio:.0%} of {s.thumbs_up + s.thumbs_down}" if s.thumbs_up_ratio is not None else "–",
+    } for s in stats], hide_index=True)
+    st.caption("Over every recorded model call (all people), kept in the database as calls end.")

@@ -1,0 +1,120 @@
+"""Draws turns: stored ones as they are, and a running one from the turn engine's events as they arrive."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import streamlit as st
+
+from engine import Accepted, Blocked, Event, Outcome, Status, StepEnded, StepStarted, TextDelta
+from memory.conversation import Turn, Usage
+from memory.images import ImageFiles
+
+Feedback = Callable[[Turn], None]
+REFRESH_SECONDS = 0.03  # at most one page update per 30 ms: the page keeps up with fast deployments
+
+
+def show_turn(turn: Turn, files: ImageFiles | None, feedback: Feedback | None = None) -> None:
+    with st.chat_message(turn.role):
+        if turn.content:
+            st.markdown(turn.content)
+        _turn_details(turn, files, feedback)
+
+
+def _turn_details(turn: Turn, files: ImageFiles | None, feedback: Feedback | None) -> None:
+    if turn.attachments and files is not None:
+        shown = [(files.load(a["ref"]), a) for a in turn.attachments]
+        st.image([data for data, _ in shown if data], width=120,
+                 caption=[f"{a['name']} · {a['width']}×{a['height']} · {a['detail']} · {a['tokens']} tokens"
+                          for data, a in shown if data])
+    if turn.excluded:
+        st.caption("Blocked by the content filter: not sent to the model again.")
+    if turn.notice:
+        (st.warning if turn.status in ("stopped", "filtered") else st.error)(turn.notice, icon=":material/error:")
+    if turn.usage:
+        st.caption(usage_caption(turn))
+    if feedback and turn.role == "assistant" and turn.content:
+        feedback(turn)
+
+
+def usage_caption(turn: Turn) -> str:
+    usage = turn.usage or Usage()
+    about = "≈" if usage.estimated else ""
+    text = (f"{turn.deployment} · {turn.chain or 'assistant'} · {about}{usage.prompt_tokens} prompt + "
+            f"{about}{usage.completion_tokens} completion tokens · ${usage.cost_usd:.6f}")
+    if usage.model_calls > 1:
+        text += f" · {usage.model_calls} model calls"
+    if usage.estimated:
+        text += " (estimated with tiktoken)"
+    if turn.status == "stopped":
+        text += " · stopped"
+    return text
+
+
+def run_turn(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback) -> Outcome | Blocked | None:
+    """Render a running turn's events; returns how it ended. If Streamlit stops the script (the person pressed
+    Stop), closing the events ends the model call and stores the partial answer."""
+    try:
+        return _render(events, files, feedback)
+    finally:
+        events.close()
+
+
+def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback) -> Outcome | Blocked | None:
+    box = status = steps_slot = text_slot = None
+    steps: dict[str, StepStarted | StepEnded] = {}
+    text, last_update = "", 0.0
+    for event in events:
+        if isinstance(event, Blocked):
+            return event
+        if isinstance(event, Accepted):
+            show_turn(event.turn, files)
+            box = st.chat_message("assistant")
+            status, steps_slot, text_slot = box.empty(), box.empty(), box.empty()
+        elif isinstance(event, Status):
+            status.caption(f":material/hourglass_top: {event.text}")
+        elif isinstance(event, (StepStarted, StepEnded)):
+            steps[event.id] = event
+            _show_steps(steps_slot, steps)
+        elif isinstance(event, TextDelta):
+            status.empty()
+            text += event.text
+            now = time.monotonic()
+            if now - last_update >= REFRESH_SECONDS:
+                text_slot.markdown(text)
+                last_update = now
+        elif isinstance(event, Outcome):
+            status.empty()
+            _show_outcome(box, text_slot, event, files, feedback)
+            return event
+    return None
+
+
+def _show_steps(slot, steps: dict) -> None:
+    """Steps other than the answer itself (drafts, summaries, tools, retrieval): what ran, and how long it took."""
+    shown = [s for s in steps.values() if not (s.kind == "model" and s.name == "answer")]
+    if not shown:
+        return
+    lines = []
+    for step in shown:
+        if isinstance(step, StepEnded):
+            how = f"failed ({step.error})" if step.error else f"{step.duration_ms} ms"
+            lines.append(f"- :material/check_small: **{step.name}** ({step.kind}) · {how}")
+        else:
+            lines.append(f"- :material/hourglass_top: **{step.name}** ({step.kind}) · running…")
+    with slot.container():
+        with st.expander(f"Steps ({len(shown)})", icon=":material/account_tree:"):
+            st.markdown("\n".join(lines))
+
+
+def _show_outcome(box, text_slot, outcome: Outcome, files: ImageFiles | None, feedback: Feedback) -> None:
+    answer = outcome.answer
+    if answer.content:
+        text_slot.markdown(answer.content)
+    else:
+        text_slot.empty()
+    with box:
+        _turn_details(answer, files, feedback)
+        if outcome.failure and outcome.failure.kind == "prompt_filtered":
+            st.caption("Your message, to copy and rephrase:")
+            st.code(outcome.user.content, language=None, wrap_lines=True)
