@@ -25,10 +25,12 @@ COPY scripts/provision_tiktoken.py scripts/
 RUN python scripts/provision_tiktoken.py /app/tiktoken && rm -rf scripts
 
 COPY app.py ./
+COPY .streamlit ./.streamlit
 COPY auth ./auth
 COPY callbacks ./callbacks
 COPY chains ./chains
 COPY config ./config
+COPY engine ./engine
 COPY memory ./memory
 COPY ui ./ui
 

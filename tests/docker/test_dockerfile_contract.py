@@ -47,3 +47,18 @@ def test_no_secret_and_no_local_state_goes_into_the_image():
         assert entry in ignored
     assert not re.search(r"(?i)(secret|password|token)\s*=", DOCKERFILE.replace("TIKTOKEN", ""))
     assert not any(line.startswith("COPY . ") for line in INSTRUCTIONS)  # only named product folders are copied
+
+
+def test_every_product_package_and_the_page_settings_go_into_the_image():
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "localdev", "bench", "scripts"}
+    copied = {line.split()[1] for line in INSTRUCTIONS if line.startswith("COPY ")}
+    assert packages <= copied, f"not copied into the image: {packages - copied}"
+    assert ".streamlit" in copied
+
+
+def test_people_get_no_developer_toolbar_and_no_tracebacks():
+    import tomllib
+
+    page = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert page["client"] == {"toolbarMode": "viewer", "showErrorDetails": "none"}
+    assert "--client.showErrorDetails" not in DOCKERFILE  # the image keeps the production setting

@@ -40,3 +40,21 @@ def test_sessions_are_shared_through_postgres(postgres_url, tmp_path):
     session = replica_a.create(Identity("oid", "tid", "Ada", "ada@x"), "{}")
     assert replica_b.get(session.id).identity.name == "Ada"
     assert replica_b.use_state_once("state-1", timedelta(minutes=10)) and not replica_a.use_state_once("state-1", timedelta(minutes=10))
+
+
+def test_recent_conversations_and_search_on_postgres(postgres_url, tmp_path):
+    from sqlalchemy import text
+
+    from tests.unit.test_store import run_recent_and_search_contract
+
+    engine = database_engine(postgres_url, tmp_path, "unused.db")
+    with engine.begin() as db:  # a database of its own contents: the other tests left conversations behind
+        db.execute(text("DELETE FROM messages"))
+        db.execute(text("DELETE FROM conversations"))
+    run_recent_and_search_contract(ConversationStore(engine))
+
+
+def test_chain_statistics_on_postgres(postgres_url, tmp_path):
+    from tests.unit.test_chain_stats import run_chain_stats_contract
+
+    run_chain_stats_contract(database_engine(postgres_url, tmp_path, "unused.db"))

@@ -122,3 +122,31 @@ def test_auto_title_cuts_on_a_word_boundary():
     assert auto_title("  short   question ") == "short question"
     assert auto_title("word " * 30).endswith("…") and len(auto_title("word " * 30)) <= 61
     assert auto_title("") == "New conversation"
+
+
+def run_recent_and_search_contract(store: ConversationStore) -> None:
+    """The sidebar reads a bounded page: the most recent first, at most `limit`, older ones found by title search
+    (case-insensitive, LIKE wildcards taken literally), and never someone else's."""
+    titles = [f"Question {n:02d} about {'budgets' if n % 5 == 0 else 'calendars'}" for n in range(30)]
+    for title in titles:
+        conversation = Conversation()
+        user, reply = exchange(conversation, title)
+        store.commit_turn(ADA, conversation, user, reply)
+    other = Conversation()
+    store.commit_turn(GRACE, other, *exchange(other, "Grace asks about budgets"))
+    percent = Conversation()
+    store.commit_turn(ADA, percent, *exchange(percent, "Raise of 100% for interns_2026"))
+
+    recent = store.list(ADA, limit=5)
+    assert [c.title for c in recent] == ["Raise of 100% for interns_2026", *reversed(titles[-4:])]
+    assert len(store.list(ADA)) == 31
+    found = store.list(ADA, limit=20, search="BUDGETS")
+    assert [c.title for c in found] == [t for t in reversed(titles) if "budgets" in t]
+    assert [c.title for c in store.list(ADA, search="100%")] == ["Raise of 100% for interns_2026"]
+    assert store.list(ADA, search="_20") == [c for c in store.list(ADA) if "_20" in c.title]
+    assert store.list(ADA, search="%") == [percent_row for percent_row in store.list(ADA) if "%" in percent_row.title]
+    assert store.list(GRACE, search="budgets")[0].title == "Grace asks about budgets"
+
+
+def test_recent_conversations_and_search_on_sqlite(tmp_path):
+    run_recent_and_search_contract(ConversationStore(database_engine(None, tmp_path, "conversations.db")))

@@ -1,0 +1,54 @@
+"""The architecture as the code states it: only app.py and ui/ import streamlit, dependencies point one way
+(ui → engine → chains, memory, callbacks, auth → config), and product code never imports localdev."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCT = ["app.py", "ui", "engine", "chains", "memory", "callbacks", "auth", "config"]
+# Which product packages each layer may import (itself included).
+ALLOWED = {
+    "ui": {"ui", "engine", "chains", "memory", "callbacks", "auth", "config"},
+    "engine": {"engine", "chains", "memory", "callbacks", "auth", "config"},
+    "chains": {"chains", "memory", "callbacks", "auth", "config"},
+    "memory": {"memory", "chains", "config"},
+    "callbacks": {"callbacks", "chains", "config"},
+    "auth": {"auth", "config"},
+    "config": {"config"},
+}
+PACKAGES = set(ALLOWED) | {"localdev", "tests", "bench"}
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def product_files():
+    for entry in PRODUCT:
+        path = ROOT / entry
+        yield from ([path] if path.is_file() else sorted(path.rglob("*.py")))
+
+
+def test_only_app_and_ui_import_streamlit():
+    offenders = [str(p.relative_to(ROOT)) for p in product_files()
+                 if "streamlit" in imports(p) and p.name != "app.py" and p.relative_to(ROOT).parts[0] != "ui"]
+    assert offenders == []
+
+
+def test_dependencies_point_one_way_and_never_into_localdev():
+    wrong = []
+    for path in product_files():
+        layer = path.relative_to(ROOT).parts[0]
+        if layer == "app.py":
+            continue
+        used = imports(path) & PACKAGES
+        wrong += [f"{path.relative_to(ROOT)} imports {name}" for name in sorted(used - ALLOWED[layer])]
+    assert wrong == []
