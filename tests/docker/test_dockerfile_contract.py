@@ -60,5 +60,5 @@ def test_people_get_no_developer_toolbar_and_no_tracebacks():
     import tomllib
 
     page = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert page["client"] == {"toolbarMode": "viewer", "showErrorDetails": "none"}
+    assert page["client"] == {"toolbarMode": "minimal", "showErrorDetails": "none"}
     assert "--client.showErrorDetails" not in DOCKERFILE  # the image keeps the production setting

@@ -33,8 +33,7 @@ def test_summary_after_seven_messages_and_prompt_holds_summary_plus_recent(setti
     assert "question 1" not in json.dumps(sent[2:])
     # The page still shows everything, and says what the model remembers.
     assert len(at.chat_message) == 8
-    at.run()  # the panel above the input is drawn before this run's answer
-    assert any("Summary of earlier messages" in m.value for m in at.markdown)
+    assert any("Summary of earlier messages" in m.value for m in at.markdown)  # drawn after this run's answer
     audit = [json.loads(line) for line in (settings.app.data_dir / "audit" / "audit.jsonl").read_text().splitlines()]
     assert [r["purpose"] for r in audit if r["event"] == "model_call"][-2:] == ["summary", "answer"]
 
@@ -58,7 +57,7 @@ def test_rename_and_delete_with_confirmation(settings, signed_in, emulators):
     at = page()
     ask(at, "a conversation to rename")
     cid = at.session_state["conversation"].id
-    at.run()  # the sidebar list is drawn before the answer is stored
+    assert at.sidebar.button(key=f"open-{cid}").label == "a conversation to rename"  # listed in the same run
     at.sidebar.text_input(key=f"title-{cid}").set_value("Renamed").run()
     at.sidebar.button(key=f"rename-{cid}").click().run()
     assert at.sidebar.button(key=f"open-{cid}").label == "Renamed"
@@ -81,3 +80,25 @@ def test_another_person_never_sees_or_opens_it(settings, signed_in, emulators, m
     from ui.conversations import conversation_store
     assert conversation_store(settings).load(Owner(OTHER_USER.oid, TENANT_ID), cid) is None
     assert conversation_store(settings).delete(Owner(OTHER_USER.oid, TENANT_ID), cid) is False
+
+
+def test_the_sidebar_lists_the_recent_conversations_and_finds_older_ones(settings, signed_in, emulators):
+    from memory.conversation import Conversation, Turn
+    from memory.store import Owner
+    from localdev.stack import TEST_USER
+    from ui.conversations import RECENT, conversation_store
+
+    store, owner = conversation_store(settings), Owner(TEST_USER.oid, TENANT_ID)
+    for n in range(RECENT + 5):
+        conversation = Conversation()
+        title = "the oldest one about penguins" if n == 0 else f"conversation {n}"
+        store.commit_turn(owner, conversation, conversation.add(Turn("user", title)),
+                          conversation.add(Turn("assistant", "ok")))
+    at = page()
+    listed = [b for b in at.sidebar.button if b.key.startswith("open-")]
+    assert len(listed) == RECENT and listed[0].label == f"conversation {RECENT + 4}"
+    assert "penguins" not in " ".join(b.label for b in listed)
+    at.sidebar.text_input(key="conversation_search").set_value("PENGUINS").run()
+    (found,) = [b for b in at.sidebar.button if b.key.startswith("open-")]
+    found.click().run()
+    assert at.chat_message[0].markdown[0].value == "the oldest one about penguins"

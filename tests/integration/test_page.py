@@ -207,7 +207,6 @@ def test_thumbs_are_kept_with_the_answer_audited_and_compared_by_chain(settings,
     audit = [json.loads(line) for line in (settings.app.data_dir / "audit" / "audit.jsonl").read_text().splitlines()]
     (vote,) = [r for r in audit if r["event"] == "feedback"]
     assert vote["score"] == 1 and vote["chain"] == "concise@1" and vote["message_id"] == at.session_state["conversation"].turns[1].id
-    at.run()  # the sidebar table is drawn before this run's vote is written
-    table = at.sidebar.dataframe[0].value
+    table = at.sidebar.dataframe[0].value  # current in the same run as the vote
     row = table[table["chain"] == "concise@1"].iloc[0]
     assert row["calls"] == 1 and row["👍 ratio"] == "100% of 1"
