@@ -1,6 +1,6 @@
 """One answer streamed from a chain, independent of any page: text as it arrives, then what happened.
 
-The page hands `AnswerStream.text_chunks()` to its writer. If the reader stops early (the person pressed Stop),
+The turn engine (engine/turn.py) reads `AnswerStream.text_chunks()`. If the reader stops early (the person pressed Stop),
 `close()` closes the model's HTTP stream, LangChain reports the call as ended (so it is still audited), and the partial
 answer is kept with status "stopped".
 """
