@@ -5,6 +5,7 @@ only through environment variables, exactly as it would be against real Azure.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import signal
@@ -156,6 +157,8 @@ def streamlit_command(config: StackConfig) -> list[str]:
         "--server.address", "127.0.0.1",
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        # People get no tracebacks (.streamlit/config.toml); on a developer's laptop the details help.
+        "--client.showErrorDetails", "full",
     ]
 
 
@@ -178,23 +181,84 @@ def say(message: str) -> None:
     print(f"[make run] {message}", flush=True)
 
 
+@dataclass
+class Stopping:
+    started: bool = False  # a plain flag: the signal handler must take no lock
+
+
+def stop_on_signals() -> Stopping:
+    """Ctrl-C (SIGINT) and SIGTERM raise KeyboardInterrupt once, whatever dispositions this process inherited: a
+    background job (`make run &` in a script) starts with SIGINT ignored, and Python then installs no handler. Once
+    stopping has started, later signals are ignored, so a second Ctrl-C cannot cut the cleanup short."""
+    stopping = Stopping()
+
+    def interrupt(signum, frame) -> None:
+        if not stopping.started:
+            stopping.started = True
+            raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
+    return stopping
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def dies_with_this_process():
+    """A preexec_fn making Linux send the child SIGTERM when this process dies, however it dies (even SIGKILL), so the
+    app is never left running alone; None where there is no prctl."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork: the child only calls it
+    except (OSError, AttributeError):
+        return None
+    parent, sigterm = os.getpid(), int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, sigterm)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), sigterm)
+
+    return preexec
+
+
+def stop_app(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """terminate, then kill if it has not exited within `timeout` seconds; no wait is unbounded."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # stuck in the kernel; its parent-death signal is the last resort
+            pass
+
+
 def main() -> int:
     config = StackConfig.from_environment()
     # SIGTERM (e.g. from a test or a process manager) stops the stack the same way Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stopping = stop_on_signals()
     say("starting the Entra ID and Azure OpenAI emulators (TLS with a local CA)...")
     try:
         emulators = start_emulators(config)
     except OSError as exc:
         say(f"could not start the emulators: {exc}. Is another copy running? Set LOCALDEV_ENTRA_PORT / LOCALDEV_AOAI_PORT.")
         return 1
-    say(f"Entra ID emulator: {emulators.entra_server.url}/{TENANT_ID}  ·  Azure OpenAI emulator: {emulators.aoai_server.url}"
-        f"  ·  engine: {emulators.aoai.engine.name}")
-    if emulators.banner:
-        say(emulators.banner)
-    say(f"starting the chat app on {config.public_url} ...")
-    process = subprocess.Popen(streamlit_command(config), cwd=ROOT, env={**os.environ, **app_environment(config, emulators)})
+    except KeyboardInterrupt:  # the emulators' threads are daemons: they end with this process
+        say("stopping...")
+        say("stopped.")
+        return 0
+    process = None
     try:
+        say(f"Entra ID emulator: {emulators.entra_server.url}/{TENANT_ID}  ·  Azure OpenAI emulator: {emulators.aoai_server.url}"
+            f"  ·  engine: {emulators.aoai.engine.name}")
+        if emulators.banner:
+            say(emulators.banner)
+        say(f"starting the chat app on {config.public_url} ...")
+        process = subprocess.Popen(streamlit_command(config), cwd=ROOT, env={**os.environ, **app_environment(config, emulators)},
+                                   preexec_fn=dies_with_this_process())
         if not wait_healthy(config.public_url, process):
             say("the chat app did not start; see the messages above.")
             return process.poll() or 1
@@ -204,12 +268,9 @@ def main() -> int:
         say("stopping...")
         return 0
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stopping.started = True
+        if process is not None:
+            stop_app(process)
         emulators.stop()
         say("stopped.")
 

@@ -12,6 +12,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.processes import run as run_bounded
+
 
 def server_binaries() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
@@ -36,8 +38,9 @@ def running_postgres():
 
     def run(*command: str) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
-        subprocess.run([*prefix, *command], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"})
+        # pg_ctl -w gives up on its own after 60 s; the limit here also covers initdb and a stuck stop.
+        run_bounded([*prefix, *command], timeout=120, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"})
 
     if as_root:
         shutil.chown(folder, "postgres")
@@ -58,4 +61,5 @@ def running_postgres():
             run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         except (subprocess.CalledProcessError, FileNotFoundError):
             pass
-        shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

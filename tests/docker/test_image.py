@@ -3,10 +3,11 @@ secret (scripts/docker_smoke.sh; about a minute, longer the first time). Skipped
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.processes import run
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -16,10 +17,11 @@ def test_image_builds_runs_and_is_healthy():
     # The podman tools run outside the Python network guard (they are not Python); the container reaches only the
     # package index while building, and nothing while running.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NETGUARD", "APP_", "ENTRA_", "AZURE_OPENAI_"))}
-    run = subprocess.run([str(ROOT / "scripts" / "docker_smoke.sh")], env=env, capture_output=True, text=True,
-                         timeout=1200)
-    print(run.stdout[-3000:], run.stderr[-3000:])
-    if run.returncode == 77:
-        pytest.skip(run.stdout.strip().splitlines()[-1])
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    assert "PASS" in run.stdout
+    # On expiry the script gets SIGTERM first, so its exit trap removes the container and the image.
+    smoke = run([str(ROOT / "scripts" / "docker_smoke.sh")], env=env, capture_output=True, text=True, timeout=1200,
+                grace=60)
+    print(smoke.stdout[-3000:], smoke.stderr[-3000:])
+    if smoke.returncode == 77:
+        pytest.skip(smoke.stdout.strip().splitlines()[-1])
+    assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-2000:]
+    assert "PASS" in smoke.stdout

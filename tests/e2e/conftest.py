@@ -6,12 +6,12 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.processes import Child
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -30,31 +30,27 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, process: subprocess.Popen, url: str, output: list[str], netguard_log: Path):
-        self.process, self.url, self.output, self.netguard_log = process, url, output, netguard_log
+    """`python -m localdev.stack` in a process group of its own; `output` fills with its lines as they come."""
 
-    def stop(self) -> int:
-        """Ctrl-C, as a person would press it; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.output.extend(self.process.stdout.read().splitlines() if self.process.stdout else [])
-        return self.process.returncode
+    def __init__(self, child: Child, url: str, ports: dict[str, int], netguard_log: Path):
+        self.child, self.url, self.ports, self.netguard_log = child, url, ports, netguard_log
+        self.process, self.output = child.process, child.lines
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
+        """Ctrl-C, as a person would press it; returns the exit code. Fails (after killing the whole group) if the
+        stack does not exit within `timeout` s or leaves a process of its group running."""
+        return self.child.stop(sig, timeout)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Stack:
-    tmp = tmp_path_factory.mktemp("e2e")
+def start_stack(tmp: Path, *, preexec_fn=None, timeout: float = 120.0) -> Stack:
+    """Starts the stack as `make run` does, on free loopback ports with the scripted engine, and waits for "ready"."""
     netguard_dir = ROOT / "tests" / "netguard"
+    ports = {"app": free_port(), "entra": free_port(), "aoai": free_port()}
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "LOCALDEV_"))},
-        "LOCALDEV_APP_PORT": str(free_port()),
-        "LOCALDEV_ENTRA_PORT": str(free_port()),
-        "LOCALDEV_AOAI_PORT": str(free_port()),
+        "LOCALDEV_APP_PORT": str(ports["app"]),
+        "LOCALDEV_ENTRA_PORT": str(ports["entra"]),
+        "LOCALDEV_AOAI_PORT": str(ports["aoai"]),
         "LOCALDEV_TOKENS_PER_SECOND": "15",
         "LOCALDEV_ENGINE": "scripted",  # deterministic answers for the browser checks
         "APP_DATA_DIR": str(tmp / "data"),
@@ -64,26 +60,17 @@ def stack(tmp_path_factory) -> Stack:
         "PYTHONUNBUFFERED": "1",
     }
     (tmp / "netguard.log").touch()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "localdev.stack"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    output: list[str] = []
-    deadline = time.monotonic() + 120
-    url = None
-    while time.monotonic() < deadline and url is None:
-        line = process.stdout.readline()
-        if not line:
-            break
-        output.append(line.rstrip())
-        match = re.search(r"ready: open (http://\S+)", line)
-        if match:
-            url = match.group(1)
-    if url is None:
-        process.kill()
-        pytest.fail("the stack did not start:\n" + "\n".join(output))
-    running = Stack(process, url, output, tmp / "netguard.log")
+    child = Child([sys.executable, "-m", "localdev.stack"], cwd=ROOT, env=env, preexec_fn=preexec_fn,
+                  name="python -m localdev.stack")
+    url = child.wait_for_line(r"ready: open (http://\S+)", timeout).group(1)
+    running = Stack(child, url, ports, tmp / "netguard.log")
     running.server_cert = tmp / "data" / "localdev" / "tls" / "server.pem"
+    return running
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Stack:
+    running = start_stack(tmp_path_factory.mktemp("e2e"))
     yield running
     running.stop()
 

@@ -44,7 +44,9 @@ def test_sign_in_then_a_question_gets_a_streamed_answer_in_chromium(stack, brows
     box.press("Enter")
     second = page.locator('[data-testid="stChatMessage"]').nth(3)
     second.wait_for(timeout=20_000)
+    deadline = time.monotonic() + 30
     while len(second.inner_text()) < 15:
+        assert time.monotonic() < deadline, "the second answer did not start streaming"
         time.sleep(0.05)
     page.get_by_test_id("stChatInputStopButton").click()
     time.sleep(1)

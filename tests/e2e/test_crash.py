@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
 import time
 
 import pytest
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, spki_pin
+from tests.processes import Child
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -27,9 +27,11 @@ def test_sigkill_mid_answer_loses_no_completed_turn(tmp_path, secrets_audit):
     emulators.aoai.engine = ScriptedEngine(time_to_first_token=0.05, tokens_per_second=60)
     env = {**os.environ, **app_environment(config, emulators)}
 
-    def start_app() -> subprocess.Popen:
-        app = subprocess.Popen(streamlit_command(config), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_healthy(config.public_url, app), "the app did not start"
+    def start_app() -> Child:
+        app = Child(streamlit_command(config), env=env, capture=False, name="streamlit")
+        if not wait_healthy(config.public_url, app.process):
+            app.kill()
+            pytest.fail("the app did not start")
         return app
 
     app = start_app()
@@ -51,10 +53,11 @@ def test_sigkill_mid_answer_loses_no_completed_turn(tmp_path, secrets_audit):
             box.press("Enter")
             answer = page.locator('[data-testid="stChatMessage"]').nth(3)
             answer.wait_for(timeout=30_000)
+            deadline = time.monotonic() + 30
             while len(answer.inner_text()) < 12:
+                assert time.monotonic() < deadline, "the answer did not start streaming"
                 time.sleep(0.05)
-            app.send_signal(signal.SIGKILL)
-            app.wait(timeout=10)
+            app.stop(signal.SIGKILL, timeout=10)
 
             app = start_app()
             page.reload()
@@ -69,9 +72,10 @@ def test_sigkill_mid_answer_loses_no_completed_turn(tmp_path, secrets_audit):
             secrets_audit.secrets |= {c["value"] for c in page.context.cookies()}
             browser.close()
     finally:
-        app.send_signal(signal.SIGTERM)
-        app.wait(timeout=20)
-        emulators.stop()
+        try:
+            app.stop(signal.SIGTERM, timeout=20)
+        finally:
+            emulators.stop()
         secrets_audit.secrets |= emulators.entra.issued | {emulators.client_secret}
 
     for name in ("conversations.db", "sessions.db"):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 
 import pytest
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, spki_pin
 from tests.postgres import running_postgres, server_binaries
+from tests.processes import Child
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow,
               pytest.mark.skipif(server_binaries() is None, reason="Debian's postgresql is not installed")]
@@ -31,10 +31,9 @@ def test_session_and_history_follow_the_person_across_replicas(tmp_path, secrets
                 # Each replica has its own data directory: only Postgres is shared.
                 replica_env = {**env, "APP_DATA_DIR": str(tmp_path / f"replica-{name}")}
                 command = streamlit_command(StackConfig(app_port=port))
-                replicas.append(subprocess.Popen(command, env=replica_env, stdout=subprocess.DEVNULL,
-                                                 stderr=subprocess.DEVNULL))
+                replicas.append(Child(command, env=replica_env, capture=False, name=f"streamlit replica {name}"))
             for replica, port in zip(replicas, (port_a, port_b)):
-                assert wait_healthy(f"http://127.0.0.1:{port}", replica), "a replica did not start"
+                assert wait_healthy(f"http://127.0.0.1:{port}", replica.process), "a replica did not start"
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
                     *CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={spki_pin(emulators.tls.cert_file)}"])
@@ -60,9 +59,6 @@ def test_session_and_history_follow_the_person_across_replicas(tmp_path, secrets
             for replica in replicas:
                 replica.send_signal(signal.SIGTERM)
             for replica in replicas:
-                try:
-                    replica.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    replica.kill()
+                replica.stop(None, timeout=20, check=False)  # killed (its whole group) if it is still running
             emulators.stop()
             secrets_audit.secrets |= emulators.entra.issued | {emulators.client_secret}

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import signal
 import ssl
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import msal
 
 from localdev.stack import CLIENT_ID, TENANT_ID
 from tests.e2e.conftest import free_port
+from tests.processes import Child, run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,10 +22,10 @@ def test_emulators_serve_the_shared_ca_and_the_configured_app_secret(tmp_path, m
     entra, aoai = free_port(), free_port()
     env = {**os.environ, "LOCALDEV_CLIENT_SECRET": "compose-test-secret-value", "LOCALDEV_SHARED_DIR": str(tmp_path),
            "LOCALDEV_ENTRA_PORT": str(entra), "LOCALDEV_AOAI_PORT": str(aoai)}
-    process = subprocess.Popen([sys.executable, "-m", "localdev.emulators_main"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = Child([sys.executable, "-m", "localdev.emulators_main"], cwd=ROOT, env=env)
     try:
-        assert "[emulators] Entra ID" in process.stdout.readline()
+        process.wait_for_line(r"\S", timeout=60)
+        assert "[emulators] Entra ID" in process.lines[0]
         ca = tmp_path / "localdev" / "tls" / "ca.pem"
         context = ssl.create_default_context(cafile=str(ca))
         discovery = httpx.get(f"https://localhost:{entra}/{TENANT_ID}/v2.0/.well-known/openid-configuration",
@@ -40,13 +40,11 @@ def test_emulators_serve_the_shared_ca_and_the_configured_app_secret(tmp_path, m
                                   "?api-version=2024-10-21", json={"messages": []}, verify=context)
         assert unauthorized.status_code == 401
     finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=15)[0]
-    assert process.returncode == 0 and "stopped." in output
+        returncode = process.stop(signal.SIGTERM, timeout=15)
+    assert returncode == 0 and "stopped." in process.output
 
 
 def test_a_missing_secret_stops_with_a_clear_message(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "localdev.emulators_main"], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "LOCALDEV_CLIENT_SECRET": "", "LOCALDEV_SHARED_DIR": str(tmp_path)},
-                         timeout=60)
-    assert run.returncode == 2 and "LOCALDEV_CLIENT_SECRET is missing" in run.stderr
+    done = run([sys.executable, "-m", "localdev.emulators_main"], cwd=ROOT, capture_output=True, text=True,
+               env={**os.environ, "LOCALDEV_CLIENT_SECRET": "", "LOCALDEV_SHARED_DIR": str(tmp_path)}, timeout=60)
+    assert done.returncode == 2 and "LOCALDEV_CLIENT_SECRET is missing" in done.stderr

@@ -1,12 +1,12 @@
 """Settings: every missing or invalid variable is named in one clear message; .env and secret files are read."""
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from config import ConfigError, load_settings
+from tests.processes import run
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -131,7 +131,7 @@ def test_bad_catalog_file_is_reported_with_its_path(monkeypatch, tmp_path):
 def test_app_start_up_with_bad_settings_prints_one_message_and_no_traceback(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_"))}
     env["AZURE_OPENAI_ENDPOINT"] = "http://insecure.example"
-    result = subprocess.run(
+    result = run(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true", "--server.port", "0"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )
