@@ -16,9 +16,7 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.result import result  # noqa: E402
+from bench.stack import chromium_options, free_port  # noqa: E402
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 FAULTS = ["429", "500", "cut", "prompt_filter"]
@@ -74,12 +73,6 @@ class LoadReport:
             f" (×{self.ttft_ratio_p50:.2f}), p95 {self.load_ttft_p95_ms:.0f} ms (×{self.ttft_ratio_p95:.2f}); goal ≤ {TTFT_TARGET}"
             if self.single_ttft_ms and self.load_ttft_p50_ms else "  time to first token: not measured",
         ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def _person(browser, base_url: str, n: int, turns: int, report: LoadReport, timeout_s: float,
@@ -144,12 +137,8 @@ async def _turns(page, n: int, turns: int, report: LoadReport, timeout_s: float)
 async def _drive(url: str, server_cert: Path, people: range, turns: int, report: LoadReport, timeout_s: float) -> None:
     from playwright.async_api import async_playwright
 
-    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, spki_pin
-
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={spki_pin(server_cert)}"])
+        browser = await playwright.chromium.launch(**chromium_options(server_cert))
         await asyncio.gather(*(_person(browser, url, n, turns, report, timeout_s, delay=0.3 * i)
                                for i, n in enumerate(people)))
         await browser.close()
@@ -169,20 +158,20 @@ def run_load(users: int, turns: int, *, fault_rate: float = 0.10, seed: int = 7,
     from localdev.engines import ScriptedEngine
     from localdev.stack import StackConfig, app_environment, load_users, start_emulators, streamlit_command, wait_healthy
     from memory.store import ConversationStore, Owner
+    from tests.processes import Child
 
     data_dir = Path(tempfile.mkdtemp(prefix="load-"))
     # People 0..users-1 make the load; person `users` alone makes the single-person baseline first.
-    config = StackConfig(app_port=_free_port(), entra_port=0, aoai_port=0, data_dir=data_dir, load_users=users + 1)
+    config = StackConfig(app_port=free_port(), entra_port=0, aoai_port=0, data_dir=data_dir, load_users=users + 1)
     emulators = start_emulators(config)
     emulators.aoai.engine = ScriptedEngine(time_to_first_token=0.05, tokens_per_second=200)
     env = {**os.environ, **app_environment(config, emulators), **(netguard_env or {})}
-    app = subprocess.Popen(streamlit_command(config), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    app = Child(streamlit_command(config), cwd=ROOT, env=env, capture=False, name="streamlit")
     report = LoadReport(users, turns, data_dir=data_dir)
     audit_file = data_dir / "audit" / "audit.jsonl"
     started = time.monotonic()
     try:
-        if not wait_healthy(config.public_url, app):
+        if not wait_healthy(config.public_url, app.process):
             raise RuntimeError("the app did not start")
         # Baseline in the same run: one person alone, no faults.
         single = LoadReport(1, 3)
@@ -198,11 +187,7 @@ def run_load(users: int, turns: int, *, fault_rate: float = 0.10, seed: int = 7,
             report.load_ttft_p50_ms = statistics.median(loaded)
             report.load_ttft_p95_ms = loaded[min(len(loaded) - 1, int(0.95 * len(loaded)))]
     finally:
-        app.send_signal(signal.SIGTERM)
-        try:
-            app.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            app.kill()
+        app.stop(signal.SIGTERM, timeout=20, check=False)  # then its whole process group is killed
         emulators.stop()
         report.secrets = set(emulators.entra.issued) | {emulators.client_secret}
     report.seconds = time.monotonic() - started

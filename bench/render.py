@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.result import result  # noqa: E402
+from bench.stack import chromium_available, chromium_options, free_port  # noqa: E402
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 TARGET = 0.95
@@ -41,12 +39,6 @@ OBSERVER = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def sdk_rate(settings, provider) -> float:
     import openai
 
@@ -62,11 +54,8 @@ def sdk_rate(settings, provider) -> float:
 def page_rate(url: str, server_cert: Path, tokens: int) -> float:
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, spki_pin
-
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={spki_pin(server_cert)}"])
+        browser = playwright.chromium.launch(**chromium_options(server_cert))
         page = browser.new_page()
         page.goto(url)
         page.get_by_text("Sign in with Microsoft").click(timeout=60_000)
@@ -117,13 +106,14 @@ def callback_overhead(tokens: int = 5000) -> float:
 
 def main() -> int:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
-    if not shutil.which("chromium") and not Path("/usr/bin/chromium").exists():
+    if not chromium_available():
         print("render benchmark skipped: Debian's chromium is not installed (make test installs it)")
         return 0
     from auth.credentials import app_token_provider
     from config import load_settings
     from localdev.engines import ScriptedEngine
     from localdev.stack import StackConfig, app_environment, start_emulators, streamlit_command, wait_healthy
+    from tests.processes import Child
 
     config = StackConfig(app_port=free_port(), entra_port=0, aoai_port=0, data_dir=Path(tempfile.mkdtemp(prefix="bench-render-")))
     emulators = start_emulators(config)
@@ -132,17 +122,18 @@ def main() -> int:
     os.environ.update(app_environment(config, emulators))
     settings = load_settings(env_file=None)
     tokens = len(emulators.aoai.engine.pieces(type("R", (), {"deployment": settings.catalog.get("gpt-4o")})()))
-    app = subprocess.Popen(streamlit_command(config), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    app = Child(streamlit_command(config), cwd=ROOT, env=env, capture=False, name="streamlit")
     try:
-        if not wait_healthy(config.public_url, app):
+        if not wait_healthy(config.public_url, app.process):
             print("the app did not start")
             return 1
         baseline = statistics.median(sdk_rate(settings, app_token_provider(settings.entra)) for _ in range(3))
         rendered = statistics.median(page_rate(config.public_url, emulators.tls.cert_file, tokens) for _ in range(3))
     finally:
-        app.send_signal(signal.SIGTERM)
-        app.wait(timeout=20)
-        emulators.stop()
+        try:
+            app.stop(signal.SIGTERM, timeout=20)
+        finally:
+            emulators.stop()
     overhead = callback_overhead()
     ratio = rendered / baseline
     print(f"render throughput, median of 3 runs ({tokens} tokens emitted at {RATE:.0f} tok/s)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -12,11 +13,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.processes import ChildFailure, run as run_benchmark  # noqa: E402
+
 REPORT = ROOT / "docs" / "bench-report.md"
+TIMEOUT_SECONDS = 1800  # per benchmark; the longest (load, 50 people) takes about 6 minutes
 BENCHMARKS = [
     ("bench.ttft", []),
     ("bench.render", []),
     ("bench.memory", []),
+    ("bench.rerun", []),
     ("bench.load", ["--users", os.environ.get("BENCH_LOAD_USERS", "50"), "--turns", os.environ.get("BENCH_LOAD_TURNS", "10")]),
 ]
 OPTIONAL = [("bench.local_engine", [])]  # present once the local-model engine lands
@@ -46,7 +53,12 @@ def main() -> int:
     for module, args in BENCHMARKS + [b for b in OPTIONAL if (ROOT / (b[0].replace(".", "/") + ".py")).exists()]:
         print(f"[bench] {module} {' '.join(args)}", flush=True)
         started = time.monotonic()
-        run = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True)
+        command = [sys.executable, "-m", module, *args]
+        try:
+            run = run_benchmark(command, timeout=TIMEOUT_SECONDS, cwd=ROOT, capture_output=True, text=True)
+        except ChildFailure as failure:  # reported like a crash, and the next benchmark runs
+            run = subprocess.CompletedProcess(command, -signal.SIGKILL, failure.output,
+                                              f"no result within {TIMEOUT_SECONDS} s; its process group was killed")
         seconds = time.monotonic() - started
         lines = run.stdout.splitlines()
         for line in lines:
