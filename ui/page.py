@@ -14,7 +14,7 @@ from ui.panels import kept_draft, memory_panel, next_message_estimate, not_sent,
 from ui.services import asker, audit_log, chain_statistics, conversation_store, owner, turn_engine
 from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, sign_in_screen
 from ui.sidebar import choices_sidebar, sidebar_footer
-from ui.turn_view import run_turn, show_turn
+from ui.turn_view import run_turn, show_turn, visible_turns
 
 
 def signed_in_person(settings: Settings) -> tuple[AuthServices | None, AuthSession]:
@@ -76,7 +76,7 @@ def main() -> None:
         if score is not None and score != turn.feedback:
             engine.record_feedback(who, conversation, turn, score, choices)
 
-    for turn in conversation.turns:
+    for turn in visible_turns(conversation.turns, conversation.id):
         show_turn(turn, store.files, feedback)
     message = new_message(settings, choices.deployment.accepts_images)
     if message is not None:

@@ -12,6 +12,20 @@ from memory.images import ImageFiles
 
 Feedback = Callable[[Turn], None]
 REFRESH_SECONDS = 0.03  # at most one page update per 30 ms: the page keeps up with fast deployments
+SHOWN_MESSAGES = 50  # a long conversation shows its newest messages; earlier ones on request, 50 at a time
+
+
+def visible_turns(turns: list[Turn], conversation_id: str) -> list[Turn]:
+    """The newest messages, and a button above them for earlier ones: a rerun draws what the person is reading, not
+    the whole history of a long conversation."""
+    key = f"shown-{conversation_id}"
+    shown = st.session_state.get(key, SHOWN_MESSAGES)
+    hidden = len(turns) - shown
+    if hidden <= 0:
+        return turns
+    st.button(f"Show earlier messages ({hidden} more)", key=f"earlier-{conversation_id}",
+              icon=":material/expand_less:", on_click=lambda: st.session_state.update({key: shown + SHOWN_MESSAGES}))
+    return turns[-shown:]
 
 
 def show_turn(turn: Turn, files: ImageFiles | None, feedback: Feedback | None = None) -> None:

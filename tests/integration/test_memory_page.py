@@ -102,3 +102,28 @@ def test_the_sidebar_lists_the_recent_conversations_and_finds_older_ones(setting
     (found,) = [b for b in at.sidebar.button if b.key.startswith("open-")]
     found.click().run()
     assert at.chat_message[0].markdown[0].value == "the oldest one about penguins"
+
+
+def test_a_long_conversation_shows_its_newest_messages_and_earlier_ones_on_request(settings, signed_in, emulators):
+    from localdev.stack import TEST_USER
+    from memory.conversation import Conversation, Turn
+    from memory.store import Owner
+    from ui.conversations import conversation_store
+    from ui.turn_view import SHOWN_MESSAGES
+
+    conversation = Conversation()
+    for n in range(60):
+        conversation_store(settings).commit_turn(Owner(TEST_USER.oid, TENANT_ID), conversation,
+                                                 conversation.add(Turn("user", f"question {n}")),
+                                                 conversation.add(Turn("assistant", f"answer {n}")))
+    at = page()
+    at.sidebar.button(key=f"open-{conversation.id}").click().run()
+    assert len(at.chat_message) == SHOWN_MESSAGES == 50
+    assert at.chat_message[-1].markdown[0].value == "answer 59" and at.chat_message[0].markdown[0].value == "question 35"
+    at.button(key=f"earlier-{conversation.id}").click().run()
+    assert len(at.chat_message) == 100
+    at.button(key=f"earlier-{conversation.id}").click().run()
+    assert len(at.chat_message) == 120 and at.chat_message[0].markdown[0].value == "question 0"
+    assert not [b for b in at.button if b.key == f"earlier-{conversation.id}"]
+    ask(at, "one more")  # a new turn still lands at the end
+    assert at.chat_message[-2].markdown[0].value == "one more"
