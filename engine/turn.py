@@ -160,6 +160,11 @@ class TurnEngine:
                         reported = len(audit.records)
                         yield UsageUpdate(usage_of(audit.records))
                     yield TextDelta(piece)
+                # The answer has ended: report its step and usage before the commit, so the page shows it at once.
+                yield from steps.drain()
+                if len(audit.records) != reported:
+                    reported = len(audit.records)
+                    yield UsageUpdate(usage_of(audit.records))
         finally:
             # Also on close() (Stop) and on errors in the consumer: end the model call, keep what came, store the turn.
             outcome = self._finish(who, conversation, user, answer, new_message, choices, audit, state)

@@ -77,8 +77,22 @@ def run_turn(events: Iterator[Event], files: ImageFiles | None, feedback: Feedba
 def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback) -> Outcome | Blocked | None:
     box = status = steps_slot = text_slot = None
     steps: dict[str, StepStarted | StepEnded] = {}
-    text, last_update = "", 0.0
+    text, shown, waiting, last_update = "", "", False, 0.0
     for event in events:
+        if isinstance(event, TextDelta):
+            text += event.text
+            now = time.monotonic()
+            if now - last_update < REFRESH_SECONDS:
+                continue  # every page update re-sends the whole markdown: group tokens
+            if waiting:
+                status.empty()
+                waiting = False
+            text_slot.markdown(text)
+            shown, last_update = text, now
+            continue
+        if text != shown:  # the stream has paused or ended: show what is pending before anything else
+            text_slot.markdown(text)
+            shown = text
         if isinstance(event, Blocked):
             return event
         if isinstance(event, Accepted):
@@ -87,18 +101,13 @@ def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedbac
             status, steps_slot, text_slot = box.empty(), box.empty(), box.empty()
         elif isinstance(event, Status):
             status.caption(f":material/hourglass_top: {event.text}")
+            waiting = True
         elif isinstance(event, (StepStarted, StepEnded)):
             steps[event.id] = event
             _show_steps(steps_slot, steps)
-        elif isinstance(event, TextDelta):
-            status.empty()
-            text += event.text
-            now = time.monotonic()
-            if now - last_update >= REFRESH_SECONDS:
-                text_slot.markdown(text)
-                last_update = now
         elif isinstance(event, Outcome):
-            status.empty()
+            if waiting:
+                status.empty()
             _show_outcome(box, text_slot, event, files, feedback)
             return event
     return None
