@@ -44,7 +44,8 @@ class UsageUpdate:
     usage: Usage
 
 
-BlockReason = Literal["context_too_long", "sign_in_expired", "images_not_accepted", "nothing_to_send"]
+BlockReason = Literal["context_too_long", "sign_in_expired", "sign_in_unavailable", "images_not_accepted",
+                      "nothing_to_send"]
 
 
 @dataclass(frozen=True)

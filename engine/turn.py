@@ -39,6 +39,10 @@ EXPIRED = ("Your sign-in has expired, so the message was not sent. It is kept: s
            "for you.")
 
 
+UNAVAILABLE = ("Microsoft Entra ID could not be reached to check your sign-in, so the message was not sent. It is "
+               "kept: send it again in a moment.")
+
+
 @dataclass(frozen=True)
 class Asker:
     """Who is asking and from where. `token_provider()` gives the identity Azure OpenAI is called with for this
@@ -95,14 +99,18 @@ class TurnEngine:
         context = self.audit_context(who, conversation, choices)
         text = message.text.strip()
         images, rejected = self._prepare(message.uploads, choices)
+        if rejected:  # the reasons, never the file names or contents
+            self.audit.event("images_rejected", context, reasons=[r.reason for r in rejected], accepted=len(images))
         if not text and not images:
             reasons = "; ".join(str(r) for r in rejected) or "the message is empty"
+            self.audit.event("message_not_sent", context, outcome="not_sent", reason="nothing_to_send")
             yield Blocked("nothing_to_send", f"Nothing was sent: {reasons}.", text)
             return
         try:
             alternatives = self.settings.catalog.deployments
             check_deployment_accepts(choices.deployment, images, alternatives)
         except ImagesNotAccepted as exc:
+            self.audit.event("message_not_sent", context, outcome="not_sent", reason="images_not_accepted")
             yield Blocked("images_not_accepted", str(exc), text)
             return
         try:
@@ -110,6 +118,12 @@ class TurnEngine:
         except SignInExpired:
             self.audit.event("sign_in_expired", context, outcome="not_sent", draft_kept=True)
             yield Blocked("sign_in_expired", EXPIRED, text)
+            return
+        except Exception as exc:  # noqa: BLE001 - Entra ID unreachable while checking the sign-in: nothing was sent
+            log.warning("could not check the sign-in: %s", type(exc).__name__)
+            self.audit.event("message_not_sent", context, outcome="not_sent", reason="sign_in_unavailable",
+                             error=type(exc).__name__)
+            yield Blocked("sign_in_unavailable", UNAVAILABLE, text)
             return
         new_message = human_message(text, images)
         check = check_context(choices.chain.system_prompt, [*conversation.memory, new_message], choices.deployment,

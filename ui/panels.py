@@ -14,7 +14,7 @@ from memory.summary import summary_text, verbatim_ids
 from ui.session import link
 
 BLOCK_ICONS = {"context_too_long": ":material/data_usage:", "images_not_accepted": ":material/hide_image:",
-               "nothing_to_send": ":material/broken_image:"}
+               "nothing_to_send": ":material/broken_image:", "sign_in_unavailable": ":material/cloud_off:"}
 
 
 def not_sent(blocked: Blocked, services: AuthServices | None, session: AuthSession, engine: TurnEngine, who: Asker,

@@ -279,6 +279,33 @@ def test_images_for_a_text_only_deployment_are_refused_naming_the_ones_that_see(
     (blocked,) = list(rig.engine.run(WHO, Conversation(), NewMessage("look", [Upload("a.png", png.getvalue())]),
                                      choices(rig.settings, deployment=text_only)))
     assert blocked.reason == "images_not_accepted" and "GPT-4o" in blocked.message and blocked.draft == "look"
+    assert rig.audit.records[-1]["reason"] == "images_not_accepted" and not rig.script.calls
+
+
+def test_bad_files_are_named_audited_by_reason_and_the_text_still_goes(rig):
+    from engine import Upload
+
+    rig.script.answers.append("an answer without the broken file")
+    conversation = Conversation()
+    events = list(rig.engine.run(WHO, conversation, NewMessage("what is this?", [Upload("scan.png", b"not a png")]),
+                                 choices(rig.settings)))
+    user = events[0].turn
+    assert "scan.png" in user.notice and events[-1].status == "complete"
+    rejected = next(r for r in rig.audit.records if r["event"] == "images_rejected")
+    assert rejected["accepted"] == 0 and len(rejected["reasons"]) == 1 and "scan.png" not in str(rejected)
+
+
+def test_entra_unreachable_while_checking_the_sign_in_is_explained_and_audited(rig):
+    def unreachable():
+        raise ConnectionError("login.microsoftonline.com unreachable")
+
+    who = Asker(OWNER, WHO.security_context, "session-hash", token_provider=unreachable)
+    conversation = Conversation()
+    (blocked,) = list(rig.engine.run(who, conversation, NewMessage("hello?"), choices(rig.settings)))
+    assert blocked.reason == "sign_in_unavailable" and "could not be reached" in blocked.message
+    assert blocked.draft == "hello?" and not conversation.turns and not rig.script.calls
+    assert rig.audit.records[-1] == {**rig.audit.records[-1], "event": "message_not_sent",
+                                     "reason": "sign_in_unavailable", "error": "ConnectionError"}
 
 
 def test_a_two_call_chain_reports_the_draft_step_and_costs_both_calls(rig):
