@@ -10,6 +10,7 @@ from azure.identity import (ClientSecretCredential, DefaultAzureCredential, Mana
 from config.settings import EntraSettings
 
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"  # the delegated Graph permissions consented to the app
 
 TokenProvider = Callable[[], str]
 
@@ -31,7 +32,8 @@ def app_token_provider(entra: EntraSettings) -> TokenProvider:
     return get_bearer_token_provider(app_credential(entra), COGNITIVE_SERVICES_SCOPE)
 
 
-def on_behalf_of_token_provider(entra: EntraSettings, user_access_token: str) -> TokenProvider:
+def on_behalf_of_token_provider(entra: EntraSettings, user_access_token: str,
+                                scope: str = COGNITIVE_SERVICES_SCOPE) -> TokenProvider:
     """The person's own token for Azure OpenAI, exchanged on-behalf-of their sign-in. Build one per person and
     session; never share it (azure-identity binds the credential to that one person's assertion)."""
     credential = OnBehalfOfCredential(
@@ -40,4 +42,4 @@ def on_behalf_of_token_provider(entra: EntraSettings, user_access_token: str) ->
         user_assertion=user_access_token, authority=entra.authority_host,
         disable_instance_discovery=not entra.is_microsoft_cloud,
     )
-    return get_bearer_token_provider(credential, COGNITIVE_SERVICES_SCOPE)
+    return get_bearer_token_provider(credential, scope)

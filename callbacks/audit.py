@@ -131,6 +131,7 @@ class AuditHandler(BaseCallbackHandler):
         self.deployment = deployment
         self.sink = sink or AuditLog(logger)
         self._calls: dict[UUID, _Call] = {}
+        self._tools: dict[UUID, tuple[float, str, str | None]] = {}
         self.records: list[dict] = []  # this turn's records, for the page's totals
 
     # -- LangChain hooks --------------------------------------------------------------------------------------------
@@ -168,6 +169,36 @@ class AuditHandler(BaseCallbackHandler):
         self._write(run_id, outcome=outcome, message=message, finish_reason=None, verdicts=verdicts,
                     request_id=failure.request_id if failure else None,
                     status_code=failure.status_code if failure else None)
+
+    def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID, **kwargs: Any) -> None:
+        name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
+        self._tools[run_id] = (time.perf_counter(), name, input_str)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        artifact = getattr(output, "artifact", None)
+        artifact = artifact if isinstance(artifact, dict) else {}
+        self._write_tool(run_id, artifact.get("outcome", "ok"), artifact.get("request_id"),
+                         getattr(output, "content", output))
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        outcome = "stopped" if isinstance(error, GeneratorExit) else "error"
+        self._write_tool(run_id, outcome, None, None, error=type(error).__name__)
+
+    def _write_tool(self, run_id: UUID, outcome: str, request_id: str | None, result: Any, **extra: Any) -> None:
+        """One record per tool call: which tool, for whom, how long, how it ended, Graph's request id; the arguments
+        and the result only with APP_AUDIT_INCLUDE_TEXT (they can hold the person's calendar)."""
+        started, name, arguments = self._tools.pop(run_id, (time.perf_counter(), "tool", None))
+        record = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": "tool_call",
+            "run_id": str(run_id), "purpose": "tool", "tool": name,
+            **{k: v for k, v in asdict(self.context).items() if k != "include_text"},
+            "latency_ms": round((time.perf_counter() - started) * 1000), "outcome": outcome,
+            "graph_request_id": request_id, **extra,
+        }
+        if self.context.include_text:
+            record["arguments"], record["result"] = arguments, None if result is None else str(result)
+        self.records.append(record)
+        self.sink.write(record)
 
     # -- the record -------------------------------------------------------------------------------------------------
     def _write(self, run_id: UUID, *, outcome: str, message, finish_reason: str | None, verdicts: dict,

@@ -61,7 +61,16 @@ class StepEvents(BaseCallbackHandler):
     def __init__(self) -> None:
         self._events: deque[StepStarted | StepEnded] = deque()
         self._open: dict[UUID, _Open] = {}
+        self._ended: list[StepEnded] = []
+        self._inputs: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def finished(self) -> list[dict]:
+        """Every step that ended, except the answer itself, as stored with the answer."""
+        with self._lock:
+            return [{"kind": e.kind, "name": e.name, "output": e.output, "duration_ms": e.duration_ms,
+                     "error": e.error, "input": self._inputs.get(e.id, "")}
+                    for e in self._ended if not (e.kind == "model" and e.name == "answer")]
 
     def drain(self) -> list[StepStarted | StepEnded]:
         with self._lock:
@@ -73,6 +82,7 @@ class StepEvents(BaseCallbackHandler):
     def _start(self, run_id: UUID, parent_run_id: UUID | None, kind: StepKind, name: str, text: Any) -> None:
         with self._lock:
             self._open[run_id] = _Open(kind, name, time.perf_counter())
+            self._inputs[str(run_id)] = short(text)
             self._events.append(StepStarted(str(run_id), kind, name, short(text),
                                             str(parent_run_id) if parent_run_id else None))
 
@@ -98,8 +108,10 @@ class StepEvents(BaseCallbackHandler):
             step = self._open.pop(run_id, None)
             if step is None:
                 return
-            self._events.append(StepEnded(str(run_id), step.kind, step.name, short(output),
-                                          round((time.perf_counter() - step.started) * 1000), error))
+            ended = StepEnded(str(run_id), step.kind, step.name, short(output),
+                              round((time.perf_counter() - step.started) * 1000), error)
+            self._ended.append(ended)
+            self._events.append(ended)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         texts = [g.text for gens in response.generations for g in gens]
@@ -109,7 +121,9 @@ class StepEvents(BaseCallbackHandler):
         self._end(run_id, "", _reason(error))
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, getattr(output, "content", output))
+        artifact = getattr(output, "artifact", None)
+        outcome = artifact.get("outcome") if isinstance(artifact, dict) else None
+        self._end(run_id, getattr(output, "content", output), outcome if outcome not in (None, "ok") else None)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._end(run_id, "", _reason(error))

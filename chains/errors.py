@@ -22,6 +22,9 @@ def classify(exc: BaseException, *, partial_answer: bool = False) -> Failure:
     """What went wrong and what the person can do about it. `partial_answer`: some of the answer had arrived."""
     status = getattr(exc, "status_code", None)
     request_id = getattr(exc, "request_id", None)
+    if type(exc).__name__ == "ModelCallLimitExceededError":  # the agent's bound on model calls per turn
+        return Failure("step_limit", "The agent stopped after the most model calls a turn may make, without a final "
+                       "answer. What it found is in the steps above; ask a narrower question.")
     if isinstance(exc, ClientAuthenticationError):
         return Failure("auth_failed", "Microsoft Entra ID did not give a token for Azure OpenAI, so nothing was sent. "
                        "Try again shortly; if it persists, tell an administrator (the identity may lack consent or access).")

@@ -6,12 +6,13 @@ of the answer shown to the person; other model calls inside it (drafts) are audi
 """
 from __future__ import annotations
 
+from chains.agent import AGENT
 from chains.assistant import ASSISTANT
 from chains.concise import CONCISE
 from chains.draft_refine import DRAFT_REFINE
 from chains.spec import ChainSpec
 
-REGISTRY: dict[str, ChainSpec] = {spec.name: spec for spec in (ASSISTANT, CONCISE, DRAFT_REFINE)}
+REGISTRY: dict[str, ChainSpec] = {spec.name: spec for spec in (ASSISTANT, CONCISE, DRAFT_REFINE, AGENT)}
 DEFAULT_CHAIN = "assistant"
 
 

@@ -14,11 +14,13 @@ class ChainSpec:
     version: str
     title: str
     description: str
-    build: Callable[[BaseChatModel], Runnable]
+    build: Callable[..., Runnable]  # build(model), or build(model, tools) when uses_tools
     system_prompt: str = ""  # what the context-window guard counts before sending
     # The chain's own temperature; None lets the person choose (the sidebar slider).
     temperature: float | None = None
     model_calls_per_turn: int = 1
+    # An agent: `build(model, tools)` gets the tools this person may use on this deployment.
+    uses_tools: bool = False
 
     @property
     def label(self) -> str:

@@ -61,7 +61,11 @@ class AnswerStream:
 
     @property
     def final(self) -> AIMessageChunk | None:
-        return sum(self.chunks[1:], self.chunks[0]) if self.chunks else None
+        """The last model call's whole message (an agent streams several calls; their metadata must not mix)."""
+        if not self.chunks:
+            return None
+        last = [c for c in self.chunks if c.id == self.chunks[-1].id]
+        return sum(last[1:], last[0])
 
     @property
     def text(self) -> str:

@@ -28,6 +28,8 @@ class Deployment(BaseModel):
     identity: Literal["app", "on_behalf_of", "either"] = "app"
     # App roles that may pick this deployment (any one of them); empty means everyone signed in.
     roles: tuple[str, ...] = ()
+    # Tools an agent may offer the model on this deployment: None every tool (that the person's roles allow), () none.
+    tools: tuple[str, ...] | None = None
     context_window: int = Field(gt=0)
     max_output_tokens: int = Field(gt=0)
     input_price_per_1m: Decimal = Field(ge=0)

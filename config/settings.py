@@ -183,6 +183,21 @@ class AzureOpenAISettings(_Section):
         return _https_url(value)
 
 
+class GraphSettings(_Section):
+    """Microsoft Graph, which agent tools call with the person's own delegated (on-behalf-of) token."""
+
+    model_config = SettingsConfigDict(env_prefix="GRAPH_")
+
+    endpoint: str = Field("https://graph.microsoft.com", description="the Graph endpoint, e.g. https://graph.microsoft.com")
+    timeout_seconds: float = Field(20.0, gt=0, le=120, description="seconds, between 0 and 120")
+    max_retries: int = Field(2, ge=0, le=5, description="retries after 429/503, a whole number from 0 to 5")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _https_url(value)
+
+
 class Settings(BaseModel):
     """Everything the app is configured with; built by `load_settings`."""
 
@@ -191,10 +206,12 @@ class Settings(BaseModel):
     app: AppSettings
     entra: EntraSettings
     azure_openai: AzureOpenAISettings
+    graph: GraphSettings
     catalog: Catalog
 
 
-SECTIONS: dict[str, type[_Section]] = {"app": AppSettings, "entra": EntraSettings, "azure_openai": AzureOpenAISettings}
+SECTIONS: dict[str, type[_Section]] = {"app": AppSettings, "entra": EntraSettings, "azure_openai": AzureOpenAISettings,
+                                       "graph": GraphSettings}
 
 
 def load_settings(env_file: str | os.PathLike[str] | None = ".env", secrets_dir: str | None = None) -> Settings:

@@ -25,6 +25,9 @@ from chains.images import ImageRejected, PreparedImage, prepare_image
 from chains.model_factory import build_chat_model
 from chains.multimodal import ImagesNotAccepted, check_deployment_accepts, human_message
 from chains.spec import ChainSpec
+from chains.tools.graph import GraphClient
+from chains.tools.registry import available, langchain_tools
+from chains.tools.spec import ToolContext
 from chains.turn import AnswerStream
 from config.catalog import Deployment
 from config.settings import Settings
@@ -52,6 +55,10 @@ class Asker:
     security_context: SecurityContext
     session_ref: str  # a hash of the session id: the id itself is a credential
     token_provider: Callable[[], TokenProvider]
+    roles: frozenset[str] = frozenset()  # app roles: which tools may be offered
+    # The person's delegated Microsoft Graph token (on-behalf-of) for agent tools; None: nobody is signed in.
+    graph_token_provider: Callable[[], TokenProvider] | None = None
+    timezone: str = "UTC"  # the person's, for calendars and times
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,7 @@ class TurnEngine:
                                         temperature=0, callbacks=[audit, steps])
         config = {"callbacks": [audit, steps], "metadata": {"conversation_id": conversation.id, "chain": spec.label},
                   "run_name": spec.name}
+        runnable = spec.build(model, self._tools(who, deployment)) if spec.uses_tools else spec.build(model)
         answer = conversation.add(Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label))
         state = _TurnState()
         reported = 0
@@ -167,7 +175,7 @@ class TurnEngine:
                 state.summary_failure = classify(exc)
             yield from steps.drain()
             if state.summary_failure is None:
-                state.stream = AnswerStream(spec.build(model), {"messages": state.sent}, config)
+                state.stream = AnswerStream(runnable, {"messages": state.sent}, config)
                 for piece in state.stream.text_chunks():
                     yield from steps.drain()
                     if len(audit.records) != reported:
@@ -181,6 +189,7 @@ class TurnEngine:
                     yield UsageUpdate(usage_of(audit.records))
         finally:
             # Also on close() (Stop) and on errors in the consumer: end the model call, keep what came, store the turn.
+            answer.steps = steps.finished()
             outcome = self._finish(who, conversation, user, answer, new_message, choices, audit, state)
         yield from steps.drain()
         if audit.records and len(audit.records) != reported:
@@ -268,6 +277,20 @@ class TurnEngine:
         self.audit.event("feedback", replace(context, chain=turn.chain or context.chain, deployment=deployment),
                          message_id=turn.id, score=score, previous_score=previous)
 
+    def _tools(self, who: Asker, deployment: Deployment) -> list:
+        """The tools this person may use on this deployment, acting with their own Graph token where needed."""
+        specs = available(deployment, who.roles, person=who.graph_token_provider is not None)
+        graph = None
+        if any(spec.acts_as_person for spec in specs):
+            try:  # resolved here, in the caller's thread: tools may run in worker threads
+                graph = GraphClient(self.settings.graph.endpoint, who.graph_token_provider(),
+                                    timeout=self.settings.graph.timeout_seconds,
+                                    max_retries=self.settings.graph.max_retries)
+            except Exception as exc:  # noqa: BLE001 - no delegated token now: offer only tools that need none
+                log.warning("Graph tools not offered: %s", type(exc).__name__)
+                specs = [spec for spec in specs if not spec.acts_as_person]
+        return langchain_tools(specs, ToolContext(graph, who.timezone))
+
     def audit_context(self, who: Asker, conversation: Conversation, choices: Choices) -> AuditContext:
         return AuditContext(
             user_oid=who.owner.oid, tenant_id=who.owner.tenant_id, source_ip=who.security_context.source_ip,
@@ -299,6 +322,7 @@ class _TurnState:
 def usage_of(records: list[dict]) -> Usage | None:
     """A turn's usage, summed over every model call it made (drafts and summaries included), from its audit records:
     the page and the audit log cannot disagree."""
+    records = [r for r in records if r.get("event") == "model_call"]
     if not records:
         return None
     return Usage(prompt_tokens=sum(r["prompt_tokens"] for r in records),

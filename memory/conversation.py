@@ -35,6 +35,9 @@ class Turn:
     feedback: int | None = None  # thumbs: 1 up, 0 down
     # Images sent with a person's message: {"ref": "stored:<sha256>.<ext>", "name", "width", "height", "detail", "tokens"}
     attachments: list[dict] = field(default_factory=list)
+    # What ran before the answer (tool calls, drafts, summaries): {"kind", "name", "input", "output", "duration_ms",
+    # "error"}; kept so a resumed conversation shows them.
+    steps: list[dict] = field(default_factory=list)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 

@@ -75,6 +75,17 @@ class _MessageRow(_Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class _StepsRow(_Base):
+    """What ran before an answer (tool calls, drafts, summaries), one row per answer that had any. A table of its own:
+    databases created before steps existed get it from create_all, with no change to `messages`."""
+
+    __tablename__ = "message_steps"
+
+    message_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(36), index=True)
+    steps: Mapped[list] = mapped_column(JSON)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -123,7 +134,9 @@ class ConversationStore:
             conversation = Conversation(id=row.id, title=row.title, settings=dict(row.settings or {}),
                                         memory=to_data_urls(memory, self.files) if self.files else memory,
                                         persisted=True)
-            conversation.turns = [_turn(m) for m in messages]
+            steps = {r.message_id: r.steps for r in db.scalars(select(_StepsRow).where(
+                _StepsRow.conversation_id == row.id))}
+            conversation.turns = [_turn(m, steps.get(m.id)) for m in messages]
         return conversation
 
     def commit_turn(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn) -> None:
@@ -142,6 +155,8 @@ class ConversationStore:
                             .where(_MessageRow.conversation_id == conversation.id)) or 0
             for offset, turn in enumerate((user, answer)):
                 db.add(_row(turn, conversation.id, seq + offset, now))
+                if turn.steps:
+                    db.add(_StepsRow(message_id=turn.id, conversation_id=conversation.id, steps=list(turn.steps)))
             row.memory = self._dump_memory(conversation)
             row.settings = dict(conversation.settings)
             row.updated_at = now
@@ -174,6 +189,7 @@ class ConversationStore:
             images = references_in(owned.memory)
             for attachments in db.scalars(select(_MessageRow.attachments).where(_MessageRow.conversation_id == owned.id)):
                 images |= references_in(json.dumps(attachments))
+            db.execute(delete(_StepsRow).where(_StepsRow.conversation_id == owned.id))
             db.execute(delete(_MessageRow).where(_MessageRow.conversation_id == owned.id))
             db.execute(delete(_ConversationRow).where(_ConversationRow.id == owned.id))
         if self.files:
@@ -220,7 +236,7 @@ def _row(turn: Turn, conversation_id: str, seq: int, now: datetime) -> _MessageR
                        attachments=turn.attachments or None)
 
 
-def _turn(row: _MessageRow) -> Turn:
+def _turn(row: _MessageRow, steps: list | None = None) -> Turn:
     usage = None
     if row.usage:
         data = row.usage if isinstance(row.usage, dict) else json.loads(row.usage)
@@ -228,4 +244,4 @@ def _turn(row: _MessageRow) -> Turn:
                       data["model_calls"])
     return Turn(role=row.role, content=row.content, deployment=row.deployment, chain=row.chain, usage=usage,
                 status=row.status, notice=row.notice, excluded=row.excluded, feedback=row.feedback, id=row.id,
-                attachments=list(row.attachments or []))
+                attachments=list(row.attachments or []), steps=list(steps or []))

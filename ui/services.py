@@ -8,7 +8,8 @@ from pathlib import Path
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from auth.credentials import TokenProvider, app_token_provider, on_behalf_of_token_provider
+from auth.credentials import (COGNITIVE_SERVICES_SCOPE, GRAPH_SCOPE, TokenProvider, app_token_provider,
+                              on_behalf_of_token_provider)
 from auth.security_context import SecurityContext, client_ip
 from auth.services import AuthServices
 from auth.sessions import AuthSession
@@ -73,8 +74,12 @@ def asker(settings: Settings, services: AuthServices | None, session: AuthSessio
     ip = client_ip(st.context.ip_address, st.context.headers.get("x-forwarded-for"), trusted)
     context = SecurityContext(application_name=settings.app.name, end_user_id=session.identity.oid,
                               end_user_tenant_id=session.identity.tenant_id, source_ip=ip)
+    graph = None if settings.app.auth_disabled else (lambda: _graph_token_provider(settings, services, session))
+    zone = st.context.timezone
     return Asker(owner(session), context, session_reference(session.id),
-                 token_provider=lambda: _token_provider(settings, services, session, mode))
+                 token_provider=lambda: _token_provider(settings, services, session, mode),
+                 roles=frozenset(session.identity.roles), graph_token_provider=graph,
+                 timezone=zone if isinstance(zone, str) and zone else "UTC")
 
 
 @st.cache_resource(show_spinner=False)
@@ -88,21 +93,36 @@ def _app_token_provider(settings: Settings) -> TokenProvider:
     return _cached_app_token_provider(entra, f"{entra.authority}|{entra.client_id}|{entra.credential}")
 
 
+def _user_token(services: AuthServices, session: AuthSession) -> str:
+    """The person's own access token for this app (silently refreshed); raises SignInExpired."""
+    user_token, changed_cache = services.signin.user_access_token(session.token_cache)
+    if changed_cache:
+        services.sessions.save_token_cache(session.id, changed_cache)
+        session.token_cache = changed_cache
+    return user_token
+
+
+def _on_behalf_of(settings: Settings, user_token: str, scope: str, key: str) -> TokenProvider:
+    # Per person and per browser session only (st.session_state), rebuilt when the person's token changes.
+    fingerprint = hashlib.sha256(user_token.encode()).hexdigest()
+    cached = st.session_state.get(key)
+    if not cached or cached[0] != fingerprint:
+        cached = (fingerprint, on_behalf_of_token_provider(settings.entra, user_token, scope))
+        st.session_state[key] = cached
+    return cached[1]
+
+
+def _graph_token_provider(settings: Settings, services: AuthServices, session: AuthSession) -> TokenProvider:
+    """The person's delegated Microsoft Graph token, on-behalf-of their sign-in, for agent tools."""
+    return _on_behalf_of(settings, _user_token(services, session), GRAPH_SCOPE, "_graph_provider")
+
+
 def _token_provider(settings: Settings, services: AuthServices | None, session: AuthSession, mode: str) -> TokenProvider:
     """Check the sign-in is still good (silent refresh when needed), then pick the identity for Azure OpenAI.
     Raises SignInExpired when only a new sign-in can help."""
     if settings.app.auth_disabled:
         return _app_token_provider(settings)
-    user_token, changed_cache = services.signin.user_access_token(session.token_cache)
-    if changed_cache:
-        services.sessions.save_token_cache(session.id, changed_cache)
-        session.token_cache = changed_cache
+    user_token = _user_token(services, session)
     if mode == "app":
         return _app_token_provider(settings)
-    # Per person and per browser session only (st.session_state), rebuilt when the person's token changes.
-    key = hashlib.sha256(user_token.encode()).hexdigest()
-    cached = st.session_state.get("_obo_provider")
-    if not cached or cached[0] != key:
-        cached = (key, on_behalf_of_token_provider(settings.entra, user_token))
-        st.session_state["_obo_provider"] = cached
-    return cached[1]
+    return _on_behalf_of(settings, user_token, COGNITIVE_SERVICES_SCOPE, "_obo_provider")

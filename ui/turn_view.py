@@ -30,6 +30,8 @@ def visible_turns(turns: list[Turn], conversation_id: str) -> list[Turn]:
 
 def show_turn(turn: Turn, files: ImageFiles | None, feedback: Feedback | None = None) -> None:
     with st.chat_message(turn.role):
+        for step in turn.steps:
+            _stored_step(step)
         if turn.content:
             st.markdown(turn.content)
         _turn_details(turn, files, feedback)
@@ -76,7 +78,8 @@ def run_turn(events: Iterator[Event], files: ImageFiles | None, feedback: Feedba
 
 def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback) -> Outcome | Blocked | None:
     box = status = steps_slot = text_slot = None
-    steps: dict[str, StepStarted | StepEnded] = {}
+    open_steps: dict = {}
+    inputs: dict[str, str] = {}
     text, shown, waiting, last_update = "", "", False, 0.0
     for event in events:
         if isinstance(event, TextDelta):
@@ -98,13 +101,12 @@ def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedbac
         if isinstance(event, Accepted):
             show_turn(event.turn, files)
             box = st.chat_message("assistant")
-            status, steps_slot, text_slot = box.empty(), box.empty(), box.empty()
+            status, steps_slot, text_slot = box.empty(), box.container(), box.empty()
         elif isinstance(event, Status):
             status.caption(f":material/hourglass_top: {event.text}")
             waiting = True
         elif isinstance(event, (StepStarted, StepEnded)):
-            steps[event.id] = event
-            _show_steps(steps_slot, steps)
+            _show_step(steps_slot, open_steps, inputs, event)
         elif isinstance(event, Outcome):
             if waiting:
                 status.empty()
@@ -113,21 +115,45 @@ def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedbac
     return None
 
 
-def _show_steps(slot, steps: dict) -> None:
-    """Steps other than the answer itself (drafts, summaries, tools, retrieval): what ran, and how long it took."""
-    shown = [s for s in steps.values() if not (s.kind == "model" and s.name == "answer")]
-    if not shown:
+ICONS = {"tool": ":material/build:", "retrieval": ":material/search:", "model": ":material/edit_note:"}
+
+
+def _label(kind: str, name: str, duration_ms: int | None = None, error: str | None = None) -> str:
+    how = "" if duration_ms is None else f" · failed ({error})" if error else f" · {duration_ms} ms"
+    return f"{ICONS.get(kind, '')} {name}{how}"
+
+
+def _stored_step(step: dict) -> None:
+    with st.status(_label(step["kind"], step["name"], step.get("duration_ms"), step.get("error")),
+                   state="error" if step.get("error") else "complete", expanded=False):
+        _step_details(step.get("input"), step.get("output"))
+
+
+def _step_details(given: str | None, result: str | None) -> None:
+    if given:
+        st.caption(f"Input: {given}")
+    if result:
+        st.caption(f"Result: {result}")
+
+
+def _show_step(slot, open_steps: dict, inputs: dict, event) -> None:
+    """A step other than the answer itself (a tool call, a draft, a summary): expanded while it runs, then collapsed
+    with its duration and a short result."""
+    if event.kind == "model" and event.name == "answer":
         return
-    lines = []
-    for step in shown:
-        if isinstance(step, StepEnded):
-            how = f"failed ({step.error})" if step.error else f"{step.duration_ms} ms"
-            lines.append(f"- :material/check_small: **{step.name}** ({step.kind}) · {how}")
-        else:
-            lines.append(f"- :material/hourglass_top: **{step.name}** ({step.kind}) · running…")
-    with slot.container():
-        with st.expander(f"Steps ({len(shown)})", icon=":material/account_tree:"):
-            st.markdown("\n".join(lines))
+    if isinstance(event, StepStarted):
+        with slot:
+            status = st.status(_label(event.kind, event.name) + " · running…", expanded=True)
+        status.caption(f"Input: {event.input}" if event.input else "Running…")
+        open_steps[event.id], inputs[event.id] = status, event.input
+        return
+    status = open_steps.pop(event.id, None)
+    if status is None:
+        return
+    status.update(label=_label(event.kind, event.name, event.duration_ms, event.error),
+                  state="error" if event.error else "complete", expanded=False)
+    if event.output:
+        status.caption(f"Result: {event.output}")
 
 
 def _show_outcome(box, text_slot, outcome: Outcome, files: ImageFiles | None, feedback: Feedback) -> None:

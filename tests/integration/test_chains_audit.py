@@ -42,9 +42,10 @@ def run(settings, emulators, monkeypatch):
     return _run
 
 
-def test_registry_offers_three_versioned_chains():
-    assert list(REGISTRY) == ["assistant", "concise", "draft_refine"]
-    assert [spec.label for spec in REGISTRY.values()] == ["assistant@1", "concise@1", "draft_refine@1"]
+def test_registry_offers_four_versioned_chains():
+    assert list(REGISTRY) == ["assistant", "concise", "draft_refine", "agent"]
+    assert [spec.label for spec in REGISTRY.values()] == ["assistant@1", "concise@1", "draft_refine@1", "agent@1"]
+    assert [spec.uses_tools for spec in REGISTRY.values()] == [False, False, False, True]
     assert get_chain("retired-chain").name == "assistant"
 
 
