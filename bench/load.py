@@ -162,7 +162,7 @@ def run_load(users: int, turns: int, *, fault_rate: float = 0.10, seed: int = 7,
 
     data_dir = Path(tempfile.mkdtemp(prefix="load-"))
     # People 0..users-1 make the load; person `users` alone makes the single-person baseline first.
-    config = StackConfig(app_port=free_port(), entra_port=0, aoai_port=0, data_dir=data_dir, load_users=users + 1)
+    config = StackConfig(app_port=free_port(), entra_port=0, aoai_port=0, graph_port=0, data_dir=data_dir, load_users=users + 1)
     emulators = start_emulators(config)
     emulators.aoai.engine = ScriptedEngine(time_to_first_token=0.05, tokens_per_second=200)
     env = {**os.environ, **app_environment(config, emulators), **(netguard_env or {})}

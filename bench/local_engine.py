@@ -45,7 +45,7 @@ def main() -> int:
     before = rss_mib()
     engine = LlamaEngine(max_waiting=4)
     loaded = rss_mib() - before
-    config = StackConfig(entra_port=0, aoai_port=0, data_dir=Path(tempfile.mkdtemp(prefix="bench-llm-")))
+    config = StackConfig(entra_port=0, aoai_port=0, graph_port=0, data_dir=Path(tempfile.mkdtemp(prefix="bench-llm-")))
     emulators = start_emulators(config)
     emulators.aoai.engine = engine
     os.environ.update(app_environment(config, emulators))

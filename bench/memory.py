@@ -37,7 +37,7 @@ def main() -> int:
     from localdev.stack import StackConfig, app_environment, start_emulators
     from memory.summary import SummaryBufferMemory
 
-    config = StackConfig(entra_port=0, aoai_port=0, data_dir=Path(tempfile.mkdtemp(prefix="bench-memory-")))
+    config = StackConfig(entra_port=0, aoai_port=0, graph_port=0, data_dir=Path(tempfile.mkdtemp(prefix="bench-memory-")))
     emulators = start_emulators(config)
     turn_of = {"n": 0}
 

@@ -115,7 +115,7 @@ def main() -> int:
     from localdev.stack import StackConfig, app_environment, start_emulators, streamlit_command, wait_healthy
     from tests.processes import Child
 
-    config = StackConfig(app_port=free_port(), entra_port=0, aoai_port=0, data_dir=Path(tempfile.mkdtemp(prefix="bench-render-")))
+    config = StackConfig(app_port=free_port(), entra_port=0, aoai_port=0, graph_port=0, data_dir=Path(tempfile.mkdtemp(prefix="bench-render-")))
     emulators = start_emulators(config)
     emulators.aoai.engine = ScriptedEngine(time_to_first_token=0.05, tokens_per_second=RATE, reply=lambda _request: ANSWER)
     env = {**os.environ, **app_environment(config, emulators)}

@@ -356,9 +356,9 @@ def measure_reruns(args, base: Path) -> list[Case]:
 
     # The settings `make run` gives the app (as the stack_env fixture applies them), one data directory per case.
     for name in list(os.environ):
-        if name.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_")):
+        if name.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_")):
             del os.environ[name]
-    config = StackConfig(app_port=8080, entra_port=0, aoai_port=0, data_dir=base / "stack")
+    config = StackConfig(app_port=8080, entra_port=0, aoai_port=0, graph_port=0, data_dir=base / "stack")
     emulators = start_emulators(config)
     try:
         emulators.entra.knobs = Knobs()

@@ -48,10 +48,11 @@ class LocalStack:
         self.url: str | None = None
         self.child = None
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "LOCALDEV_"))},
+            **{k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_", "LOCALDEV_"))},
             "LOCALDEV_APP_PORT": str(free_port()),
             "LOCALDEV_ENTRA_PORT": str(free_port()),
             "LOCALDEV_AOAI_PORT": str(free_port()),
+            "LOCALDEV_GRAPH_PORT": str(free_port()),
             "LOCALDEV_ENGINE": "scripted",  # deterministic answers, no local model
             "LOCALDEV_TTFT_SECONDS": str(time_to_first_token),
             "LOCALDEV_TOKENS_PER_SECOND": str(tokens_per_second),

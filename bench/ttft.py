@@ -41,7 +41,7 @@ def main() -> int:
     from localdev.engines import ScriptedEngine
     from localdev.stack import StackConfig, app_environment, start_emulators
 
-    config = StackConfig(entra_port=0, aoai_port=0, data_dir=Path(tempfile.mkdtemp(prefix="bench-")))
+    config = StackConfig(entra_port=0, aoai_port=0, graph_port=0, data_dir=Path(tempfile.mkdtemp(prefix="bench-")))
     emulators = start_emulators(config)
     emulators.aoai.engine = ScriptedEngine(time_to_first_token=args.ttft, tokens_per_second=None)
     os.environ.update(app_environment(config, emulators))

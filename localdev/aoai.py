@@ -19,7 +19,6 @@ import logging
 import random
 import re
 import secrets
-import ssl
 import threading
 import time
 import uuid
@@ -40,6 +39,7 @@ from config.catalog import Catalog
 from localdev.engines import (FAULT_MARKER, ChatRequest, Engine, ScriptedEngine, ToolCallPiece, image_parts,
                               last_user_text)
 from localdev.prompt_tokens import UnreadableImage
+from localdev.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -140,25 +140,7 @@ class FaultInjector:
         return None
 
 
-class TokenVerifier:
-    """Checks Entra access tokens: RS256 signature against the JWKS (fetched over HTTPS, keys cached), audience,
-    exp/nbf with a small leeway, and the issuer when one is configured. `verify` raises jwt.PyJWTError."""
-
-    def __init__(self, jwks_url: str, ca_file: Path | None, *, issuer: str | None = None, leeway: float = 10.0) -> None:
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-        # cooldown 0: a signing key the Entra emulator rotates in is picked up at once, not 30 s later.
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, ssl_context=context, timeout=10, cooldown_duration=0)
-        self.issuer, self.leeway = issuer, leeway
-
-    def verify(self, token: str) -> dict:
-        if jwt.get_unverified_header(token).get("alg") != "RS256":  # before any key lookup: no alg=none, no HS256
-            raise jwt.InvalidAlgorithmError("only RS256 tokens are accepted")
-        key = self._jwks.get_signing_key_from_jwt(token)
-        return jwt.decode(token, key.key, algorithms=["RS256"], audience=AUDIENCE, issuer=self.issuer,
-                          leeway=self.leeway, options={"require": ["exp", "aud"]})
-
-
-@dataclass(frozen=True)
+@dataclass
 class _Finish:
     reason: str  # "stop", "length", "content_filter" or "cut"
 
@@ -174,7 +156,7 @@ class AzureOpenAIEmulator:
         self.requests: list[dict] = []
         self.faults = FaultInjector()
         self.region = region
-        self._verifier = TokenVerifier(jwks_url, ca_file, issuer=issuer, leeway=leeway_seconds)
+        self._verifier = TokenVerifier(jwks_url, ca_file, audience=AUDIENCE, issuer=issuer, leeway=leeway_seconds)
         self._api_key = api_key
         self._minute = [0, 0, 0]  # minute, requests, tokens: feeds the x-ratelimit-remaining-* headers
         _install_cut_log_filter()

@@ -1,5 +1,6 @@
-"""Only the two emulators, for a container (compose.yaml): Entra ID on LOCALDEV_ENTRA_PORT, Azure OpenAI on
-LOCALDEV_AOAI_PORT, TLS with the CA kept in LOCALDEV_SHARED_DIR (shared with the app container, which trusts it).
+"""Only the emulators, for a container (compose.yaml): Entra ID on LOCALDEV_ENTRA_PORT, Azure OpenAI on
+LOCALDEV_AOAI_PORT, Microsoft Graph on LOCALDEV_GRAPH_PORT, TLS with the CA kept in LOCALDEV_SHARED_DIR (shared with
+the app container, which trusts it).
 
 The app registration's secret comes from LOCALDEV_CLIENT_SECRET so the app container can be given the same value;
 LOCALDEV_APP_URL is the app's public URL (its redirect and post-logout URIs are registered for it).
@@ -26,12 +27,13 @@ def main() -> int:
         app_port=int(os.environ.get("LOCALDEV_APP_PORT", 8080)),
         entra_port=int(os.environ.get("LOCALDEV_ENTRA_PORT", 8443)),
         aoai_port=int(os.environ.get("LOCALDEV_AOAI_PORT", 8444)),
+        graph_port=int(os.environ.get("LOCALDEV_GRAPH_PORT", 8445)),
         data_dir=shared,
         app_url=os.environ.get("LOCALDEV_APP_URL", "http://localhost:8080"),
     )
     emulators = start_emulators(config, client_secret=secret)
     print(f"[emulators] Entra ID {emulators.entra_server.url} · Azure OpenAI {emulators.aoai_server.url} · "
-          f"CA {emulators.tls.ca_file}", flush=True)
+          f"Microsoft Graph {emulators.graph_server.url} · CA {emulators.tls.ca_file}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

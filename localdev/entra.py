@@ -9,7 +9,9 @@ Serve `EntraEmulator(...).app` over HTTPS (msal refuses http authorities) and po
 - logout to a registered post-logout URI only; errors as `{"error", "error_description": "AADSTSnnnnn: ..."}`;
 - App Service managed identity (`/msi/token`) for the managed-identity credential.
 Tokens: v2 id_token; v1 Cognitive Services access token (`aud=https://cognitiveservices.azure.com`,
-`iss=https://sts.windows.net/{tid}/`); v2 access token for the app's own API (`api://{client_id}`).
+`iss=https://sts.windows.net/{tid}/`); v1 Microsoft Graph access token (`aud=https://graph.microsoft.com`, `scp` = the
+delegated permissions consented for the app registration, `RegisteredClient.graph_consent`); v2 access token for the
+app's own API (`api://{client_id}`).
 `requests` records what each call sent, with secrets replaced by "<redacted>", so tests can check the wire.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlencode
@@ -38,7 +40,11 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 COGNITIVE_SERVICES = "https://cognitiveservices.azure.com"
-MICROSOFT_GRAPH = "00000003-0000-0000-c000-000000000000"
+MICROSOFT_GRAPH = "00000003-0000-0000-c000-000000000000"  # Graph's application id (a bare scope like User.Read)
+GRAPH_RESOURCE = "https://graph.microsoft.com"  # Graph's application ID URI (`https://graph.microsoft.com/.default`)
+GRAPH_RESOURCES = (GRAPH_RESOURCE, MICROSOFT_GRAPH)
+# What an admin consented to for the app registration by default: enough for the chat's Graph tools.
+DEFAULT_GRAPH_CONSENT = ("User.Read", "Calendars.Read", "People.Read", "User.ReadBasic.All")
 OIDC_SCOPES = {"openid", "profile", "offline_access", "email"}
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SECRET_FIELDS = {"client_secret", "code", "code_verifier", "refresh_token", "assertion", "client_assertion", "password"}
@@ -58,13 +64,15 @@ class TestUser:
 
 @dataclass(frozen=True)
 class RegisteredClient:
-    """An app registration: its secret, exact redirect URIs, and the object id of its service principal."""
+    """An app registration: its secret, exact redirect URIs, the object id of its service principal, and the
+    Microsoft Graph delegated permissions consented for it (`.default` Graph tokens carry exactly these in `scp`)."""
 
     client_id: str
     client_secret: str
     redirect_uris: list[str] = field(default_factory=list)
     post_logout_redirect_uris: list[str] = field(default_factory=list)
     app_roles: tuple[str, ...] = ()
+    graph_consent: tuple[str, ...] = DEFAULT_GRAPH_CONSENT
 
     @property
     def service_principal_oid(self) -> str:
@@ -88,9 +96,9 @@ class Knobs:
 class EntraError(Exception):
     """An OAuth error in Entra's shape. `status` 400 for grant errors, 401 for client authentication."""
 
-    def __init__(self, error: str, code: int, message: str, status: int = 400) -> None:
+    def __init__(self, error: str, code: int, message: str, status: int = 400, suberror: str | None = None) -> None:
         super().__init__(f"AADSTS{code}: {message}")
-        self.error, self.code, self.message, self.status = error, code, message, status
+        self.error, self.code, self.message, self.status, self.suberror = error, code, message, status, suberror
 
     def body(self) -> dict:
         trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
@@ -104,6 +112,7 @@ class EntraError(Exception):
             "trace_id": trace,
             "correlation_id": correlation,
             "error_uri": f"https://login.microsoftonline.com/error?code={self.code}",
+            **({"suberror": self.suberror} if self.suberror else {}),
         }
 
 
@@ -233,8 +242,14 @@ class EntraEmulator:
             if client.app_roles:
                 claims["roles"] = list(client.app_roles)
         else:
-            claims.update(oid=user.oid, sub=self._pairwise_sub(user, client.client_id), name=user.name,
-                          scp=" ".join(scopes) if scopes != [".default"] else "user_impersonation", amr=["pwd"])
+            if scopes != [".default"]:
+                scp = " ".join(scopes)
+            elif resource in GRAPH_RESOURCES:  # .default: every delegated permission consented for the app
+                scp = " ".join(client.graph_consent)
+            else:
+                scp = "user_impersonation"
+            claims.update(oid=user.oid, sub=self._pairwise_sub(user, client.client_id), name=user.name, scp=scp,
+                          amr=["pwd"])
             if user.roles and own_api:
                 claims["roles"] = list(user.roles)
             claims.update({"preferred_username": user.preferred_username} if own_api
@@ -259,6 +274,16 @@ class EntraEmulator:
     def cognitive_services_token(self, **kwargs) -> str:
         """An app-only Cognitive Services token (pass user= for a delegated one)."""
         return self.mint_token(resource=COGNITIVE_SERVICES, **kwargs)
+
+    def graph_token(self, **kwargs) -> str:
+        """A Microsoft Graph token (aud https://graph.microsoft.com): delegated with user=, app-only without."""
+        return self.mint_token(resource=GRAPH_RESOURCE, **kwargs)
+
+    def set_graph_consent(self, client_id: str, scopes: list[str] | tuple[str, ...] | str) -> None:
+        """Change which Graph delegated permissions are consented for an app registration, as an admin would
+        (e.g. withdraw Calendars.Read); later Graph tokens carry the new list."""
+        names = tuple(scopes.split() if isinstance(scopes, str) else scopes)
+        self.clients[client_id] = replace(self.clients[client_id], graph_consent=names)
 
     def revoke(self, oid: str | None = None) -> int:
         """Revoke the refresh tokens of one person (or everyone), as an admin's "revoke sessions" does."""
@@ -477,11 +502,22 @@ class EntraEmulator:
         if assertion["tid"] != self.tenant_id or assertion["oid"] not in self.users:
             raise EntraError("invalid_grant", 50034, "The user account does not exist in this directory.")
         scopes = form.get("scope", "").split()
-        resource, _ = _resource_of(scopes, client)
+        resource, names = _resource_of(scopes, client)
         if resource is None:
             raise EntraError("invalid_scope", 70011, "The provided request must include a resource scope.")
+        if resource in GRAPH_RESOURCES:
+            self._check_graph_consent(client, names)
         return self._user_tokens(client, self.users[assertion["oid"]], scopes, resource, nonce=None,
                                  auth_time=int(assertion.get("iat", time.time())))
+
+    def _check_graph_consent(self, client: RegisteredClient, names: list[str]) -> None:
+        """On-behalf-of cannot prompt anyone: Graph permissions must already be consented for the app (AADSTS65001)."""
+        consented = {name.lower() for name in client.graph_consent}
+        missing = [n for n in names if n != ".default" and n.lower() not in consented]
+        if missing or not consented:
+            raise EntraError("invalid_grant", 65001, f"The user or administrator has not consented to use the "
+                             f"application with ID '{client.client_id}'. Send an interactive authorization request "
+                             "for this user and resource.", suberror="consent_required")
 
     def _user_tokens(self, client: RegisteredClient, user: TestUser, scopes: list[str], resource: str | None,
                      *, nonce: str | None, auth_time: int) -> dict:

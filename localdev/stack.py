@@ -1,4 +1,4 @@
-"""`make run`: start the Entra ID emulator, the Azure OpenAI emulator and the Streamlit app; Ctrl-C stops all three.
+"""`make run`: start the Entra ID, Azure OpenAI and Microsoft Graph emulators and the Streamlit app; Ctrl-C stops all.
 
 Everything listens on 127.0.0.1. The emulators run in this process; the app runs as a child process configured
 only through environment variables, exactly as it would be against real Azure.
@@ -21,6 +21,7 @@ from config.catalog import load_catalog
 from localdev.aoai import AzureOpenAIEmulator
 from localdev.engines import ScriptedEngine
 from localdev.entra import EntraEmulator, RegisteredClient, TestUser
+from localdev.graph import GraphEmulator
 from localdev.server import RunningServer, start_in_thread
 from localdev.tls import LocalTLS, ensure_local_tls
 
@@ -40,6 +41,7 @@ class StackConfig:
     app_port: int = 8080
     entra_port: int = 8443
     aoai_port: int = 8444
+    graph_port: int = 8445
     data_dir: Path = ROOT / ".data"
     time_to_first_token: float = 0.25
     tokens_per_second: float = 40.0
@@ -54,6 +56,7 @@ class StackConfig:
             app_port=int(env.get("LOCALDEV_APP_PORT", 8080)),
             entra_port=int(env.get("LOCALDEV_ENTRA_PORT", 8443)),
             aoai_port=int(env.get("LOCALDEV_AOAI_PORT", 8444)),
+            graph_port=int(env.get("LOCALDEV_GRAPH_PORT", 8445)),
             data_dir=Path(env.get("APP_DATA_DIR", ROOT / ".data")).resolve(),
             time_to_first_token=float(env.get("LOCALDEV_TTFT_SECONDS", 0.25)),
             tokens_per_second=float(env.get("LOCALDEV_TOKENS_PER_SECOND", 40.0)),
@@ -73,16 +76,19 @@ class Emulators:
     aoai: AzureOpenAIEmulator
     entra_server: RunningServer
     aoai_server: RunningServer
+    graph: GraphEmulator
+    graph_server: RunningServer
     client_secret: str
     banner: str | None = None  # shown on the page when the local model could not be used
 
     def stop(self) -> None:
+        self.graph_server.stop()
         self.aoai_server.stop()
         self.entra_server.stop()
 
 
 def start_emulators(config: StackConfig, client_secret: str | None = None) -> Emulators:
-    """Both emulators over TLS with the local CA; the app registration gets a fresh random secret each start."""
+    """The emulators over TLS with the local CA; the app registration gets a fresh random secret each start."""
     local = config.data_dir / "localdev"
     tls = ensure_local_tls(local / "tls")
     client_secret = client_secret or secrets.token_urlsafe(32)
@@ -92,8 +98,8 @@ def start_emulators(config: StackConfig, client_secret: str | None = None) -> Em
         redirect_uris=[f"{config.public_url}/signin/callback"],
         post_logout_redirect_uris=[f"{config.public_url}/"],
     )
-    entra = EntraEmulator(TENANT_ID, [client], [TEST_USER, OTHER_USER, *load_users(config.load_users)],
-                          key_file=local / "entra-signing-key.pem")
+    people = [TEST_USER, OTHER_USER, *load_users(config.load_users)]
+    entra = EntraEmulator(TENANT_ID, [client], people, key_file=local / "entra-signing-key.pem")
     entra_server = start_in_thread(entra.app, tls, port=config.entra_port)
     engine = ScriptedEngine(time_to_first_token=config.time_to_first_token, tokens_per_second=config.tokens_per_second)
     banner = None
@@ -113,7 +119,17 @@ def start_emulators(config: StackConfig, client_secret: str | None = None) -> Em
         engine=engine,
     )
     aoai_server = start_in_thread(aoai.app, tls, port=config.aoai_port)
-    return Emulators(tls, entra, aoai, entra_server, aoai_server, client_secret, banner)
+    # Microsoft Graph for agent tools: the same people, tokens verified against the same tenant keys.
+    graph = GraphEmulator(jwks_url=f"{entra_server.url}/{TENANT_ID}/discovery/v2.0/keys", ca_file=tls.ca_file,
+                          users=people, authorization_uri=f"{entra_server.url}/{TENANT_ID}/oauth2/v2.0/authorize")
+    try:
+        graph_server = start_in_thread(graph.app, tls, port=config.graph_port)
+    except BaseException:
+        aoai_server.stop()
+        entra_server.stop()
+        raise
+    return Emulators(tls, entra, aoai, entra_server, aoai_server, graph=graph, graph_server=graph_server,
+                     client_secret=client_secret, banner=banner)
 
 
 def load_users(count: int) -> list[TestUser]:
@@ -145,6 +161,7 @@ def app_environment(config: StackConfig, emulators: Emulators) -> dict[str, str]
         "ENTRA_AUTHORITY_HOST": emulators.entra_server.url,
         "ENTRA_REDIRECT_URI": f"{config.public_url}/signin/callback",
         "AZURE_OPENAI_ENDPOINT": emulators.aoai_server.url,
+        "GRAPH_ENDPOINT": emulators.graph_server.url,
         **({"APP_BANNER": emulators.banner} if emulators.banner else {}),
         "TIKTOKEN_CACHE_DIR": os.environ.get("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken")),
     }
@@ -240,11 +257,12 @@ def main() -> int:
     config = StackConfig.from_environment()
     # SIGTERM (e.g. from a test or a process manager) stops the stack the same way Ctrl-C does.
     stopping = stop_on_signals()
-    say("starting the Entra ID and Azure OpenAI emulators (TLS with a local CA)...")
+    say("starting the Entra ID, Azure OpenAI and Microsoft Graph emulators (TLS with a local CA)...")
     try:
         emulators = start_emulators(config)
     except OSError as exc:
-        say(f"could not start the emulators: {exc}. Is another copy running? Set LOCALDEV_ENTRA_PORT / LOCALDEV_AOAI_PORT.")
+        say(f"could not start the emulators: {exc}. Is another copy running? Set LOCALDEV_ENTRA_PORT / LOCALDEV_AOAI_PORT "
+            "/ LOCALDEV_GRAPH_PORT.")
         return 1
     except KeyboardInterrupt:  # the emulators' threads are daemons: they end with this process
         say("stopping...")
@@ -253,7 +271,7 @@ def main() -> int:
     process = None
     try:
         say(f"Entra ID emulator: {emulators.entra_server.url}/{TENANT_ID}  ·  Azure OpenAI emulator: {emulators.aoai_server.url}"
-            f"  ·  engine: {emulators.aoai.engine.name}")
+            f"  ·  Microsoft Graph emulator: {emulators.graph_server.url}  ·  engine: {emulators.aoai.engine.name}")
         if emulators.banner:
             say(emulators.banner)
         say(f"starting the chat app on {config.public_url} ...")

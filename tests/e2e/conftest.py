@@ -45,12 +45,13 @@ class Stack:
 def start_stack(tmp: Path, *, preexec_fn=None, timeout: float = 120.0) -> Stack:
     """Starts the stack as `make run` does, on free loopback ports with the scripted engine, and waits for "ready"."""
     netguard_dir = ROOT / "tests" / "netguard"
-    ports = {"app": free_port(), "entra": free_port(), "aoai": free_port()}
+    ports = {"app": free_port(), "entra": free_port(), "aoai": free_port(), "graph": free_port()}
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "LOCALDEV_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_", "LOCALDEV_"))},
         "LOCALDEV_APP_PORT": str(ports["app"]),
         "LOCALDEV_ENTRA_PORT": str(ports["entra"]),
         "LOCALDEV_AOAI_PORT": str(ports["aoai"]),
+        "LOCALDEV_GRAPH_PORT": str(ports["graph"]),
         "LOCALDEV_TOKENS_PER_SECOND": "15",
         "LOCALDEV_ENGINE": "scripted",  # deterministic answers for the browser checks
         "APP_DATA_DIR": str(tmp / "data"),

@@ -22,7 +22,7 @@ def test_sigkill_mid_answer_loses_no_completed_turn(tmp_path, secrets_audit):
     from localdev.engines import ScriptedEngine
     from localdev.stack import StackConfig, app_environment, start_emulators, streamlit_command, wait_healthy
 
-    config = StackConfig(app_port=free_port(), entra_port=0, aoai_port=0, data_dir=tmp_path / "data")
+    config = StackConfig(app_port=free_port(), entra_port=0, aoai_port=0, graph_port=0, data_dir=tmp_path / "data")
     emulators = start_emulators(config)
     emulators.aoai.engine = ScriptedEngine(time_to_first_token=0.05, tokens_per_second=60)
     env = {**os.environ, **app_environment(config, emulators)}

@@ -22,7 +22,7 @@ def test_session_and_history_follow_the_person_across_replicas(tmp_path, secrets
 
     with running_postgres() as database_url:
         port_a, port_b = free_port(), free_port()
-        config = StackConfig(app_port=port_a, entra_port=0, aoai_port=0, data_dir=tmp_path / "emulators")
+        config = StackConfig(app_port=port_a, entra_port=0, aoai_port=0, graph_port=0, data_dir=tmp_path / "emulators")
         emulators = start_emulators(config)
         env = {**os.environ, **app_environment(config, emulators), "APP_DATABASE_URL": database_url}
         replicas = []

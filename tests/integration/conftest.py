@@ -30,7 +30,7 @@ BROWSER_STAND_INS = ("httpx", "httpcore")
 
 @pytest.fixture(scope="session")
 def emulators(tmp_path_factory) -> Emulators:
-    config = StackConfig(app_port=8080, entra_port=0, aoai_port=0, data_dir=tmp_path_factory.mktemp("stack"))
+    config = StackConfig(app_port=8080, entra_port=0, aoai_port=0, graph_port=0, data_dir=tmp_path_factory.mktemp("stack"))
     running = start_emulators(config)
     running.config = config
     yield running
@@ -41,7 +41,7 @@ def emulators(tmp_path_factory) -> Emulators:
 def stack_env(emulators, monkeypatch, tmp_path) -> dict[str, str]:
     """The exact environment `make run` gives the app, applied to this test process."""
     for name in list(os.environ):
-        if name.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_")):
+        if name.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_")):
             monkeypatch.delenv(name)
     env = app_environment(emulators.config, emulators)
     env["APP_DATA_DIR"] = str(tmp_path / "data")

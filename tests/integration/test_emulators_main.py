@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_emulators_serve_the_shared_ca_and_the_configured_app_secret(tmp_path, monkeypatch):
-    entra, aoai = free_port(), free_port()
+    entra, aoai, graph = free_port(), free_port(), free_port()
     env = {**os.environ, "LOCALDEV_CLIENT_SECRET": "compose-test-secret-value", "LOCALDEV_SHARED_DIR": str(tmp_path),
-           "LOCALDEV_ENTRA_PORT": str(entra), "LOCALDEV_AOAI_PORT": str(aoai)}
+           "LOCALDEV_ENTRA_PORT": str(entra), "LOCALDEV_AOAI_PORT": str(aoai), "LOCALDEV_GRAPH_PORT": str(graph)}
     process = Child([sys.executable, "-m", "localdev.emulators_main"], cwd=ROOT, env=env)
     try:
         process.wait_for_line(r"\S", timeout=60)
@@ -39,6 +39,12 @@ def test_emulators_serve_the_shared_ca_and_the_configured_app_secret(tmp_path, m
         unauthorized = httpx.post(f"https://localhost:{aoai}/openai/deployments/gpt-4o/chat/completions"
                                   "?api-version=2024-10-21", json={"messages": []}, verify=context)
         assert unauthorized.status_code == 401
+        graph_token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])["access_token"]
+        me = httpx.get(f"https://localhost:{graph}/v1.0/me", headers={"authorization": f"Bearer {graph_token}"},
+                       verify=context)  # the Graph emulator verified the token against this Entra's keys
+        assert me.status_code == 401 and "scp or roles" in me.json()["error"]["message"]  # no Graph app permissions
+        assert httpx.get(f"https://localhost:{graph}/v1.0/me", verify=context).json()["error"]["message"] == (
+            "Access token is empty.")
     finally:
         returncode = process.stop(signal.SIGTERM, timeout=15)
     assert returncode == 0 and "stopped." in process.output

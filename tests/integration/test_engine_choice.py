@@ -8,7 +8,7 @@ from localdev.stack import StackConfig, app_environment, start_emulators
 
 def test_fallback_to_the_scripted_engine_with_a_banner(tmp_path, monkeypatch):
     monkeypatch.setattr("localdev.llama_engine.local_engine_available", lambda: "ModuleNotFoundError: llama_cpp")
-    config = StackConfig(entra_port=0, aoai_port=0, data_dir=tmp_path, engine="local")
+    config = StackConfig(entra_port=0, aoai_port=0, graph_port=0, data_dir=tmp_path, engine="local")
     emulators = start_emulators(config)
     try:
         assert isinstance(emulators.aoai.engine, ScriptedEngine)

@@ -23,7 +23,7 @@ VALID = {
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch, tmp_path):
     for name in list(os.environ):
-        if name.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_")):
+        if name.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
@@ -129,7 +129,7 @@ def test_bad_catalog_file_is_reported_with_its_path(monkeypatch, tmp_path):
 
 
 def test_app_start_up_with_bad_settings_prints_one_message_and_no_traceback(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_"))}
     env["AZURE_OPENAI_ENDPOINT"] = "http://insecure.example"
     result = run(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true", "--server.port", "0"],
