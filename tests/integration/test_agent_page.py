@@ -103,3 +103,11 @@ def test_paging_follows_next_links_to_the_end(settings, signed_in, emulators):
         GraphClient(settings.graph.endpoint, graph._token, max_retries=1, sleep=lambda _s: None).get("/me")
     assert failure.value.kind == "unavailable" and "unavailable" in str(failure.value)
     emulators.graph.clear_faults()
+
+
+def test_the_profile_comes_from_graph_me(settings, signed_in, emulators):
+    answer = ask(agent_page(), "Show my profile please")
+    me = emulators.graph.person_by_upn(TEST_USER.preferred_username)
+    assert "my_profile returned" in answer and me.display_name in answer
+    assert any(r["path"].lower() == "/v1.0/me" and r["token_claims"]["oid"] == TEST_USER.oid
+               for r in emulators.graph.requests)

@@ -121,3 +121,17 @@ def test_graph_tools_are_offered_to_a_signed_in_person_with_their_delegated_toke
     assert set(rig.script.offered) == {"calculator", "current_time", "my_profile", "my_manager", "my_calendar",
                                        "find_colleague"}
     assert not graph_tokens  # no Graph call was made, so no token was fetched
+
+
+def test_stop_after_a_tool_call_keeps_the_steps_so_far(rig):
+    agent_rig(rig).script.answers.extend([("tools", [("calculator", {"expression": "6 * 7"})]),
+                                         ("text", "The answer is forty two and more words follow here")])
+    conversation = Conversation()
+    events = rig.engine.run(WHO, conversation, NewMessage("compute"), choices(rig.settings, "agent"))
+    for event in events:
+        if isinstance(event, TextDelta):
+            break
+    events.close()  # the person pressed Stop while the answer streamed after the tool
+    stored = rig.store.load(OWNER, conversation.id).turns[1]
+    assert stored.status == "stopped" and [s["name"] for s in stored.steps] == ["calculator"]
+    assert stored.steps[0]["output"] == "6 * 7 = 42"
