@@ -24,6 +24,7 @@ BENCHMARKS = [
     ("bench.render", []),
     ("bench.memory", []),
     ("bench.rerun", []),
+    ("bench.agent", []),
     ("bench.load", ["--users", os.environ.get("BENCH_LOAD_USERS", "50"), "--turns", os.environ.get("BENCH_LOAD_TURNS", "10")]),
 ]
 OPTIONAL = [("bench.local_engine", [])]  # present once the local-model engine lands

@@ -1,6 +1,7 @@
 """What the browser benchmarks share: free ports, Debian's chromium with exactly the local certificates trusted, and
 the whole local stack (`python -m localdev.stack`, as `make run` starts it) as a child process group that is always
-stopped, with a time limit on every wait; sign-in and "the script run has ended" in the page."""
+stopped, with a time limit on every wait (or, for a benchmark that observes the emulators, the emulators in this process
+and only the app as a child: InProcessStack); sign-in and "the script run has ended" in the page."""
 from __future__ import annotations
 
 import os
@@ -87,6 +88,75 @@ class LocalStack:
         return self.child.stop(signal.SIGINT, timeout, check=False)  # Ctrl-C; the group is killed afterwards anyway
 
     def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class InProcessStack:
+    """The emulators in this process and only the Streamlit app as a child, for a benchmark that must observe the
+    emulators (`.emulators`: read their `requests`, swap `aoai.engine`) with this process's clock. Otherwise as
+    LocalStack: scripted engine, free ports, the app in a process group of its own with every wait limited and the
+    whole group stopped on `stop()` (also on leaving a `with` block). The app gets the settings `make run` gives it."""
+
+    def __init__(self, data_dir: Path, *, time_to_first_token: float = 0.05, tokens_per_second: float = 200.0,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.time_to_first_token, self.tokens_per_second = time_to_first_token, tokens_per_second
+        self.extra_env = extra_env or {}
+        self.url: str | None = None
+        self.child = None
+        self.emulators = None
+
+    @property
+    def server_cert(self) -> Path:
+        return self.data_dir / "localdev" / "tls" / "server.pem"
+
+    @property
+    def output(self) -> list[str]:
+        return self.child.lines if self.child else []
+
+    def start(self, timeout: float = 120.0) -> "InProcessStack":
+        import localdev.stack
+        from localdev.stack import StackConfig, app_environment, start_emulators, streamlit_command
+        from tests.processes import Child
+
+        config = StackConfig(app_port=free_port(), entra_port=0, aoai_port=0, graph_port=0, data_dir=self.data_dir,
+                             time_to_first_token=self.time_to_first_token, tokens_per_second=self.tokens_per_second,
+                             engine="scripted")
+        self.emulators = start_emulators(config)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_", "LOCALDEV_"))},
+            **app_environment(config, self.emulators),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        dies_with_us = getattr(localdev.stack, "dies_with_this_process", lambda: None)()
+        try:
+            self.child = Child(streamlit_command(config), cwd=ROOT, env=env, preexec_fn=dies_with_us,
+                               name=f"streamlit ({self.data_dir.name})")
+            # Its health endpoint, as `make run` waits for it (bounded; False if the app exits meanwhile).
+            if not localdev.stack.wait_healthy(config.public_url, self.child.process, timeout):
+                self.child.fail(f"did not answer {config.public_url}/_stcore/health within {timeout:g} s")
+        except BaseException:
+            self.stop()
+            raise
+        self.url = config.public_url
+        return self
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        code = None
+        try:
+            if self.child is not None:
+                code = self.child.stop(signal.SIGTERM, timeout, check=False)  # the group is killed afterwards anyway
+        finally:
+            if self.emulators is not None:
+                self.emulators.stop()
+                self.emulators = None
+        return code
+
+    def __enter__(self) -> "InProcessStack":
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -8,6 +8,9 @@ tests drive the engine with fake models.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -176,12 +179,14 @@ class TurnEngine:
             yield from steps.drain()
             if state.summary_failure is None:
                 state.stream = AnswerStream(runnable, {"messages": state.sent}, config)
-                for piece in state.stream.text_chunks():
+                state.pump = _Pump(state.stream)
+                for piece in state.pump.pieces():
                     yield from steps.drain()
                     if len(audit.records) != reported:
                         reported = len(audit.records)
                         yield UsageUpdate(usage_of(audit.records))
-                    yield TextDelta(piece)
+                    if piece:
+                        yield TextDelta(piece)
                 # The answer has ended: report its step and usage before the commit, so the page shows it at once.
                 yield from steps.drain()
                 if len(audit.records) != reported:
@@ -189,6 +194,8 @@ class TurnEngine:
                     yield UsageUpdate(usage_of(audit.records))
         finally:
             # Also on close() (Stop) and on errors in the consumer: end the model call, keep what came, store the turn.
+            if state.pump is not None:
+                state.pump.close()
             answer.steps = steps.finished()
             outcome = self._finish(who, conversation, user, answer, new_message, choices, audit, state)
         yield from steps.drain()
@@ -205,7 +212,8 @@ class TurnEngine:
         elif state.stream is None:  # stopped before the answer began
             answer.status, answer.notice = "stopped", "Stopped before the answer began."
         else:
-            state.stream.close()
+            if state.pump is None or state.pump.done:
+                state.stream.close()
             result = state.stream.outcome()
             answer.content, answer.status, failure = result.text, result.status, result.failure
             if failure:
@@ -312,10 +320,66 @@ class TurnEngine:
         return images, rejected
 
 
+class _Pump:
+    """Runs the chain's stream in a worker thread and hands its text over through a queue, waking the engine every
+    `TICK` seconds meanwhile: step events (a tool call starting, a draft ending) then reach the page while they
+    happen, not only when the next piece of text arrives. Stop is a flag the worker checks after every chunk; it then
+    closes the model's stream itself (a generator can only be closed by the thread running it)."""
+
+    TICK = 0.05
+    DONE = object()
+
+    def __init__(self, stream: AnswerStream) -> None:
+        # One piece in the queue at most: the worker stays at most a chunk ahead of what the page has shown, so a
+        # Stop keeps about what the person saw.
+        self.stream, self._queue, self._stop = stream, queue.Queue(maxsize=1), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chat-turn-stream", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            for piece in self.stream.text_chunks():
+                self._queue.put(piece)
+                if self._stop.is_set():
+                    self.stream.stopped = True
+                    self.stream.close()
+                    break
+        finally:
+            self._queue.put(self.DONE)
+
+    def pieces(self) -> Iterator[str | None]:
+        """Text as it arrives, and None on every tick without text."""
+        self._thread.start()
+        while True:
+            try:
+                item = self._queue.get(timeout=self.TICK)
+            except queue.Empty:
+                yield None
+                continue
+            if item is self.DONE:
+                return
+            yield item
+
+    def close(self, timeout: float = 120.0) -> None:
+        """Stop (if still streaming) and wait for the worker: the model stream ends at its next chunk."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            try:  # unblock a worker waiting to hand over a piece nobody will read now
+                self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._thread.join(self.TICK)
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+
 @dataclass
 class _TurnState:
     sent: list[BaseMessage] | None = None
     stream: AnswerStream | None = None
+    pump: _Pump | None = None
     summary_failure: Failure | None = None
 
 

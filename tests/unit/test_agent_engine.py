@@ -135,3 +135,32 @@ def test_stop_after_a_tool_call_keeps_the_steps_so_far(rig):
     stored = rig.store.load(OWNER, conversation.id).turns[1]
     assert stored.status == "stopped" and [s["name"] for s in stored.steps] == ["calculator"]
     assert stored.steps[0]["output"] == "6 * 7 = 42"
+
+
+def test_a_running_tool_is_reported_before_it_ends(rig, monkeypatch):
+    import time
+    from dataclasses import replace
+
+    from pydantic import BaseModel
+
+    from chains.tools import registry
+
+    finished = []
+
+    class NoArgs(BaseModel):
+        pass
+
+    def slow(context, args):
+        time.sleep(0.6)
+        finished.append(time.monotonic())
+        return "done"
+
+    monkeypatch.setitem(registry.TOOLS, "slow_lookup", replace(registry.TOOLS["calculator"], name="slow_lookup",
+                                                               args=NoArgs, run=slow))
+    agent_rig(rig).script.answers.extend([("tools", [("slow_lookup", {})]), ("text", "Finished.")])
+    seen = []
+    for event in rig.engine.run(WHO, Conversation(), NewMessage("look it up"), choices(rig.settings, "agent")):
+        if isinstance(event, StepStarted) and event.name == "slow_lookup":
+            seen.append((time.monotonic(), bool(finished)))
+    (started_at, already_finished), = seen
+    assert not already_finished and finished[0] - started_at > 0.3  # the page heard of it while it ran
