@@ -179,8 +179,13 @@ class TurnEngine:
             yield from steps.drain()
             if state.summary_failure is None:
                 state.stream = AnswerStream(runnable, {"messages": state.sent}, config)
-                state.pump = _Pump(state.stream)
-                for piece in state.pump.pieces():
+                # Chains with steps inside the answer (tools, drafts) stream from a worker thread so those steps show
+                # while they run; a one-call chain reads its stream directly (no thread hop per token).
+                pieces = state.stream.text_chunks()
+                if spec.uses_tools or spec.model_calls_per_turn > 1:
+                    state.pump = _Pump(state.stream)
+                    pieces = state.pump.pieces()
+                for piece in pieces:
                     yield from steps.drain()
                     if len(audit.records) != reported:
                         reported = len(audit.records)
