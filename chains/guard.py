@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from langchain_core.messages import BaseMessage, SystemMessage
 
-from chains.tokens import estimate_prompt_tokens
+from chains.tokens import estimate_prompt_tokens, tool_definition_tokens
 from config.catalog import Deployment
 
 
@@ -32,8 +32,10 @@ class ContextCheck:
 
 
 def check_context(system_prompt: str, messages: list[BaseMessage], deployment: Deployment,
-                  max_output_tokens: int) -> ContextCheck:
+                  max_output_tokens: int, tools: list[dict] | None = None) -> ContextCheck:
+    """`tools`: the Chat Completions tool definitions an agent sends with every call (they count as prompt)."""
     prompt = estimate_prompt_tokens([SystemMessage(system_prompt), *messages], deployment.model)
+    prompt += tool_definition_tokens(tools, deployment.model)
     return ContextCheck(prompt, max_output_tokens, deployment.context_window)
 
 

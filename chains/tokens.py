@@ -32,3 +32,41 @@ def estimate_prompt_tokens(messages: list[BaseMessage], model: str) -> int:
     for message in messages:
         total += TOKENS_PER_MESSAGE + count_text(_ROLES.get(message.type, message.type), model) + count_text(message.text, model)
     return total + message_image_tokens(messages)
+
+
+# OpenAI's documented approximation of what tool definitions add to a prompt (its token-counting cookbook).
+TOOL_FUNC_INIT = {"o200k_base": 7, "cl100k_base": 10}
+TOOL_PROP_INIT, TOOL_PROP_KEY, TOOL_ENUM_INIT, TOOL_ENUM_ITEM, TOOL_FUNC_END = 3, 3, -3, 3, 12
+
+
+def tool_definition_tokens(tools: list[dict] | None, model: str) -> int:
+    """Prompt tokens that Chat Completions `tools` (OpenAI function form) add for `model`; 0 without tools."""
+    functions = [tool.get("function") or {} for tool in tools or () if isinstance(tool, dict)]
+    if not functions:
+        return 0
+    encoding = encoding_for(model)
+
+    def tokens(text: str) -> int:
+        return len(encoding.encode(text, disallowed_special=()))
+
+    total = 0
+    for function in functions:
+        total += TOOL_FUNC_INIT.get(encoding.name, TOOL_FUNC_INIT["cl100k_base"])
+        total += tokens(f"{function.get('name', '')}:{_without_full_stop(function.get('description'))}")
+        properties = (function.get("parameters") or {}).get("properties") or {}
+        if properties:
+            total += TOOL_PROP_INIT
+            for key, schema in properties.items():
+                schema = schema if isinstance(schema, dict) else {}
+                total += TOOL_PROP_KEY
+                if "enum" in schema:
+                    total += TOOL_ENUM_INIT
+                    for item in schema["enum"] or ():
+                        total += TOOL_ENUM_ITEM + tokens(str(item))
+                total += tokens(f"{key}:{schema.get('type', '')}:{_without_full_stop(schema.get('description'))}")
+    return total + TOOL_FUNC_END
+
+
+def _without_full_stop(text: object) -> str:
+    text = "" if text is None else str(text)
+    return text[:-1] if text.endswith(".") else text

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from auth.credentials import TokenProvider
 from auth.security_context import SecurityContext
@@ -136,8 +137,9 @@ class TurnEngine:
             yield Blocked("sign_in_unavailable", UNAVAILABLE, text)
             return
         new_message = human_message(text, images)
+        tools = self._tools(who, choices.deployment) if choices.chain.uses_tools else None
         check = check_context(choices.chain.system_prompt, [*conversation.memory, new_message], choices.deployment,
-                              choices.max_output_tokens)
+                              choices.max_output_tokens, [convert_to_openai_tool(t) for t in tools or ()])
         if not check.fits:
             self.audit.event("context_guard", context, outcome="not_sent", prompt_tokens=check.prompt_tokens,
                              over_by=check.over_by, context_window=check.context_window)
@@ -149,10 +151,11 @@ class TurnEngine:
         user = conversation.add(Turn(role="user", content=text, attachments=attachments, notice=notice))
         new_message.id = user.id
         yield Accepted(user)
-        yield from self._answer(who, conversation, user, new_message, choices, provider, context)
+        yield from self._answer(who, conversation, user, new_message, choices, provider, context, tools)
 
     def _answer(self, who: Asker, conversation: Conversation, user: Turn, new_message: HumanMessage,
-                choices: Choices, provider: TokenProvider, context: AuditContext) -> Iterator[Event]:
+                choices: Choices, provider: TokenProvider, context: AuditContext,
+                tools: list | None) -> Iterator[Event]:
         deployment, spec = choices.deployment, choices.chain
         audit = AuditHandler(context, deployment, sink=self.audit)
         steps = StepEvents()
@@ -165,7 +168,7 @@ class TurnEngine:
                                         temperature=0, callbacks=[audit, steps])
         config = {"callbacks": [audit, steps], "metadata": {"conversation_id": conversation.id, "chain": spec.label},
                   "run_name": spec.name}
-        runnable = spec.build(model, self._tools(who, deployment)) if spec.uses_tools else spec.build(model)
+        runnable = spec.build(model, tools or []) if spec.uses_tools else spec.build(model)
         answer = conversation.add(Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label))
         state = _TurnState()
         reported = 0

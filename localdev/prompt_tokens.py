@@ -22,6 +22,8 @@ from functools import lru_cache
 
 import tiktoken
 
+from chains.tokens import tool_definition_tokens
+
 LOW_DETAIL_TOKENS = 85
 TILE_TOKENS = 170
 TILE_SIZE = 512
@@ -30,9 +32,6 @@ SHORT_SIDE = 768
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
-# OpenAI's approximation for tool definitions (cookbook "How to count tokens with tiktoken", num_tokens_for_tools).
-TOOL_FUNC_INIT = {"o200k_base": 7, "cl100k_base": 10}
-TOOL_PROP_INIT, TOOL_PROP_KEY, TOOL_ENUM_INIT, TOOL_ENUM_ITEM, TOOL_FUNC_END = 3, 3, -3, 3, 12
 # Newer model families all use o200k_base; tiktoken may not know a dated or Azure-specific spelling of them.
 _O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "gpt-6", "o1", "o3", "o4")
 
@@ -103,36 +102,9 @@ def image_part_tokens(part: dict) -> int:
 
 
 def count_tool_tokens(tools: list[dict] | None, model: str) -> int:
-    """Prompt tokens the `tools` of a request add, with OpenAI's documented approximation (0 without tools)."""
-    functions = [tool.get("function") or {} for tool in tools or () if isinstance(tool, dict)]
-    if not functions:
-        return 0
-    encoding = encoding_for_model(model)
-
-    def tokens(text: str) -> int:
-        return len(encoding.encode(text, disallowed_special=()))
-
-    total = 0
-    for function in functions:
-        total += TOOL_FUNC_INIT.get(encoding.name, TOOL_FUNC_INIT["cl100k_base"])
-        total += tokens(f"{function.get('name', '')}:{_without_full_stop(function.get('description'))}")
-        properties = (function.get("parameters") or {}).get("properties") or {}
-        if properties:
-            total += TOOL_PROP_INIT
-            for key, schema in properties.items():
-                schema = schema if isinstance(schema, dict) else {}
-                total += TOOL_PROP_KEY
-                if "enum" in schema:
-                    total += TOOL_ENUM_INIT
-                    for item in schema["enum"] or ():
-                        total += TOOL_ENUM_ITEM + tokens(str(item))
-                total += tokens(f"{key}:{schema.get('type', '')}:{_without_full_stop(schema.get('description'))}")
-    return total + TOOL_FUNC_END
-
-
-def _without_full_stop(text: object) -> str:
-    text = "" if text is None else str(text)
-    return text[:-1] if text.endswith(".") else text
+    """Prompt tokens the `tools` of a request add, with OpenAI's documented approximation (0 without tools). The same
+    formula the app's context guard uses, so the emulator bills what the app estimates."""
+    return tool_definition_tokens(tools, model)
 
 
 def count_prompt_tokens(messages: list[dict], model: str, tools: list[dict] | None = None) -> int:

@@ -111,3 +111,22 @@ def test_the_profile_comes_from_graph_me(settings, signed_in, emulators):
     assert "my_profile returned" in answer and me.display_name in answer
     assert any(r["path"].lower() == "/v1.0/me" and r["token_claims"]["oid"] == TEST_USER.oid
                for r in emulators.graph.requests)
+
+
+def test_the_guard_counts_the_tool_definitions_as_azure_bills_them(settings, signed_in, emulators):
+    from langchain_core.messages import HumanMessage
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    from chains.agent import SYSTEM_PROMPT
+    from chains.guard import check_context
+    from chains.tools.registry import TOOLS, available, langchain_tools
+    from chains.tools.spec import ToolContext
+
+    ask(agent_page(), "Show my profile please")
+    first = next(r for r in emulators.aoai.requests if r.get("tools"))
+    deployment = settings.catalog.get(first["deployment"])
+    offered = [convert_to_openai_tool(t) for t in langchain_tools(available(deployment, set(), True), ToolContext())]
+    assert sorted(first["tools"]) == sorted(TOOLS)
+    check = check_context(SYSTEM_PROMPT, [HumanMessage("Show my profile please")], deployment, 100, offered)
+    without = check_context(SYSTEM_PROMPT, [HumanMessage("Show my profile please")], deployment, 100)
+    assert check.prompt_tokens == first["prompt_tokens"] and check.prompt_tokens - without.prompt_tokens > 200
