@@ -16,14 +16,12 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import re
 import secrets
 import threading
 import time
 import uuid
-from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -38,6 +36,7 @@ from starlette.routing import Route
 from config.catalog import Catalog
 from localdev.engines import (FAULT_MARKER, ChatRequest, Engine, ScriptedEngine, ToolCallPiece, image_parts,
                               last_user_text)
+from localdev.faults import FaultQueue
 from localdev.prompt_tokens import UnreadableImage
 from localdev.tokens import TokenVerifier
 
@@ -97,47 +96,18 @@ class Fault:
         return cls(kind, **{key: type(getattr(cls, key, ""))(value) for key, value in pairs})
 
 
-class FaultInjector:
+class FaultInjector(FaultQueue):
     """Picks the fault (if any) for the next request: a marker in the last user message first, then the queue of
-    injected faults, then the random rate. Thread-safe, since tests call it from their own thread."""
+    injected faults, then the random rate."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: deque[Fault] = deque()
-        self._rate, self._rate_faults, self._random = 0.0, (), random.Random()
-
-    def inject(self, kind: str, count: int = 1, **options) -> None:
-        fault = Fault(kind, **options)
-        with self._lock:
-            self._queue.extend([fault] * count)
-
-    def set_rate(self, rate: float, faults: list[str] | None = None, seed: int | None = None, **options) -> None:
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("rate must be between 0 and 1")
-        chosen = tuple(Fault(kind, **options) for kind in (faults or ["429", "500"]))
-        with self._lock:
-            self._rate, self._rate_faults, self._random = rate, chosen, random.Random(seed)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queue.clear()
-            self._rate, self._rate_faults = 0.0, ()
-
-    def state(self) -> dict:
-        with self._lock:
-            return {"queued": [asdict(f) for f in self._queue], "rate": self._rate,
-                    "rate_faults": [asdict(f) for f in self._rate_faults]}
+        super().__init__(Fault, ("429", "500"))
 
     def next_fault(self, user_text: str) -> Fault | None:
         marker = FAULT_MARKER.search(user_text)
         if marker:
             return Fault.from_marker(marker.group(1), marker.group(2))
-        with self._lock:
-            if self._queue:
-                return self._queue.popleft()
-            if self._rate_faults and self._random.random() < self._rate:
-                return self._random.choice(self._rate_faults)
-        return None
+        return self.take()
 
 
 @dataclass

@@ -25,13 +25,10 @@ import binascii
 import hashlib
 import json
 import logging
-import random
 import re
-import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlencode
@@ -44,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from localdev.faults import FaultQueue
 from localdev.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -236,46 +234,14 @@ class Fault:
         return self.path is None or path.lower().startswith(self.path.lower())
 
 
-class FaultInjector:
-    """The queue of injected faults (first matching one wins), then a random rate. Thread-safe."""
+class FaultInjector(FaultQueue):
+    """The queue of injected faults (first one for the path wins), then a random rate."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: deque[Fault] = deque()
-        self._rate, self._rate_faults, self._random = 0.0, (), random.Random()
-
-    def inject(self, kind: str, count: int = 1, **options) -> None:
-        fault = Fault(kind, **options)
-        with self._lock:
-            self._queue.extend([fault] * count)
-
-    def set_rate(self, rate: float, faults: list[str] | None = None, seed: int | None = None, **options) -> None:
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("rate must be between 0 and 1")
-        chosen = tuple(Fault(kind, **options) for kind in (faults or ["429", "503"]))
-        with self._lock:
-            self._rate, self._rate_faults, self._random = rate, chosen, random.Random(seed)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queue.clear()
-            self._rate, self._rate_faults = 0.0, ()
-
-    def state(self) -> dict:
-        with self._lock:
-            return {"queued": [asdict(f) for f in self._queue], "rate": self._rate,
-                    "rate_faults": [asdict(f) for f in self._rate_faults]}
+        super().__init__(Fault, ("429", "503"))
 
     def next_fault(self, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self._queue:
-                if fault.applies_to(path):
-                    self._queue.remove(fault)
-                    return fault
-            candidates = [f for f in self._rate_faults if f.applies_to(path)]
-            if candidates and self._random.random() < self._rate:
-                return self._random.choice(candidates)
-        return None
+        return self.take(lambda fault: fault.applies_to(path))
 
 
 # ---- what each endpoint needs ------------------------------------------------------------------------------------
