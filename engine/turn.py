@@ -205,13 +205,13 @@ class TurnEngine:
             if state.pump is not None:
                 state.pump.close()
             answer.steps = steps.finished()
-            outcome = self._finish(who, conversation, user, answer, new_message, choices, audit, state)
+            outcome = self._finish(who, conversation, user, answer, choices, audit, state)
         yield from steps.drain()
         if audit.records and len(audit.records) != reported:
             yield UsageUpdate(usage_of(audit.records))
         yield outcome
 
-    def _finish(self, who: Asker, conversation: Conversation, user: Turn, answer: Turn, new_message: HumanMessage,
+    def _finish(self, who: Asker, conversation: Conversation, user: Turn, answer: Turn,
                 choices: Choices, audit: AuditHandler, state: "_TurnState") -> Outcome:
         """Decide how the turn ended and commit it in one transaction. No yields here: it runs during close()."""
         failure, keep_draft = state.summary_failure, None

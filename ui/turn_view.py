@@ -79,7 +79,6 @@ def run_turn(events: Iterator[Event], files: ImageFiles | None, feedback: Feedba
 def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback) -> Outcome | Blocked | None:
     box = status = steps_slot = text_slot = None
     open_steps: dict = {}
-    inputs: dict[str, str] = {}
     text, shown, waiting, last_update = "", "", False, 0.0
     for event in events:
         if isinstance(event, TextDelta):
@@ -106,7 +105,7 @@ def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedbac
             status.caption(f":material/hourglass_top: {event.text}")
             waiting = True
         elif isinstance(event, (StepStarted, StepEnded)):
-            _show_step(steps_slot, open_steps, inputs, event)
+            _show_step(steps_slot, open_steps, event)
         elif isinstance(event, Outcome):
             if waiting:
                 status.empty()
@@ -136,7 +135,7 @@ def _step_details(given: str | None, result: str | None) -> None:
         st.caption(f"Result: {result}")
 
 
-def _show_step(slot, open_steps: dict, inputs: dict, event) -> None:
+def _show_step(slot, open_steps: dict, event) -> None:
     """A step other than the answer itself (a tool call, a draft, a summary): expanded while it runs, then collapsed
     with its duration and a short result."""
     if event.kind == "model" and event.name == "answer":
@@ -145,7 +144,7 @@ def _show_step(slot, open_steps: dict, inputs: dict, event) -> None:
         with slot:
             status = st.status(_label(event.kind, event.name) + " · running…", expanded=True)
         status.caption(f"Input: {event.input}" if event.input else "Running…")
-        open_steps[event.id], inputs[event.id] = status, event.input
+        open_steps[event.id] = status
         return
     status = open_steps.pop(event.id, None)
     if status is None:
