@@ -53,7 +53,8 @@ COUNTERS = [c.name for c in _ChainRow.__table__.columns if c.name != "chain"]
 
 def _increments(record: dict) -> dict[str, int]:
     """What one audit record adds to its chain's row."""
-    if record.get("event") == "model_call":
+    if record.get("event") == "model_call" and record.get("purpose") != "embedding":
+        # Embeddings index the person's documents: their cost is the conversation's, not the chain's doing.
         ttft = record.get("time_to_first_token_ms")
         return {
             "calls": 1, "answers": int(record.get("purpose") == "answer"),

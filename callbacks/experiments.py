@@ -45,7 +45,7 @@ def compare_chains(records: list[dict]) -> list[ChainStats]:
     calls: dict[str, list[dict]] = defaultdict(list)
     votes: dict[str, list[int]] = defaultdict(list)
     for record in records:
-        if record.get("event") == "model_call":
+        if record.get("event") == "model_call" and record.get("purpose") != "embedding":
             calls[record["chain"]].append(record)
         elif record.get("event") == "feedback" and record.get("score") in (0, 1):
             votes[record["chain"]].append(record["score"])

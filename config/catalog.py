@@ -53,6 +53,29 @@ class Deployment(BaseModel):
         return (prompt_tokens * self.input_price_per_1m + completion_tokens * self.output_price_per_1m) / million
 
 
+class EmbeddingDeployment(BaseModel):
+    """An Azure OpenAI embeddings deployment: documents too long to send whole are indexed with it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Azure deployment name")
+    model: str = Field(min_length=1, description="model name, e.g. text-embedding-3-small")
+    label: str = ""
+    # Vector length asked for (text-embedding-3 models shorten on request); stored vectors have this length.
+    dimensions: int = Field(gt=0, le=3072)
+    input_price_per_1m: Decimal = Field(ge=0)
+    # Azure's limits per request: inputs in one call, and tokens in one input.
+    max_inputs: int = Field(2048, gt=0, le=2048)
+    max_input_tokens: int = Field(8191, gt=0)
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+    def cost(self, tokens: int) -> Decimal:
+        return tokens * self.input_price_per_1m / Decimal(1_000_000)
+
+
 class Catalog(BaseModel):
     """All deployments, in the order the file lists them, and the one picked when nobody chose."""
 
@@ -60,6 +83,8 @@ class Catalog(BaseModel):
 
     deployments: tuple[Deployment, ...]
     default: str
+    # Embeddings deployments ([[embedding]] tables); the first indexes documents. None: long documents are refused.
+    embeddings: tuple[EmbeddingDeployment, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Catalog":
@@ -71,7 +96,15 @@ class Catalog(BaseModel):
             raise ValueError(f"deployment names must be unique; repeated: {', '.join(duplicates)}")
         if self.default not in names:
             raise ValueError(f"default = {self.default!r} is not one of the deployments ({', '.join(names)})")
+        clashes = sorted({e.name for e in self.embeddings} & set(names))
+        if clashes:
+            raise ValueError(f"a deployment cannot be both chat and embedding: {', '.join(clashes)}")
         return self
+
+    @property
+    def embedding(self) -> EmbeddingDeployment | None:
+        """The deployment that indexes documents (the first [[embedding]] table), if any."""
+        return self.embeddings[0] if self.embeddings else None
 
     @property
     def names(self) -> list[str]:
@@ -80,6 +113,13 @@ class Catalog(BaseModel):
     def available_to(self, roles: tuple[str, ...] | list[str]) -> list[Deployment]:
         """The deployments a person with these app roles may pick."""
         return [d for d in self.deployments if not d.roles or set(d.roles) & set(roles)]
+
+    def get_embedding(self, name: str) -> EmbeddingDeployment:
+        for deployment in self.embeddings:
+            if deployment.name == name:
+                return deployment
+        raise KeyError(f"unknown embeddings deployment {name!r}; the catalog has "
+                       f"{', '.join(e.name for e in self.embeddings) or 'none'}")
 
     def get(self, name: str) -> Deployment:
         for deployment in self.deployments:
@@ -99,16 +139,19 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG_FILE) -> Catalog:
         raise ConfigError(f"Deployment catalog {path} is not valid TOML: {exc}.") from None
     entries = raw.get("deployment", [])
     try:
-        return Catalog(deployments=tuple(entries), default=raw.get("default") or (entries[0].get("name", "") if entries else ""))
+        return Catalog(deployments=tuple(entries), default=raw.get("default") or (entries[0].get("name", "") if entries else ""),
+                       embeddings=tuple(raw.get("embedding", [])))
     except ValidationError as exc:
-        raise ConfigError(f"Deployment catalog {path} is invalid: " + "; ".join(_describe(e, entries) for e in exc.errors())) from None
+        raise ConfigError(f"Deployment catalog {path} is invalid: " + "; ".join(_describe(e, entries, raw.get("embedding", []))
+                                                                    for e in exc.errors())) from None
 
 
-def _describe(error: dict, entries: list[dict]) -> str:
+def _describe(error: dict, entries: list[dict], embeddings: list[dict] = ()) -> str:
     loc = error.get("loc", ())
     message = error.get("msg", "invalid").removeprefix("Value error, ")
-    if len(loc) >= 2 and loc[0] == "deployments" and isinstance(loc[1], int):
+    if len(loc) >= 2 and loc[0] in ("deployments", "embeddings") and isinstance(loc[1], int):
         index = loc[1]
+        entries = entries if loc[0] == "deployments" else embeddings
         name = entries[index].get("name", f"#{index + 1}") if index < len(entries) else f"#{index + 1}"
         field = ".".join(str(part) for part in loc[2:])
         return f"deployment {name!r}" + (f" field {field}" if field else "") + f": {message}"

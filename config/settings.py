@@ -65,6 +65,16 @@ class AppSettings(_Section):
                                       "less than APP_MEMORY_TRIGGER_MESSAGES")
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, le=50 * 1024 * 1024, description="bytes per uploaded image, "
                                  "at most 52428800")
+    max_document_bytes: int = Field(20 * 1024 * 1024, gt=0, le=200 * 1024 * 1024, description="bytes per attached "
+                                    "document, at most 209715200")
+    max_document_pages: int = Field(500, gt=0, le=5000, description="pages per PDF, e.g. 500")
+    document_whole_max_tokens: int = Field(8000, ge=0, le=1_000_000, description="tokens up to which a document goes "
+                                           "to the model whole with every question (when it fits the context); longer "
+                                           "ones are indexed and searched, e.g. 8000")
+    retrieved_passages: int = Field(5, ge=1, le=50, description="passages sent with each question from indexed "
+                                    "documents, e.g. 5")
+    passage_tokens: int = Field(300, ge=50, le=2000, description="tokens per passage of an indexed document, e.g. 300")
+    embedding_batch_size: int = Field(16, ge=1, le=2048, description="passages per embeddings request, e.g. 16")
     image_detail: Literal["auto", "low", "high"] = Field("auto", description="one of auto, low, high")
     default_max_output_tokens: int = Field(1000, gt=0, le=100_000, description="a whole number of tokens, e.g. 1000")
     default_temperature: float = Field(0.7, ge=0.0, le=2.0, description="a number from 0 to 2")

@@ -5,9 +5,9 @@
 The Streamlit page renders these events; the offline experiment runner and the tests consume the same ones. Closing
 the iterator is Stop. Nothing in this package imports streamlit.
 """
-from engine.events import (Accepted, Blocked, Event, Outcome, Status, StepEnded, StepStarted, TextDelta,
-                           UsageUpdate)
+from engine.events import (Accepted, Blocked, DocumentIndexed, DocumentProgress, Event, Outcome, Status, StepEnded,
+                           StepStarted, TextDelta, UsageUpdate)
 from engine.turn import Asker, Choices, NewMessage, TurnEngine, Upload
 
-__all__ = ["Accepted", "Asker", "Blocked", "Choices", "Event", "NewMessage", "Outcome", "Status", "StepEnded",
+__all__ = ["Accepted", "Asker", "Blocked", "Choices", "DocumentIndexed", "DocumentProgress", "Event", "NewMessage", "Outcome", "Status", "StepEnded",
            "StepStarted", "TextDelta", "TurnEngine", "Upload", "UsageUpdate"]

@@ -1,5 +1,7 @@
 """What a chat turn reports while it runs, in the order it happens.
 
+Attached documents are read first: a long one reports `DocumentProgress` while it is indexed, and each new document
+`DocumentIndexed` when it is ready (before `Accepted`, since what the model is sent depends on them).
 A turn that is sent yields `Accepted` (the person's message as stored, images prepared), then any of `Status`,
 `StepStarted`/`StepEnded`, `TextDelta` and `UsageUpdate`, and ends with exactly one `Outcome`. A turn that is not sent
 (it does not fit, the sign-in expired, images for a text-only deployment, nothing to send) yields one `Blocked`.
@@ -12,6 +14,7 @@ from typing import Literal, Union
 from callbacks.steps import StepEnded, StepStarted
 from chains.errors import Failure
 from chains.guard import ContextCheck
+from documents.reader import DocumentIndexed, DocumentProgress
 from memory.conversation import Turn, Usage
 
 
@@ -73,4 +76,5 @@ class Outcome:
         return self.answer.status
 
 
-Event = Union[Accepted, Status, StepStarted, StepEnded, TextDelta, UsageUpdate, Blocked, Outcome]
+Event = Union[DocumentProgress, DocumentIndexed, Accepted, Status, StepStarted, StepEnded, TextDelta, UsageUpdate,
+              Blocked, Outcome]

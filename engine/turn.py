@@ -25,18 +25,22 @@ from callbacks.audit import AuditContext, AuditHandler, AuditLog
 from callbacks.steps import StepEvents
 from chains.errors import Failure, classify
 from chains.guard import check_context, from_azure_error
-from chains.images import ImageRejected, PreparedImage, prepare_image
+from chains.images import UPLOAD_TYPES, ImageRejected, PreparedImage, prepare_image
 from chains.model_factory import build_chat_model
 from chains.multimodal import ImagesNotAccepted, check_deployment_accepts, human_message
 from chains.spec import ChainSpec
 from chains.tools.graph import GraphClient
 from chains.tools.registry import available, langchain_tools
-from chains.tools.spec import ToolContext
+from chains.tools.spec import ToolContext, ToolFailed
 from chains.turn import AnswerStream
 from config.catalog import Deployment
 from config.settings import Settings
+from documents.embeddings import Embedder, EmbeddingFailed, build_client
+from documents.reader import DEFAULT_QUESTION, DocumentDesk, SourceBook, split_uploads
+from documents.sources import Source, cited, render, sources_message
 from engine.events import Accepted, Blocked, Event, Outcome, Status, TextDelta, UsageUpdate
 from memory.conversation import Conversation, Turn, Usage
+from memory.documents import AttachedDocument
 from memory.store import ConversationStore, Owner
 from memory.summary import SummaryBufferMemory
 
@@ -96,24 +100,55 @@ class Choices:
 
 
 ModelFactory = Callable[..., object]
+EmbeddingsClientFactory = Callable[[Settings, TokenProvider], object]
+
+
+@dataclass
+class _Documents:
+    """This turn's documents: the conversation's and the new ones, the numbered sources sent up front, and the
+    embedder (made once, when first needed)."""
+
+    attached: list[AttachedDocument]
+    added: list[AttachedDocument]
+    book: SourceBook
+    make_embedder: Callable[[], Embedder | None]
+    sources: list[Source] | None = None
+    notice: str | None = None
+    _embedder: Embedder | None = None
+    _made: bool = False
+
+    def embedder(self) -> Embedder | None:
+        if not self._made:
+            self._embedder, self._made = self.make_embedder(), True
+        return self._embedder
 
 
 class TurnEngine:
     def __init__(self, settings: Settings, store: ConversationStore, audit: AuditLog, *,
-                 model_factory: ModelFactory = build_chat_model, memory: SummaryBufferMemory | None = None) -> None:
+                 model_factory: ModelFactory = build_chat_model, memory: SummaryBufferMemory | None = None,
+                 embeddings_client: EmbeddingsClientFactory = build_client) -> None:
         self.settings, self.store, self.audit, self.model_factory = settings, store, audit, model_factory
         self.memory = memory or SummaryBufferMemory(settings.app.memory_trigger_messages,
                                                     settings.app.memory_keep_messages)
+        self.embeddings_client = embeddings_client
+        self.documents = DocumentDesk(settings.app)
 
     # -- the turn ----------------------------------------------------------------------------------------------------
     def run(self, who: Asker, conversation: Conversation, message: NewMessage, choices: Choices) -> Iterator[Event]:
         context = self.audit_context(who, conversation, choices)
+        audit = AuditHandler(context, choices.deployment, sink=self.audit)
         text = message.text.strip()
-        images, rejected = self._prepare(message.uploads, choices)
+        image_at, others_at = split_uploads([u.name for u in message.uploads], UPLOAD_TYPES)
+        images, rejected = self._prepare([message.uploads[i] for i in image_at], choices)
+        extracted, refused = self.documents.read([(message.uploads[i].name, message.uploads[i].data)
+                                                  for i in others_at])
         if rejected:  # the reasons, never the file names or contents
             self.audit.event("images_rejected", context, reasons=[r.reason for r in rejected], accepted=len(images))
-        if not text and not images:
-            reasons = "; ".join(str(r) for r in rejected) or "the message is empty"
+        if refused:
+            self.audit.event("documents_rejected", context, reasons=[r.reason for r in refused],
+                             accepted=len(extracted))
+        if not text and not images and not extracted:
+            reasons = "; ".join(str(r) for r in [*rejected, *refused]) or "the message is empty"
             self.audit.event("message_not_sent", context, outcome="not_sent", reason="nothing_to_send")
             yield Blocked("nothing_to_send", f"Nothing was sent: {reasons}.", text)
             return
@@ -136,28 +171,89 @@ class TurnEngine:
                              error=type(exc).__name__)
             yield Blocked("sign_in_unavailable", UNAVAILABLE, text)
             return
+        draft = text
+        text = text or (DEFAULT_QUESTION if extracted else "")
         new_message = human_message(text, images)
-        tools = self._tools(who, choices.deployment) if choices.chain.uses_tools else None
-        check = check_context(choices.chain.system_prompt, [*conversation.memory, new_message], choices.deployment,
-                              choices.max_output_tokens, [convert_to_openai_tool(t) for t in tools or ()])
+        documents = _Documents(list(conversation.documents), [], SourceBook(),
+                               lambda: self._embedder(who, context, audit, provider))
+        if extracted:
+            budget = self.documents.budget(choices.deployment, choices.chain.system_prompt, conversation.memory,
+                                           new_message, choices.max_output_tokens, conversation.documents)
+            refs = [f"stored:{d.sha256}.{d.extension}" for d in extracted]
+            refused_before = len(refused)
+            yield from self.documents.attach(extracted, refs, choices.deployment, budget, documents.embedder,
+                                             documents.added, refused)
+            if len(refused) > refused_before:
+                self.audit.event("documents_rejected", context, reasons=[r.reason for r in refused[refused_before:]],
+                                 accepted=len(documents.added))
+            documents.attached += documents.added
+        tools = self._tools(who, choices.deployment, documents) if choices.chain.uses_tools else None
+        sources = self._sources(conversation, text, documents, search_up_front=tools is None)
+        up_front = [sources_message(sources)] if sources else []
+        check = check_context(choices.chain.system_prompt, [*conversation.memory, *up_front, new_message],
+                              choices.deployment, choices.max_output_tokens,
+                              [convert_to_openai_tool(t) for t in tools or ()])
         if not check.fits:
             self.audit.event("context_guard", context, outcome="not_sent", prompt_tokens=check.prompt_tokens,
                              over_by=check.over_by, context_window=check.context_window)
-            yield Blocked("context_too_long", check.message(choices.deployment.name), text, check)
+            yield Blocked("context_too_long", check.message(choices.deployment.name), draft, check)
             return
         attachments = [{"ref": self.store.files.save(i.sha256, i.extension, i.data), "name": i.name,
                         "width": i.width, "height": i.height, "detail": i.detail, "tokens": i.tokens} for i in images]
-        notice = ("Not sent: " + "; ".join(str(r) for r in rejected)) if rejected else None
-        user = conversation.add(Turn(role="user", content=text, attachments=attachments, notice=notice))
+        by_ref = {f"stored:{d.sha256}.{d.extension}": d for d in extracted}
+        for document in documents.added:
+            read = by_ref[document.ref]
+            self.store.files.save(read.sha256, read.extension, read.data)
+            attachments.append({"ref": document.ref, "name": document.name, "kind": "document",
+                                "summary": document.describe()})
+        problems = [str(r) for r in [*rejected, *refused]]
+        notice = " ".join(filter(None, ["Not sent: " + "; ".join(problems) + "." if problems else None,
+                                        documents.notice]))
+        user = conversation.add(Turn(role="user", content=text, attachments=attachments, notice=notice or None))
         new_message.id = user.id
+        for document in documents.added:
+            document.message_id = user.id
+            self.audit.event("document_attached", context, message_id=user.id, kind=document.kind,
+                             mode=document.mode, pages=document.pages, tokens=document.tokens,
+                             passages=document.passage_count, embedding_tokens=document.embedding_tokens,
+                             embedding_cost_usd=str(document.embedding_cost),
+                             **({"document": document.name} if context.include_text else {}))
         yield Accepted(user)
-        yield from self._answer(who, conversation, user, new_message, choices, provider, context, tools)
+        yield from self._answer(who, conversation, user, new_message, choices, provider, audit, tools,
+                                up_front, documents)
+
+    def _sources(self, conversation: Conversation, question: str, documents: _Documents,
+                 search_up_front: bool) -> list[Source]:
+        """The sources sent with the question: every passage of whole documents, and (unless an agent searches for
+        itself) the passages of indexed ones closest to the question. A failed search is said, not fatal."""
+        if not documents.attached:
+            return []
+        self.store.load_passages(conversation, conversation.documents)
+        self.documents.whole_sources(documents.attached, documents.book)
+        if search_up_front and any(d.mode == "retrieved" for d in documents.attached):
+            embedder = documents.embedder()
+            try:
+                if embedder is None:
+                    raise EmbeddingFailed(Failure("not_configured", "no embeddings deployment is configured."))
+                self.documents.search(question, documents.attached, embedder, documents.book)
+            except EmbeddingFailed as exc:
+                documents.notice = ("The attached documents could not be searched for this question, so the answer "
+                                    f"does not use them: {exc.failure.message}")
+        return list(documents.book.sources)
+
+    def _embedder(self, who: Asker, context: AuditContext, audit: AuditHandler,
+                  provider: TokenProvider) -> Embedder | None:
+        deployment = self.settings.catalog.embedding
+        if deployment is None:
+            return None
+        return Embedder(self.embeddings_client(self.settings, provider), deployment, audit=self.audit,
+                        context=context, security_context=who.security_context.as_payload(), records=audit.records,
+                        batch_size=self.settings.app.embedding_batch_size)
 
     def _answer(self, who: Asker, conversation: Conversation, user: Turn, new_message: HumanMessage,
-                choices: Choices, provider: TokenProvider, context: AuditContext,
-                tools: list | None) -> Iterator[Event]:
+                choices: Choices, provider: TokenProvider, audit: AuditHandler, tools: list | None,
+                up_front: list[BaseMessage], documents: _Documents) -> Iterator[Event]:
         deployment, spec = choices.deployment, choices.chain
-        audit = AuditHandler(context, deployment, sink=self.audit)
         steps = StepEvents()
         payload = who.security_context.as_payload()
         model = self.model_factory(self.settings, deployment, provider, user_security_context=payload,
@@ -181,7 +277,9 @@ class TurnEngine:
                 state.summary_failure = classify(exc)
             yield from steps.drain()
             if state.summary_failure is None:
-                state.stream = AnswerStream(runnable, {"messages": state.sent}, config)
+                # The sources go just before the person's message, for this call only: memory never holds them.
+                sent = [*state.sent[:-1], *up_front, state.sent[-1]]
+                state.stream = AnswerStream(runnable, {"messages": sent}, config)
                 # Chains with steps inside the answer (tools, drafts) stream from a worker thread so those steps show
                 # while they run; a one-call chain reads its stream directly (no thread hop per token).
                 pieces = state.stream.text_chunks()
@@ -205,14 +303,16 @@ class TurnEngine:
             if state.pump is not None:
                 state.pump.close()
             answer.steps = steps.finished()
-            outcome = self._finish(who, conversation, user, answer, choices, audit, state)
+            answer.sources = [s.as_dict() for s in cited(answer.content if state.stream is None
+                                                         else state.stream.text, documents.book.sources)]
+            outcome = self._finish(who, conversation, user, answer, choices, audit, state, documents.added)
         yield from steps.drain()
         if audit.records and len(audit.records) != reported:
             yield UsageUpdate(usage_of(audit.records))
         yield outcome
 
-    def _finish(self, who: Asker, conversation: Conversation, user: Turn, answer: Turn,
-                choices: Choices, audit: AuditHandler, state: "_TurnState") -> Outcome:
+    def _finish(self, who: Asker, conversation: Conversation, user: Turn, answer: Turn, choices: Choices,
+                audit: AuditHandler, state: "_TurnState", documents: list[AttachedDocument]) -> Outcome:
         """Decide how the turn ended and commit it in one transaction. No yields here: it runs during close()."""
         failure, keep_draft = state.summary_failure, None
         if failure is not None:
@@ -243,16 +343,18 @@ class TurnEngine:
             conversation.memory = state.sent
         if failure:
             log.warning("chat turn failed: %s", failure.kind)
-        saved = self._commit(who.owner, conversation, user, answer, choices)
+        saved = self._commit(who.owner, conversation, user, answer, choices, documents)
+        conversation.documents += documents  # attached from now on, also when storing failed (this page keeps them)
         return Outcome(user, answer, saved, failure, keep_draft)
 
-    def _commit(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn, choices: Choices) -> bool:
+    def _commit(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn, choices: Choices,
+                documents: list[AttachedDocument]) -> bool:
         """One transaction per finished turn. If storing fails the turn is still shown, and says it is not saved."""
         try:
             conversation.settings.update(deployment=choices.deployment.name, chain=choices.chain.name,
                                          max_output_tokens=choices.max_output_tokens,
                                          temperature=choices.temperature)
-            self.store.commit_turn(owner, conversation, user, answer)
+            self.store.commit_turn(owner, conversation, user, answer, documents)
             return True
         except Exception as exc:  # noqa: BLE001 - said to the person, logged without content
             log.error("could not store turn of conversation %s: %s", conversation.id, type(exc).__name__)
@@ -293,9 +395,11 @@ class TurnEngine:
         self.audit.event("feedback", replace(context, chain=turn.chain or context.chain, deployment=deployment),
                          message_id=turn.id, score=score, previous_score=previous)
 
-    def _tools(self, who: Asker, deployment: Deployment) -> list:
-        """The tools this person may use on this deployment, acting with their own Graph token where needed."""
-        specs = available(deployment, who.roles, person=who.graph_token_provider is not None)
+    def _tools(self, who: Asker, deployment: Deployment, documents: _Documents | None = None) -> list:
+        """The tools this person may use on this deployment, acting with their own Graph token where needed, and a
+        search over the conversation's indexed documents when it has any."""
+        searchable = documents is not None and any(d.mode == "retrieved" for d in documents.attached)
+        specs = available(deployment, who.roles, person=who.graph_token_provider is not None, documents=searchable)
         graph = None
         if any(spec.acts_as_person for spec in specs):
             try:  # resolved here, in the caller's thread: tools may run in worker threads
@@ -305,7 +409,22 @@ class TurnEngine:
             except Exception as exc:  # noqa: BLE001 - no delegated token now: offer only tools that need none
                 log.warning("Graph tools not offered: %s", type(exc).__name__)
                 specs = [spec for spec in specs if not spec.acts_as_person]
-        return langchain_tools(specs, ToolContext(graph, who.timezone))
+        search = self._document_search(documents) if searchable else None
+        return langchain_tools(specs, ToolContext(graph, who.timezone, search_documents=search))
+
+    def _document_search(self, documents: _Documents) -> Callable[[str], str]:
+        def search(query: str) -> str:
+            embedder = documents.embedder()
+            if embedder is None:
+                raise ToolFailed("not_configured", "No embeddings deployment is configured to search documents.")
+            try:
+                found = self.documents.search(query, documents.attached, embedder, documents.book)
+            except EmbeddingFailed as exc:
+                raise ToolFailed(exc.failure.kind, f"The documents could not be searched: {exc.failure.message}")
+            if not found:
+                return "No passage of the attached documents matches that search."
+            return f"{render(found)}\nCite the passages you use as [n]."
+        return search
 
     def audit_context(self, who: Asker, conversation: Conversation, choices: Choices) -> AuditContext:
         return AuditContext(
@@ -397,8 +516,10 @@ def usage_of(records: list[dict]) -> Usage | None:
     records = [r for r in records if r.get("event") == "model_call"]
     if not records:
         return None
-    return Usage(prompt_tokens=sum(r["prompt_tokens"] for r in records),
-                 completion_tokens=sum(r["completion_tokens"] for r in records),
+    chat = [r for r in records if r.get("purpose") != "embedding"]
+    return Usage(prompt_tokens=sum(r["prompt_tokens"] for r in chat),
+                 completion_tokens=sum(r["completion_tokens"] for r in chat),
                  cost_usd=sum((Decimal(r["cost_usd"]) for r in records), Decimal(0)),
-                 estimated=any(r["usage_estimated"] for r in records), model_calls=len(records))
+                 estimated=any(r["usage_estimated"] for r in records), model_calls=len(chat),
+                 embedding_tokens=sum(r["prompt_tokens"] for r in records if r.get("purpose") == "embedding"))
 

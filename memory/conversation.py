@@ -8,6 +8,8 @@ from typing import Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from memory.documents import AttachedDocument
+
 
 @dataclass
 class Usage:
@@ -17,7 +19,8 @@ class Usage:
     completion_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
     estimated: bool = False  # a stopped answer never gets Azure's usage: tiktoken estimated it
-    model_calls: int = 1
+    model_calls: int = 1  # chat model calls (answers, drafts, summaries)
+    embedding_tokens: int = 0  # documents indexed and questions searched; their cost is in cost_usd
 
 
 @dataclass
@@ -38,6 +41,8 @@ class Turn:
     # What ran before the answer (tool calls, drafts, summaries): {"kind", "name", "input", "output", "duration_ms",
     # "error"}; kept so a resumed conversation shows them.
     steps: list[dict] = field(default_factory=list)
+    # Document passages the answer cited: {"n", "file", "where", "text", "ref"}, shown under the answer.
+    sources: list[dict] = field(default_factory=list)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -51,6 +56,8 @@ class Conversation:
     memory: list[BaseMessage] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     persisted: bool = False
+    # Documents attached to the conversation (memory/documents.py): they stay retrievable whatever the summary says.
+    documents: list[AttachedDocument] = field(default_factory=list)
 
     def totals(self) -> Usage:
         """Tokens and cost of every model call in this conversation (drafts and summaries included)."""
@@ -61,6 +68,7 @@ class Conversation:
                 total.completion_tokens += turn.usage.completion_tokens
                 total.cost_usd += turn.usage.cost_usd
                 total.model_calls += turn.usage.model_calls
+                total.embedding_tokens += turn.usage.embedding_tokens
                 total.estimated = total.estimated or turn.usage.estimated
         return total
 

@@ -1,5 +1,5 @@
-"""Image files of conversations, content-addressed on disk (never base64 in the database), and the swap between a
-stored reference and the data URL the model needs."""
+"""Files of conversations (images and documents), content-addressed on disk (never base64 in the database), and the
+swap between a stored image reference and the data URL the model needs."""
 from __future__ import annotations
 
 import base64
@@ -10,8 +10,9 @@ from pathlib import Path
 
 from langchain_core.messages import BaseMessage
 
-REFERENCE = re.compile(r"^stored:([0-9a-f]{64})\.(png|jpg)$")
-REFERENCES_IN_TEXT = re.compile(r"stored:[0-9a-f]{64}\.(?:png|jpg)")
+EXTENSIONS = "png|jpg|pdf|docx|txt|md|csv|html"
+REFERENCE = re.compile(rf"^stored:([0-9a-f]{{64}})\.({EXTENSIONS})$")
+REFERENCES_IN_TEXT = re.compile(rf"stored:[0-9a-f]{{64}}\.(?:{EXTENSIONS})")
 MIME = {"png": "image/png", "jpg": "image/jpeg"}
 
 
@@ -61,6 +62,8 @@ class ImageFiles:
     def data_url(self, reference: str) -> str | None:
         data = self.load(reference)
         extension = REFERENCE.match(reference).group(2) if data is not None else None
+        if extension not in MIME:
+            return None
         return f"data:{MIME[extension]};base64,{base64.b64encode(data).decode()}" if data is not None else None
 
 

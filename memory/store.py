@@ -19,6 +19,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from config.database import create_tables
 from memory.conversation import Conversation, Turn, Usage
+from memory.documents import (AttachedDocument, DocumentBase, add_documents, delete_documents, load_documents,
+                              load_passages, ref_in_use)
 from memory.images import ImageFiles, references_in, to_data_urls, to_references
 from memory.summary import dumps, loads
 
@@ -86,6 +88,16 @@ class _StepsRow(_Base):
     steps: Mapped[list] = mapped_column(JSON)
 
 
+class _SourcesRow(_Base):
+    """The document passages an answer cited ([1], [2], …), one row per answer that cited any."""
+
+    __tablename__ = "message_sources"
+
+    message_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(36), index=True)
+    sources: Mapped[list] = mapped_column(JSON)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -103,6 +115,7 @@ class ConversationStore:
         self._engine = engine
         self.files = files
         create_tables(_Base.metadata, engine)  # safe when several replicas start together
+        create_tables(DocumentBase.metadata, engine)
 
     def _dump_memory(self, conversation: Conversation) -> str:
         return dumps(to_references(conversation.memory, self.files) if self.files else conversation.memory)
@@ -136,11 +149,23 @@ class ConversationStore:
                                         persisted=True)
             steps = {r.message_id: r.steps for r in db.scalars(select(_StepsRow).where(
                 _StepsRow.conversation_id == row.id))}
-            conversation.turns = [_turn(m, steps.get(m.id)) for m in messages]
+            sources = {r.message_id: r.sources for r in db.scalars(select(_SourcesRow).where(
+                _SourcesRow.conversation_id == row.id))}
+            conversation.turns = [_turn(m, steps.get(m.id), sources.get(m.id)) for m in messages]
+            conversation.documents = load_documents(db, row.id)
         return conversation
 
-    def commit_turn(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn) -> None:
-        """Write the person's message, the answer and the new memory state together, or nothing at all."""
+    def load_passages(self, conversation: Conversation, documents: list[AttachedDocument]) -> None:
+        """Fill stored documents' passages (and vectors) for a turn that sends or searches them."""
+        stored = [d for d in documents if not d.passages]
+        if stored and conversation.persisted:
+            with Session(self._engine) as db:
+                load_passages(db, conversation.id, stored)
+
+    def commit_turn(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn,
+                    documents: list[AttachedDocument] = ()) -> None:
+        """Write the person's message, the answer, the documents that came with the message (passages and vectors)
+        and the new memory state together, or nothing at all."""
         now = _now()
         with Session(self._engine) as db, db.begin():
             row = db.scalar(select(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation.id))
@@ -157,6 +182,10 @@ class ConversationStore:
                 db.add(_row(turn, conversation.id, seq + offset, now))
                 if turn.steps:
                     db.add(_StepsRow(message_id=turn.id, conversation_id=conversation.id, steps=list(turn.steps)))
+                if turn.sources:
+                    db.add(_SourcesRow(message_id=turn.id, conversation_id=conversation.id,
+                                       sources=list(turn.sources)))
+            add_documents(db, conversation.id, list(documents), now)
             row.memory = self._dump_memory(conversation)
             row.settings = dict(conversation.settings)
             row.updated_at = now
@@ -181,22 +210,25 @@ class ConversationStore:
         return result.rowcount == 1
 
     def delete(self, owner: Owner, conversation_id: str) -> bool:
-        """Delete the conversation, its messages, and the image files no other conversation still uses."""
+        """Delete the conversation, its messages, documents and passages, and the files no other conversation
+        still uses."""
         with Session(self._engine) as db, db.begin():
             owned = db.scalar(select(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation_id))
             if owned is None:
                 return False
-            images = references_in(owned.memory)
+            files = references_in(owned.memory)
             for attachments in db.scalars(select(_MessageRow.attachments).where(_MessageRow.conversation_id == owned.id)):
-                images |= references_in(json.dumps(attachments))
+                files |= references_in(json.dumps(attachments))
+            files |= delete_documents(db, owned.id)
             db.execute(delete(_StepsRow).where(_StepsRow.conversation_id == owned.id))
+            db.execute(delete(_SourcesRow).where(_SourcesRow.conversation_id == owned.id))
             db.execute(delete(_MessageRow).where(_MessageRow.conversation_id == owned.id))
             db.execute(delete(_ConversationRow).where(_ConversationRow.id == owned.id))
         if self.files:
-            self._remove_unused_images(images)
+            self._remove_unused_files(files)
         return True
 
-    def _remove_unused_images(self, references: set[str]) -> None:
+    def _remove_unused_files(self, references: set[str]) -> None:
         # Files are content-addressed and shared: the same picture in another conversation (anyone's) keeps its file.
         with Session(self._engine) as db:
             for reference in references:
@@ -204,11 +236,12 @@ class ConversationStore:
                     cast(_MessageRow.attachments, Text).contains(reference, autoescape=True)))
                 used = used or db.scalar(select(func.count()).select_from(_ConversationRow).where(
                     _ConversationRow.memory.contains(reference, autoescape=True)))
+                used = used or ref_in_use(db, reference)
                 if not used:
                     try:
                         self.files.remove(reference)
                     except OSError as exc:  # the conversation is gone already; a leftover file must not fail that
-                        log.warning("could not delete an image file: %s", type(exc).__name__)
+                        log.warning("could not delete a stored file: %s", type(exc).__name__)
 
     def set_feedback(self, owner: Owner, conversation_id: str, message_id: str, score: int) -> bool:
         with Session(self._engine) as db, db.begin():
@@ -229,19 +262,19 @@ def _row(turn: Turn, conversation_id: str, seq: int, now: datetime) -> _MessageR
     if turn.usage:
         usage = {"prompt_tokens": turn.usage.prompt_tokens, "completion_tokens": turn.usage.completion_tokens,
                  "cost_usd": str(turn.usage.cost_usd), "estimated": turn.usage.estimated,
-                 "model_calls": turn.usage.model_calls}
+                 "model_calls": turn.usage.model_calls, "embedding_tokens": turn.usage.embedding_tokens}
     return _MessageRow(id=turn.id or str(uuid.uuid4()), conversation_id=conversation_id, seq=seq, role=turn.role,
                        content=turn.content, status=turn.status, notice=turn.notice, deployment=turn.deployment,
                        chain=turn.chain, usage=usage, excluded=turn.excluded, feedback=turn.feedback, created_at=now,
                        attachments=turn.attachments or None)
 
 
-def _turn(row: _MessageRow, steps: list | None = None) -> Turn:
+def _turn(row: _MessageRow, steps: list | None = None, sources: list | None = None) -> Turn:
     usage = None
     if row.usage:
         data = row.usage if isinstance(row.usage, dict) else json.loads(row.usage)
         usage = Usage(data["prompt_tokens"], data["completion_tokens"], Decimal(data["cost_usd"]), data["estimated"],
-                      data["model_calls"])
+                      data["model_calls"], data.get("embedding_tokens", 0))
     return Turn(role=row.role, content=row.content, deployment=row.deployment, chain=row.chain, usage=usage,
                 status=row.status, notice=row.notice, excluded=row.excluded, feedback=row.feedback, id=row.id,
-                attachments=list(row.attachments or []), steps=list(steps or []))
+                attachments=list(row.attachments or []), steps=list(steps or []), sources=list(sources or []))

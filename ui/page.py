@@ -6,6 +6,7 @@ import streamlit as st
 from auth.services import AuthServices, auth_services
 from auth.sessions import AuthSession
 from chains.images import UPLOAD_TYPES
+from documents.extract import DOCUMENT_EXTENSIONS
 from config import ConfigError, Settings, load_settings
 from engine import Blocked, NewMessage, Outcome, Upload
 from memory.conversation import Turn
@@ -37,12 +38,14 @@ def signed_in_person(settings: Settings) -> tuple[AuthServices | None, AuthSessi
 
 
 def new_message(settings: Settings, deployment_accepts_images: bool) -> NewMessage | None:
-    """The chat input (Stop while an answer streams; images only where the model sees them), or a kept draft the
-    person chose to send."""
-    upload = {"accept_file": "multiple", "file_type": UPLOAD_TYPES,
-              "max_upload_size": max(1, settings.app.max_image_bytes // 1_048_576)} if deployment_accepts_images else {}
-    submitted = st.chat_input("Ask anything" + (" (images welcome)" if upload else ""), key="draft",
-                              submit_mode="stop", **upload)
+    """The chat input (Stop while an answer streams; documents everywhere, images only where the model sees them),
+    or a kept draft the person chose to send."""
+    types = [*DOCUMENT_EXTENSIONS, *(UPLOAD_TYPES if deployment_accepts_images else ())]
+    largest = max(settings.app.max_document_bytes, settings.app.max_image_bytes if deployment_accepts_images else 0)
+    submitted = st.chat_input("Ask anything (attach " + ("documents or images)" if deployment_accepts_images
+                                                         else "documents)"),
+                              key="draft", submit_mode="stop", accept_file="multiple", file_type=types,
+                              max_upload_size=max(1, -(-largest // 1_048_576)))
     text = (submitted.text if hasattr(submitted, "text") else submitted) or take_kept_to_send() or ""
     files = list(getattr(submitted, "files", None) or [])
     if not text.strip() and not files:

@@ -14,7 +14,7 @@ from memory.summary import summary_text, verbatim_ids
 from ui.session import link
 
 BLOCK_ICONS = {"context_too_long": ":material/data_usage:", "images_not_accepted": ":material/hide_image:",
-               "nothing_to_send": ":material/broken_image:", "sign_in_unavailable": ":material/cloud_off:"}
+               "nothing_to_send": ":material/draft:", "sign_in_unavailable": ":material/cloud_off:"}
 
 
 def not_sent(blocked: Blocked, services: AuthServices | None, session: AuthSession, engine: TurnEngine, who: Asker,
@@ -87,6 +87,9 @@ def memory_panel(conversation: Conversation) -> None:
         lines = [f"- {'You' if t.role == 'user' else 'Assistant'}: {t.content[:80]}{'…' if len(t.content) > 80 else ''}"
                  for t in conversation.turns if t.id in kept]
         st.markdown("**Kept word for word:**\n" + ("\n".join(lines) if lines else "- (none)"))
+        if conversation.documents:
+            st.markdown("**Documents** (never summarised: each question gets their passages afresh):\n"
+                        + "\n".join(f"- {d.describe()}" for d in conversation.documents))
         st.caption("The page always shows the whole conversation; summarising only changes what the model sees.")
 
 

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 
 import streamlit as st
 
-from engine import Accepted, Blocked, Event, Outcome, Status, StepEnded, StepStarted, TextDelta
+from engine import (Accepted, Blocked, DocumentIndexed, DocumentProgress, Event, Outcome, Status, StepEnded,
+                    StepStarted, TextDelta)
 from memory.conversation import Turn, Usage
 from memory.images import ImageFiles
 
@@ -38,11 +39,16 @@ def show_turn(turn: Turn, files: ImageFiles | None, feedback: Feedback | None = 
 
 
 def _turn_details(turn: Turn, files: ImageFiles | None, feedback: Feedback | None) -> None:
-    if turn.attachments and files is not None:
-        shown = [(files.load(a["ref"]), a) for a in turn.attachments]
+    images = [a for a in turn.attachments if a.get("kind", "image") == "image"]
+    if images and files is not None:
+        shown = [(files.load(a["ref"]), a) for a in images]
         st.image([data for data, _ in shown if data], width=120,
                  caption=[f"{a['name']} · {a['width']}×{a['height']} · {a['detail']} · {a['tokens']} tokens"
                           for data, a in shown if data])
+    for document in (a for a in turn.attachments if a.get("kind") == "document"):
+        st.caption(f":material/description: {document['summary']}")
+    if turn.sources:
+        _sources(turn.sources)
     if turn.excluded:
         st.caption("Blocked by the content filter: not sent to the model again.")
     if turn.notice:
@@ -53,6 +59,21 @@ def _turn_details(turn: Turn, files: ImageFiles | None, feedback: Feedback | Non
         feedback(turn)
 
 
+def _sources(sources: list[dict]) -> None:
+    """Each source the answer cites: file and page or section, the passage on request."""
+    st.caption("Sources")
+    for source in sources:
+        where = f" · {source['where']}" if source.get("where") else ""
+        with st.expander(f"[{source['n']}] {source['file']}{where}"):
+            st.markdown(_escape_markdown(source["text"]))
+
+
+def _escape_markdown(text: str) -> str:
+    """A passage is quoted as written: its characters must not turn into markdown (headings, links, tables)."""
+    special = "\\`*_{}[]()#+-.!|>~<$"
+    return "".join(f"\\{c}" if c in special else c for c in text).replace("\n", "  \n")
+
+
 def usage_caption(turn: Turn) -> str:
     usage = turn.usage or Usage()
     about = "≈" if usage.estimated else ""
@@ -60,6 +81,8 @@ def usage_caption(turn: Turn) -> str:
             f"{about}{usage.completion_tokens} completion tokens · ${usage.cost_usd:.6f}")
     if usage.model_calls > 1:
         text += f" · {usage.model_calls} model calls"
+    if usage.embedding_tokens:
+        text += f" · {usage.embedding_tokens} embedding tokens (documents)"
     if usage.estimated:
         text += " (estimated with tiktoken)"
     if turn.status == "stopped":
@@ -77,7 +100,7 @@ def run_turn(events: Iterator[Event], files: ImageFiles | None, feedback: Feedba
 
 
 def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback) -> Outcome | Blocked | None:
-    box = status = steps_slot = text_slot = None
+    box = status = steps_slot = text_slot = reading = None
     open_steps: dict = {}
     text, shown, waiting, last_update = "", "", False, 0.0
     for event in events:
@@ -95,6 +118,12 @@ def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedbac
         if text != shown:  # the stream has paused or ended: show what is pending before anything else
             text_slot.markdown(text)
             shown = text
+        if isinstance(event, (DocumentProgress, DocumentIndexed)):
+            reading = reading or st.empty()
+            _show_reading(reading, event)
+            continue
+        if reading is not None:
+            reading.empty()
         if isinstance(event, Blocked):
             return event
         if isinstance(event, Accepted):
@@ -112,6 +141,15 @@ def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedbac
             _show_outcome(box, text_slot, event, files, feedback)
             return event
     return None
+
+
+def _show_reading(slot, event: DocumentProgress | DocumentIndexed) -> None:
+    """A long document is being indexed: a progress bar; then what it cost."""
+    if isinstance(event, DocumentProgress):
+        share = event.done / event.total if event.total else 1.0
+        slot.progress(share, text=f"Reading {event.name}: {event.done} of {event.total} passages indexed")
+    else:
+        slot.caption(f":material/description: {event.document.describe()}")
 
 
 ICONS = {"tool": ":material/build:", "retrieval": ":material/search:", "model": ":material/edit_note:"}

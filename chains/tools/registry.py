@@ -6,6 +6,8 @@ and, for tools that act with the person's own identity, a person is signed in. A
 it never widens what the model may call (the offered set is fixed before the turn starts)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from langchain_core.tools import BaseTool, StructuredTool
 
 from chains.tools.calculator import CALCULATOR
@@ -15,20 +17,24 @@ from chains.tools.graph import GraphError
 from chains.tools.my_calendar import MY_CALENDAR
 from chains.tools.my_manager import MY_MANAGER
 from chains.tools.my_profile import MY_PROFILE
+from chains.tools.search_documents import SEARCH_DOCUMENTS
 from chains.tools.spec import ToolContext, ToolFailed, ToolSpec
 from config.catalog import Deployment
 
 TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
-    CALCULATOR, CURRENT_TIME, MY_PROFILE, MY_MANAGER, MY_CALENDAR, FIND_COLLEAGUE)}
+    CALCULATOR, CURRENT_TIME, MY_PROFILE, MY_MANAGER, MY_CALENDAR, FIND_COLLEAGUE, SEARCH_DOCUMENTS)}
 
 
-def available(deployment: Deployment, roles: frozenset[str] | set[str], person: bool) -> list[ToolSpec]:
-    """The tools this deployment and this person may use; `person`: someone is signed in (Graph needs them)."""
+def available(deployment: Deployment, roles: frozenset[str] | set[str], person: bool,
+              documents: bool = False) -> list[ToolSpec]:
+    """The tools this deployment and this person may use; `person`: someone is signed in (Graph needs them);
+    `documents`: the conversation has indexed documents to search."""
     allowed = deployment.tools
     return [spec for spec in TOOLS.values()
             if (allowed is None or spec.name in allowed)
             and (not spec.roles or spec.roles & set(roles))
-            and (person or not spec.acts_as_person)]
+            and (person or not spec.acts_as_person)
+            and (documents or not spec.needs_documents)]
 
 
 def langchain_tools(specs: list[ToolSpec], context: ToolContext) -> list[BaseTool]:
@@ -38,7 +44,7 @@ def langchain_tools(specs: list[ToolSpec], context: ToolContext) -> list[BaseToo
 def _tool(spec: ToolSpec, context: ToolContext) -> BaseTool:
     def call(**arguments) -> tuple[str, dict]:
         # Each call gets its own Graph client: parallel tool calls must not share the last request id.
-        own = ToolContext(context.graph.copy() if context.graph else None, context.timezone, context.now)
+        own = replace(context, graph=context.graph.copy() if context.graph else None)
         try:
             text = spec.run(own, spec.args(**arguments))
             return text, {"outcome": "ok", "request_id": own.graph.last_request_id if own.graph else None}

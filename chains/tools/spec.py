@@ -19,6 +19,8 @@ class ToolContext:
     graph: GraphClient | None = None
     timezone: str = "UTC"
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    # Searches the conversation's indexed documents: passages numbered for citation; None when there are none.
+    search_documents: Callable[[str], str] | None = None
 
 
 class ToolFailed(Exception):
@@ -37,6 +39,7 @@ class ToolSpec:
     run: Callable[[ToolContext, BaseModel], str]
     acts_as_person: bool = False  # needs the person's own delegated identity (Microsoft Graph on-behalf-of)
     roles: frozenset[str] = field(default_factory=frozenset)  # app roles that may use it; empty: everyone
+    needs_documents: bool = False  # offered only when the conversation has indexed documents
 
 
 def graph_of(context: ToolContext) -> GraphClient:

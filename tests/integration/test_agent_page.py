@@ -126,7 +126,7 @@ def test_the_guard_counts_the_tool_definitions_as_azure_bills_them(settings, sig
     first = next(r for r in emulators.aoai.requests if r.get("tools"))
     deployment = settings.catalog.get(first["deployment"])
     offered = [convert_to_openai_tool(t) for t in langchain_tools(available(deployment, set(), True), ToolContext())]
-    assert sorted(first["tools"]) == sorted(TOOLS)
+    assert sorted(first["tools"]) == sorted(set(TOOLS) - {"search_documents"})  # no document in this conversation
     check = check_context(SYSTEM_PROMPT, [HumanMessage("Show my profile please")], deployment, 100, offered)
     without = check_context(SYSTEM_PROMPT, [HumanMessage("Show my profile please")], deployment, 100)
     assert check.prompt_tokens == first["prompt_tokens"] and check.prompt_tokens - without.prompt_tokens > 200

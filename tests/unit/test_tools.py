@@ -49,8 +49,10 @@ def test_graph_tools_need_a_signed_in_person_and_say_so():
 
 def test_only_allowed_tools_are_offered():
     gpt4o = load_catalog().get("gpt-4o")
-    everyone = {spec.name for spec in available(gpt4o, set(), person=True)}
+    everyone = {spec.name for spec in available(gpt4o, set(), person=True, documents=True)}
     assert everyone == set(TOOLS)
+    # search_documents only where the conversation has indexed documents
+    assert {spec.name for spec in available(gpt4o, set(), person=True)} == set(TOOLS) - {"search_documents"}
     assert {spec.name for spec in available(gpt4o, set(), person=False)} == {"calculator", "current_time"}
     limited = gpt4o.model_copy(update={"tools": ("calculator", "my_calendar")})
     assert {spec.name for spec in available(limited, set(), person=True)} == {"calculator", "my_calendar"}

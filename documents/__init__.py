@@ -1,0 +1,1 @@
+"""Documents attached to conversations: text extraction, passages, embeddings, retrieval."""

@@ -1,0 +1,111 @@
+"""Embeddings from an Azure OpenAI embeddings deployment, with the turn's Entra token provider and security context,
+in batches within Azure's limits; every request is audited like a chat call (purpose `embedding`).
+
+The openai SDK is called directly rather than through LangChain's AzureOpenAIEmbeddings: that class drops the usage
+Azure reports and fires no callbacks, and tokens and cost must come from Azure's own numbers (docs/decisions.md).
+The SDK retries 429 (honouring retry-after) and 5xx itself, up to AZURE_OPENAI_MAX_RETRIES times.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import numpy as np
+import openai
+
+from callbacks.audit import AuditContext, AuditLog
+from chains.errors import Failure, classify
+from config.catalog import EmbeddingDeployment
+from config.settings import Settings
+
+TokenProvider = Callable[[], str]
+
+
+class EmbeddingFailed(Exception):
+    """Azure OpenAI gave no vectors, even after retrying; `failure` says why in words for the person."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+@dataclass(frozen=True)
+class EmbeddedBatch:
+    start: int  # index of the batch's first text
+    vectors: np.ndarray  # float32, one unit-length row per text
+    tokens: int
+    cost: Decimal
+
+
+def build_client(settings: Settings, token_provider: TokenProvider) -> openai.AzureOpenAI:
+    return openai.AzureOpenAI(azure_endpoint=settings.azure_openai.endpoint,
+                              api_version=settings.azure_openai.api_version,
+                              azure_ad_token_provider=token_provider,
+                              timeout=settings.azure_openai.timeout_seconds,
+                              max_retries=settings.azure_openai.max_retries)
+
+
+class Embedder:
+    def __init__(self, client: openai.AzureOpenAI, deployment: EmbeddingDeployment, *, audit: AuditLog,
+                 context: AuditContext, security_context: Mapping[str, str] | None = None,
+                 records: list[dict] | None = None, batch_size: int = 16) -> None:
+        self.client, self.deployment, self.audit = client, deployment, audit
+        self.context = AuditContext(**{**asdict(context), "deployment": deployment.name})
+        self.security_context = dict(security_context) if security_context else None
+        self.records = records if records is not None else []  # the turn's records: its usage includes these calls
+        self.batch_size = max(1, min(batch_size, deployment.max_inputs))
+
+    def batches(self, texts: Sequence[str], *, purpose_of: str, document: str | None = None
+                ) -> Iterator[EmbeddedBatch]:
+        """Vectors for `texts`, one request per batch, in order. Raises EmbeddingFailed on the first failed batch."""
+        for start in range(0, len(texts), self.batch_size):
+            yield self._request(list(texts[start:start + self.batch_size]), start, purpose_of, document)
+
+    def embed_one(self, text: str, *, purpose_of: str) -> tuple[np.ndarray, int]:
+        batch = self._request([text], 0, purpose_of, None)
+        return batch.vectors[0], batch.tokens
+
+    def _request(self, texts: list[str], start: int, purpose_of: str, document: str | None) -> EmbeddedBatch:
+        began = time.perf_counter()
+        extra = {"user_security_context": self.security_context} if self.security_context else None
+        try:
+            raw = self.client.embeddings.with_raw_response.create(
+                model=self.deployment.name, input=texts, dimensions=self.deployment.dimensions, extra_body=extra)
+            response = raw.parse()
+        except openai.OpenAIError as exc:
+            failure = classify(exc)
+            self._audit(began, len(texts), 0, purpose_of, document, outcome=failure.kind,
+                        request_id=failure.request_id, status_code=failure.status_code)
+            raise EmbeddingFailed(failure) from exc
+        vectors = np.asarray([item.embedding for item in sorted(response.data, key=lambda d: d.index)],
+                             dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors / np.where(norms == 0, 1, norms)
+        tokens = response.usage.prompt_tokens if response.usage else 0
+        request_id = raw.headers.get("apim-request-id") or raw.headers.get("x-request-id")
+        self._audit(began, len(texts), tokens, purpose_of, document, outcome="ok", request_id=request_id,
+                    status_code=None)
+        return EmbeddedBatch(start, vectors, tokens, self.deployment.cost(tokens))
+
+    def _audit(self, began: float, inputs: int, tokens: int, purpose_of: str, document: str | None, *,
+               outcome: str, request_id: str | None, status_code: int | None) -> None:
+        """A `model_call` record like a chat call's, so usage, cost and the audit agree; a document's name only
+        with APP_AUDIT_INCLUDE_TEXT."""
+        record = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": "model_call",
+            "run_id": str(uuid.uuid4()), "purpose": "embedding", "embedding_for": purpose_of,
+            **{k: v for k, v in asdict(self.context).items() if k not in ("include_text", "temperature",
+                                                                           "max_output_tokens")},
+            "inputs": inputs, "dimensions": self.deployment.dimensions, "prompt_tokens": tokens,
+            "completion_tokens": 0, "usage_estimated": False, "cost_usd": str(self.deployment.cost(tokens)),
+            "latency_ms": round((time.perf_counter() - began) * 1000), "time_to_first_token_ms": None,
+            "azure_request_id": request_id, "status_code": status_code, "outcome": outcome,
+        }
+        if self.context.include_text and document:
+            record["document"] = document
+        self.records.append(record)
+        self.audit.write(record)

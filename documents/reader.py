@@ -1,0 +1,165 @@
+"""Documents in a turn: read the attached files, decide for each whether it goes to the model whole or by retrieval,
+index the long ones (embeddings, with progress), and pick the sources for the question.
+
+Whole: a document goes whole when its text fits the context budget — the guard's arithmetic: window − system prompt −
+memory − the new message − answer limit − a margin − what other documents already take — and is at most
+APP_DOCUMENT_WHOLE_MAX_TOKENS (sending a long document with every question costs every time). Otherwise its passages
+are embedded once and each question gets the APP_RETRIEVED_PASSAGES closest ones.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from langchain_core.messages import BaseMessage, SystemMessage
+
+from chains.tokens import encoding_for, estimate_prompt_tokens
+from config.catalog import Deployment
+from config.settings import AppSettings
+from documents.embeddings import Embedder, EmbeddingFailed
+from documents.extract import DocumentRejected, ExtractedDocument, extract_document, is_document
+from documents.passages import split_sections
+from documents.retrieval import best_passages
+from documents.sources import Source, number, render, sources_message
+from memory.documents import AttachedDocument
+
+MARGIN_TOKENS = 1000  # the guard's estimate is close, not exact: never plan to fill the window to the last token
+SOURCE_OVERHEAD_TOKENS = 20  # the <source n= file= where=> wrapper around each passage
+DEFAULT_QUESTION = "Summarise the attached document."
+
+
+@dataclass(frozen=True)
+class DocumentProgress:
+    """A long document is being indexed: `done` of `total` passages embedded so far."""
+
+    name: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class DocumentIndexed:
+    """A new document is ready: how the model will read it and what indexing cost."""
+
+    document: AttachedDocument
+
+
+class DocumentNotIndexed(DocumentRejected):
+    """Embedding failed (after retries): the document is left out, the chat goes on."""
+
+
+@dataclass
+class SourceBook:
+    """The turn's sources, numbered in the order the model is given them (up front, then by any search tool), so
+    the [n] in the answer always points at one passage. Tools may run in parallel threads: numbering is locked."""
+
+    sources: list[Source] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, pairs: Sequence[tuple[AttachedDocument, object]]) -> list[Source]:
+        with self._lock:
+            added = number(pairs, first=len(self.sources) + 1)
+            self.sources.extend(added)
+        return added
+
+
+def split_uploads(names: Sequence[str], image_types: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Indexes of the uploads that are images, and of all others (documents, and anything else to be refused)."""
+    images = [i for i, name in enumerate(names) if name.rsplit(".", 1)[-1].lower() in image_types]
+    return images, [i for i in range(len(names)) if i not in images]
+
+
+class DocumentDesk:
+    def __init__(self, app: AppSettings) -> None:
+        self.app = app
+
+    def read(self, uploads: Sequence[tuple[str, bytes]]) -> tuple[list[ExtractedDocument], list[DocumentRejected]]:
+        """Text out of each file; a bad file is named with its reason and the others go on."""
+        read, refused = [], []
+        for name, data in uploads:
+            try:
+                if not is_document(name):
+                    raise DocumentRejected(name, "unsupported file type; attach PDF, Word (.docx), text (.txt), "
+                                                 "Markdown (.md), CSV or HTML files, or images where the deployment "
+                                                 "accepts them")
+                read.append(extract_document(name, data, max_bytes=self.app.max_document_bytes,
+                                             max_pages=self.app.max_document_pages))
+            except DocumentRejected as exc:
+                refused.append(exc)
+        return read, refused
+
+    def budget(self, deployment: Deployment, system_prompt: str, memory: Sequence[BaseMessage],
+               new_message: BaseMessage, max_output_tokens: int, attached: Sequence[AttachedDocument]) -> int:
+        """Tokens left for documents sent whole after everything else this turn sends."""
+        used = estimate_prompt_tokens([SystemMessage(system_prompt), *memory, new_message], deployment.model)
+        used += sum(d.tokens + SOURCE_OVERHEAD_TOKENS * d.passage_count for d in attached if d.mode == "whole")
+        if any(d.mode == "retrieved" for d in attached):
+            used += self.app.retrieved_passages * (self.app.passage_tokens + SOURCE_OVERHEAD_TOKENS)
+        return deployment.context_window - used - max_output_tokens - MARGIN_TOKENS
+
+    def attach(self, extracted: Sequence[ExtractedDocument], refs: Sequence[str], deployment: Deployment,
+               budget: int, embedder: Callable[[], Embedder | None], added: list[AttachedDocument],
+               refused: list[DocumentRejected]) -> Iterator[DocumentProgress | DocumentIndexed]:
+        """Plan and index the new documents, appending the ready ones to `added` and failures to `refused`."""
+        for document, ref in zip(extracted, refs):
+            passages = split_sections(document.sections, deployment.model, self.app.passage_tokens)
+            tokens = sum(p.tokens for p in passages)
+            whole_cost = tokens + SOURCE_OVERHEAD_TOKENS * len(passages)
+            attached = AttachedDocument(name=document.name, kind=document.kind, ref=ref, mode="whole", tokens=tokens,
+                                        pages=document.pages, passage_count=len(passages), passages=passages)
+            if whole_cost <= min(budget, self.app.document_whole_max_tokens):
+                budget -= whole_cost
+            else:
+                client = embedder()
+                if client is None:
+                    refused.append(DocumentNotIndexed(document.name, (
+                        f"it is too long to send whole ({tokens:,} tokens) and no embeddings deployment is "
+                        "configured to search it; ask an administrator to add one to the deployment catalog")))
+                    continue
+                try:
+                    yield from self._index(attached, client)
+                except EmbeddingFailed as exc:
+                    refused.append(DocumentNotIndexed(document.name, f"it could not be indexed: {exc.failure.message}"
+                                                      .replace(" and send again", " and attach it again")))
+                    continue
+            added.append(attached)
+            yield DocumentIndexed(attached)
+
+    def _index(self, document: AttachedDocument, embedder: Embedder) -> Iterator[DocumentProgress]:
+        document.mode, document.embedding_deployment = "retrieved", embedder.deployment.name
+        total = len(document.passages)
+        yield DocumentProgress(document.name, 0, total)
+        for batch in embedder.batches([p.text for p in document.passages], purpose_of="document",
+                                      document=document.name):
+            for offset, vector in enumerate(batch.vectors):
+                document.passages[batch.start + offset].vector = vector
+            document.embedding_tokens += batch.tokens
+            document.embedding_cost += batch.cost
+            yield DocumentProgress(document.name, batch.start + len(batch.vectors), total)
+
+    def whole_sources(self, documents: Sequence[AttachedDocument], book: SourceBook) -> list[Source]:
+        return book.add([(d, p) for d in documents if d.mode == "whole" for p in d.passages])
+
+    def search(self, question: str, documents: Sequence[AttachedDocument], embedder: Embedder, book: SourceBook,
+               k: int | None = None) -> list[Source]:
+        """The passages of the indexed documents closest to `question`, numbered into the turn's book."""
+        indexed = [d for d in documents if d.mode == "retrieved"]
+        if not indexed or not question.strip():
+            return []
+        encoding = encoding_for(embedder.deployment.model)
+        tokens = encoding.encode(question, disallowed_special=())
+        if len(tokens) > embedder.deployment.max_input_tokens:  # a very long message: its start says enough
+            question = encoding.decode(tokens[:embedder.deployment.max_input_tokens])
+        vector, _ = embedder.embed_one(question, purpose_of="question")
+        found = best_passages(np.asarray(vector, dtype=np.float32), indexed, k or self.app.retrieved_passages)
+        return book.add([(d, p) for d, p, _ in found])
+
+
+def sources_block(sources: Sequence[Source]) -> SystemMessage | None:
+    return sources_message(sources) if sources else None
+
+
+__all__ = ["DEFAULT_QUESTION", "DocumentDesk", "DocumentIndexed", "DocumentNotIndexed", "DocumentProgress",
+           "SourceBook", "render", "sources_block", "split_uploads"]
