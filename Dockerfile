@@ -30,6 +30,7 @@ COPY auth ./auth
 COPY callbacks ./callbacks
 COPY chains ./chains
 COPY config ./config
+COPY documents ./documents
 COPY engine ./engine
 COPY memory ./memory
 COPY ui ./ui
