@@ -153,7 +153,8 @@ class DocumentDesk:
         if len(tokens) > embedder.deployment.max_input_tokens:  # a very long message: its start says enough
             question = encoding.decode(tokens[:embedder.deployment.max_input_tokens])
         vector, _ = embedder.embed_one(question, purpose_of="question")
-        found = best_passages(np.asarray(vector, dtype=np.float32), indexed, k or self.app.retrieved_passages)
+        found = best_passages(np.asarray(vector, dtype=np.float32), indexed, k or self.app.retrieved_passages,
+                              query=question)
         return book.add([(d, p) for d, p, _ in found])
 
 

@@ -6,7 +6,12 @@ Answers, errors and SSE streams have Azure's shapes; an `Engine` (localdev.engin
 Tools: `tools`, `tool_choice` and `parallel_tool_calls` are validated as Azure does (400 with Azure's error body), as
 are assistant `tool_calls` and `tool` messages in the history; tool calls go out as `message.tool_calls` or as
 streamed deltas (id, type and name first, then argument fragments) with `finish_reason: "tool_calls"`.
-Test knobs: fault injection (in process or under `/_emulator/`) and a record of every authenticated request.
+Embeddings: `POST /openai/deployments/{deployment}/embeddings` on the catalog's embeddings deployments, with Azure's
+request (a string, strings, token ids or lists of token ids; `dimensions`, `encoding_format` float or base64) and
+response shapes, limits and errors; the engine's `embed` writes the vectors. Calling one kind of deployment with the
+other's operation is Azure's 400 OperationNotSupported.
+Test knobs: fault injection (in process or under `/_emulator/`; `endpoint="embeddings"` or `"chat"` aims a fault at
+one operation) and a record of every authenticated request (`kind` "chat" or "embeddings").
 """
 from __future__ import annotations
 
@@ -33,17 +38,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from config.catalog import Catalog
+from config.catalog import Catalog, EmbeddingDeployment
+from localdev.embeddings import accepts_dimensions, as_float32, hashed_vectors, native_dimensions, to_base64
 from localdev.engines import (FAULT_MARKER, ChatRequest, Engine, ScriptedEngine, ToolCallPiece, image_parts,
                               last_user_text)
 from localdev.faults import FaultQueue
-from localdev.prompt_tokens import UnreadableImage
+from localdev.prompt_tokens import UnreadableImage, encoding_for_model
 from localdev.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
 AUDIENCE = "https://cognitiveservices.azure.com"
 FAULT_KINDS = ("429", "500", "timeout", "cut", "prompt_filter", "completion_filter", "context_length")
+EMBEDDING_FAULT_KINDS = ("429", "500", "timeout", "cut", "context_length")  # Azure filters no embeddings
+FAULT_ENDPOINTS = ("any", "chat", "embeddings")
 FILTER_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
 RECORDED_CLAIMS = ("oid", "tid", "appid", "azp", "idtyp", "scp", "roles")
 SECRET_HEADERS = {"authorization", "api-key", "cookie"}
@@ -66,6 +74,9 @@ DEPLOYMENT_NOT_FOUND = {"error": {"code": "DeploymentNotFound", "message": "The 
 SERVER_ERROR = {"error": {"message": "The server had an error while processing your request. Sorry about that!",
                           "type": "server_error", "param": None, "code": None}}
 TIMEOUT = {"error": {"code": "Timeout", "message": "The operation was timeout."}}
+MODELS_BY_OPERATION = "https://go.microsoft.com/fwlink/?linkid=2197993"
+INVALID_INPUT = "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
+ENCODING_FORMATS = ("float", "base64")
 PROMPT_FILTERED = ("The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please "
                    "modify your prompt and retry. To learn more about our content filtering policies please read our "
                    "documentation: https://go.microsoft.com/fwlink/?linkid=2198766")
@@ -74,7 +85,9 @@ PROMPT_FILTERED = ("The response was filtered due to the prompt triggering Azure
 @dataclass(frozen=True)
 class Fault:
     """One injected failure: `retry_after` (s) for "429", `seconds` that "timeout" holds the request, `after_chunks`
-    answer tokens "cut"/"completion_filter" let through, `category`/`severity` the content filters report."""
+    answer tokens "cut"/"completion_filter" let through, `category`/`severity` the content filters report, and
+    `endpoint` the requests it hits: "any" (chat completions and, for the kinds that apply, embeddings), "chat" or
+    "embeddings" only."""
 
     kind: str
     retry_after: int = 1
@@ -82,12 +95,24 @@ class Fault:
     after_chunks: int = 3
     category: str = "violence"
     severity: str = "high"
+    endpoint: str = "any"
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {self.kind!r}; known: {', '.join(FAULT_KINDS)}")
         if self.category not in FILTER_CATEGORIES:
             raise ValueError(f"unknown content filter category {self.category!r}")
+        if self.endpoint not in FAULT_ENDPOINTS:
+            raise ValueError(f"unknown fault endpoint {self.endpoint!r}; known: {', '.join(FAULT_ENDPOINTS)}")
+        if self.endpoint == "embeddings" and self.kind not in EMBEDDING_FAULT_KINDS:
+            raise ValueError(f"fault {self.kind!r} does not apply to embeddings; those that do: "
+                             f"{', '.join(EMBEDDING_FAULT_KINDS)}")
+
+    def hits_chat(self) -> bool:
+        return self.endpoint in ("any", "chat")
+
+    def hits_embeddings(self) -> bool:
+        return self.endpoint in ("any", "embeddings") and self.kind in EMBEDDING_FAULT_KINDS
 
     @classmethod
     def from_marker(cls, kind: str, options: str) -> "Fault":
@@ -104,10 +129,16 @@ class FaultInjector(FaultQueue):
         super().__init__(Fault, ("429", "500"))
 
     def next_fault(self, user_text: str) -> Fault | None:
+        """The fault for the next chat completion."""
         marker = FAULT_MARKER.search(user_text)
         if marker:
             return Fault.from_marker(marker.group(1), marker.group(2))
-        return self.take()
+        return self.take(Fault.hits_chat)
+
+    def next_embeddings_fault(self) -> Fault | None:
+        """The fault for the next embeddings request: queued or random ones aimed at embeddings (or at any request)
+        whose kind applies to embeddings; the others stay queued for chat."""
+        return self.take(Fault.hits_embeddings)
 
 
 @dataclass
@@ -133,13 +164,15 @@ class AzureOpenAIEmulator:
         not_found = lambda request, exc: JSONResponse(NOT_FOUND, 404)  # noqa: E731 (Azure answers JSON, not text)
         self.app = Starlette(routes=[
             Route("/openai/deployments/{deployment}/chat/completions", self._chat_completions, methods=["POST"]),
+            Route("/openai/deployments/{deployment}/embeddings", self._embeddings, methods=["POST"]),
             Route("/_emulator/faults", self._faults_route, methods=["GET", "POST", "DELETE"]),
             Route("/_emulator/requests", self._requests_route, methods=["GET", "DELETE"]),
             Route("/_emulator/engine", self._engine_route, methods=["GET", "POST"]),
         ], exception_handlers={404: not_found, 405: not_found})
 
     def inject(self, fault: str, count: int = 1, **options) -> None:
-        """Queue `count` copies of a fault for the next requests, e.g. inject("429", count=1, retry_after=2)."""
+        """Queue `count` copies of a fault for the next requests, e.g. inject("429", count=1, retry_after=2);
+        `endpoint="embeddings"` (or "chat") aims it at one operation."""
         self.faults.inject(fault, count, **options)
 
     def set_fault_rate(self, rate: float, faults: list[str] | None = None, seed: int | None = None, **options) -> None:
@@ -160,9 +193,13 @@ class AzureOpenAIEmulator:
         claims, refusal = await self._authenticate(request)
         if refusal:
             return JSONResponse(refusal, 401, headers)
+        name = request.path_params["deployment"]
         try:
-            deployment = self.catalog.get(request.path_params["deployment"])
+            deployment = self.catalog.get(name)
         except KeyError:
+            embedding = next((e for e in self.catalog.embeddings if e.name == name), None)
+            if embedding is not None:
+                return JSONResponse(_operation_not_supported("chatCompletion", embedding.model), 400, headers)
             return JSONResponse(DEPLOYMENT_NOT_FOUND, 404, headers)
         headers["x-ms-deployment-name"] = deployment.name
         try:
@@ -172,7 +209,7 @@ class AzureOpenAIEmulator:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
             return JSONResponse(_invalid("'messages' is a required property", "messages"), 400, headers)
         tools = body.get("tools")
-        record = {"deployment": deployment.name, "api_version": api_version, "body": body,
+        record = {"kind": "chat", "deployment": deployment.name, "api_version": api_version, "body": body,
                   "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
                   "token_claims": {name: claims.get(name) for name in RECORDED_CLAIMS}, "request_id": request_id,
                   "tools": _tool_names(tools), "tool_choice": body.get("tool_choice"),
@@ -228,6 +265,76 @@ class AzureOpenAIEmulator:
             return _EventStream(events, headers=headers, media_type="text/event-stream")
         return await self._complete(chat, fault, meta, prompt_tokens, record, headers)
 
+    async def _embeddings(self, request: Request) -> Response:
+        """Azure's embeddings operation: checks as for chat (api-version, token, deployment), then the input limits,
+        the faults aimed at embeddings, and the engine's vectors in the requested format."""
+        request_id = str(uuid.uuid4())
+        headers = {"apim-request-id": request_id, "x-request-id": request_id, "x-ms-region": self.region}
+        api_version = request.query_params.get("api-version")
+        if not api_version:
+            return JSONResponse(NOT_FOUND, 404, headers)
+        claims, refusal = await self._authenticate(request)
+        if refusal:
+            return JSONResponse(refusal, 401, headers)
+        name = request.path_params["deployment"]
+        try:
+            deployment = self.catalog.get_embedding(name)
+        except KeyError:
+            if name in self.catalog.names:
+                return JSONResponse(_operation_not_supported("embeddings", self.catalog.get(name).model), 400, headers)
+            return JSONResponse(DEPLOYMENT_NOT_FOUND, 404, headers)
+        headers["x-ms-deployment-name"] = deployment.name
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse(_invalid("We could not parse the JSON body of your request."), 400, headers)
+        if not isinstance(body, dict) or "input" not in body:
+            return JSONResponse(_invalid("'input' is a required property", "input"), 400, headers)
+        record = {"kind": "embeddings", "deployment": deployment.name, "api_version": api_version, "body": body,
+                  "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
+                  "token_claims": {name: claims.get(name) for name in RECORDED_CLAIMS}, "request_id": request_id,
+                  "inputs": None, "prompt_tokens": None, "dimensions": None, "encoding_format": body.get("encoding_format"),
+                  "user": body.get("user"), "user_security_context": body.get("user_security_context"), "fault": None}
+        self.requests.append(record)
+
+        # In a worker thread: tokenising up to 2048 inputs of 8191 tokens takes a while.
+        texts, token_counts, error = await run_in_threadpool(_embedding_inputs, body["input"], deployment.model)
+        if error:
+            return JSONResponse(error, 400, headers)
+        record["inputs"], record["prompt_tokens"] = len(texts), sum(token_counts)
+        dimensions, error = _embedding_options(body, deployment)
+        if error:
+            return JSONResponse(error, 400, headers)
+        record["dimensions"] = dimensions
+        error = _embedding_limits(token_counts, deployment)
+        if error:
+            return JSONResponse(error, 400, headers)
+        prompt_tokens = sum(token_counts)
+        headers.update(self._rate_headers(prompt_tokens))
+        fault = self.faults.next_embeddings_fault()
+        record["fault"] = fault.kind if fault else None
+        if fault:
+            log.info("injecting fault %s into embeddings request %s", fault.kind, request_id)
+            if fault.kind == "context_length":
+                tokens = deployment.max_input_tokens + 1
+                return JSONResponse(_embedding_context_error(deployment, tokens), 400, headers)
+            refusal = await self._refusal(fault, api_version, 0, headers, operation="Embeddings_Create")
+            if refusal:
+                return refusal
+        embed = getattr(self.engine, "embed", None) or hashed_vectors
+        vectors = await run_in_threadpool(embed, texts, dimensions)
+        base64_format = body.get("encoding_format") == "base64"
+        data = []
+        for index, vector in enumerate(vectors):
+            values = as_float32(vector)
+            data.append({"object": "embedding", "index": index,
+                         "embedding": to_base64(values) if base64_format else values.tolist()})
+        record["usage"] = usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
+        body_bytes = json.dumps({"object": "list", "data": data, "model": deployment.model, "usage": usage}).encode()
+        if fault and fault.kind == "cut":  # half a JSON body, then the connection drops
+            return _EventStream([body_bytes[: len(body_bytes) // 2], None], headers=headers, media_type="application/json")
+        return Response(body_bytes, 200, headers, media_type="application/json")
+
     async def _authenticate(self, request: Request) -> tuple[dict, dict | None]:
         """(claims of the verified token, None); ({}, None) for the right api-key; or ({}, Azure's 401 body)."""
         key = request.headers.get("api-key")
@@ -243,11 +350,12 @@ class AzureOpenAIEmulator:
             log.warning("rejected access token: %s", type(exc).__name__)  # never the token itself
             return {}, UNAUTHORIZED
 
-    async def _refusal(self, fault: Fault, api_version: str, window: int, headers: dict) -> Response | None:
+    async def _refusal(self, fault: Fault, api_version: str, window: int, headers: dict,
+                       operation: str = "ChatCompletions_Create") -> Response | None:
         """The error response of a fault that fails the request before any answer; None for faults in the answer."""
         if fault.kind == "429":
             seconds = fault.retry_after
-            message = (f"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version {api_version} "
+            message = (f"Requests to the {operation} Operation under Azure OpenAI API version {api_version} "
                        "have exceeded token rate limit of your current AIServices S0 pricing tier. Please retry after "
                        f"{seconds} seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to "
                        "further increase the default rate limit.")
@@ -672,6 +780,83 @@ def _check_request(chat: ChatRequest, requested: object) -> dict | None:
                         f"deployment {chat.deployment.name} ({chat.deployment.model}) does not support image input.",
                         "messages", "BadRequest")
     return None
+
+
+def _operation_not_supported(operation: str, model: str) -> dict:
+    """Azure's 400 body for an operation the deployment's model cannot do (embeddings on a chat model, or chat on an
+    embeddings model)."""
+    return {"error": {"code": "OperationNotSupported",
+                      "message": f"The {operation} operation does not work with the specified model, {model}. Please "
+                                 "choose different model and try again. You can learn more about which models can be "
+                                 f"used with each operation here: {MODELS_BY_OPERATION}."}}
+
+
+def _embedding_inputs(value: object, model: str) -> tuple[list[str], list[int], dict | None]:
+    """(texts, tokens of each input, None) for the four `input` forms OpenAI accepts (a string, strings, token ids,
+    lists of token ids; ids are decoded to text for the engine), or ([], [], Azure's 400 body)."""
+    encoding = encoding_for_model(model)
+    invalid = [], [], _invalid(INVALID_INPUT)
+
+    def token_ids(ids: list) -> bool:
+        return bool(ids) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < encoding.n_vocab for i in ids)
+
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        return invalid
+    if all(isinstance(item, str) for item in value):
+        if not all(value):
+            return invalid
+        return value, [len(encoding.encode(text, disallowed_special=())) for text in value], None
+    if token_ids(value):
+        value = [value]
+    if all(isinstance(item, list) and token_ids(item) for item in value):
+        return [encoding.decode(ids) for ids in value], [len(ids) for ids in value], None
+    return invalid
+
+
+def _embedding_options(body: dict, deployment: EmbeddingDeployment) -> tuple[int, dict | None]:
+    """(vector length, None) from `dimensions` (default the model's native length), with `encoding_format` and `user`
+    checked; or (0, Azure's 400 body)."""
+    native = native_dimensions(deployment.model, deployment.dimensions)
+    dimensions = body.get("dimensions")
+    if dimensions is not None:
+        if not isinstance(dimensions, int) or isinstance(dimensions, bool):
+            return 0, _wrong_type("dimensions", "an integer", dimensions)
+        if not accepts_dimensions(deployment.model):
+            return 0, _invalid("This model does not support specifying dimensions.")
+        if dimensions < 1:
+            return 0, _invalid(f"Invalid 'dimensions': integer below minimum value. Expected a value >= 1, but got "
+                               f"{dimensions} instead.", "dimensions", "integer_below_min_value")
+        if dimensions > native:
+            return 0, _invalid(f"Invalid 'dimensions': integer above maximum value. Expected a value <= {native}, but "
+                               f"got {dimensions} instead.", "dimensions", "integer_above_max_value")
+    encoding_format = body.get("encoding_format")
+    if encoding_format is not None and encoding_format not in ENCODING_FORMATS:
+        return 0, _invalid(f"Invalid value: '{encoding_format}'. Supported values are: 'float' and 'base64'.",
+                           "encoding_format", "invalid_value")
+    if body.get("user") is not None and not isinstance(body["user"], str):
+        return 0, _wrong_type("user", "a string", body["user"])
+    return dimensions or native, None
+
+
+def _embedding_limits(token_counts: list[int], deployment: EmbeddingDeployment) -> dict | None:
+    """Azure's 400 body for too many inputs or one input over the token limit; None when the request fits."""
+    if len(token_counts) > deployment.max_inputs:
+        return _invalid(f"Too many inputs. The max number of inputs is {deployment.max_inputs}.  We hope to increase "
+                        "the number of inputs per request soon. Please contact us through an Azure support request at: "
+                        "https://go.microsoft.com/fwlink/?linkid=2213926 for further questions.")
+    longest = max(token_counts)
+    if longest > deployment.max_input_tokens:
+        return _embedding_context_error(deployment, longest)
+    return None
+
+
+def _embedding_context_error(deployment: EmbeddingDeployment, tokens: int) -> dict:
+    # The model's context is one token more than an input may have (8192 for 8191), and OpenAI's message names it.
+    return _invalid(f"This model's maximum context length is {deployment.max_input_tokens + 1} tokens, however you "
+                    f"requested {tokens} tokens ({tokens} in your prompt; 0 for the completion). Please reduce your "
+                    "prompt; or completion length.", None, "context_length_exceeded")
 
 
 def _invalid(message: str, param: str | None = None, code: str | None = None) -> dict:

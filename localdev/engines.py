@@ -1,7 +1,8 @@
 """Engines produce the emulator's answers. The emulator owns the protocol; an engine only turns a request into text.
 
 An engine is any object with a `name`, a `generate(request)` that yields the answer one completion token
-at a time (text as `str`, tool calls as `ToolCallPiece`s), and a `count_prompt_tokens(request)`. `generate` is a
+at a time (text as `str`, tool calls as `ToolCallPiece`s), a `count_prompt_tokens(request)` and an
+`embed(texts, dimensions)` for the embeddings endpoint (without one, the hashing vectors answer). `generate` is a
 plain (blocking) generator: the emulator iterates it in a worker thread, so an engine may sleep or run a local model
 without stalling the server, and each yielded piece goes over the wire as its own SSE chunk. The emulator stops
 iterating (and closes the generator) when the answer reaches `request.max_tokens`, when a fault cuts it short, or
@@ -15,10 +16,18 @@ name, or a trigger word of `TOOL_TRIGGERS`, appears in the last user message (a 
 "12*(3+4)"), with arguments built from that message and each tool's JSON schema; several at once unless
 `parallel_tool_calls` is false. `tool_choice` "required" or a named function forces a call, "none" never calls. When
 the last message is a tool result, it answers in text quoting each result.
+
+Sources: when a system message holds numbered document passages (`<source n="1" file=".." where="..">text</source>`,
+as the app sends them), the scripted answer comes from them: the sentence of the passage sharing most words with the
+question, cited as `[n]` (see `sources_reply`).
+
+Embeddings: `embed(texts, dimensions)` returns one unit vector per text; the scripted engine's are feature-hashing
+bags of words (localdev.embeddings), deterministic and model-free.
 """
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import re
 import secrets
@@ -30,6 +39,7 @@ from functools import lru_cache
 from typing import Callable, Iterator, Protocol, runtime_checkable
 
 from config.catalog import Deployment
+from localdev.embeddings import content_words, hashed_vectors
 from localdev.prompt_tokens import UnreadableImage, count_prompt_tokens, encoding_for_model, image_size_from_url
 
 # `[[fault:NAME key=value ...]]` in a user message asks the emulator for a fault; the answer never echoes it.
@@ -50,6 +60,12 @@ ARITHMETIC = re.compile(r"[\d(][\d\s.()]*(?:[-+*/%^×÷][\s(]*[\d.]+[\d\s.()]*)+
 ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?")
 ZONE_ABBREVIATIONS = {"utc": "UTC", "gmt": "GMT"}
+SOURCE = re.compile(r"<source\s+n=\"(\d+)\"([^>]*)>\n?(.*?)\n?</source>", re.DOTALL)
+SOURCE_ATTRIBUTE = re.compile(r"(\w+)=\"([^\"]*)\"")
+# Sentence ends: . ! ? or … (and a closing quote or bracket) before whitespace, or a line break not followed by a
+# lower-case letter (a heading, a list item; a line wrapped mid-sentence stays whole).
+SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+|[ \t]*\n(?![ \t]*[a-z])\s*")
+NO_ANSWER = "The attached documents do not say."
 SUBJECT_FILLERS = {"a", "an", "the", "my", "our", "me", "for", "called", "named", "is", "of", "about", "please",
                    "who", "what", "whose", "colleague", "colleagues", "person", "someone", "somebody", "find", "search",
                    "look", "up", "in", "on", "at", "to"}
@@ -105,6 +121,11 @@ class Engine(Protocol):
         """Prompt tokens of the request, as reported in `usage.prompt_tokens`."""
         ...
 
+    def embed(self, texts: list[str], dimensions: int) -> list[list[float]]:
+        """One unit vector, `dimensions` long, per text; may block (it runs in a worker thread). An engine without
+        it gets the scripted engine's hashing vectors."""
+        ...
+
 
 def last_user_text(messages: list[dict]) -> str:
     """Text of the last user message (text parts joined); empty when there is none."""
@@ -130,9 +151,12 @@ def image_parts(messages: list[dict]) -> list[dict]:
 
 def scripted_reply(request: ChatRequest) -> str:
     """The default scripted answer: echoes the last user message, names the deployment and the images received;
-    after tool results, quotes each of them."""
+    after tool results, quotes each of them; with document sources in a system message, answers from them."""
     if request.messages and request.messages[-1].get("role") == "tool":
         return tool_results_reply(request.messages)
+    sources = sources_in(request.messages)
+    if sources:
+        return sources_reply(sources, FAULT_MARKER.sub("", last_user_text(request.messages)))
     said = FAULT_MARKER.sub("", last_user_text(request.messages)).strip()
     if len(said) > ECHO_LIMIT:
         said = said[:ECHO_LIMIT].rstrip() + "…"
@@ -142,6 +166,54 @@ def scripted_reply(request: ChatRequest) -> str:
         described = ", ".join(_describe_image(part) for part in images)
         reply += f" I received {len(images)} image{'s' if len(images) > 1 else ''}: {described}."
     return reply
+
+
+@dataclass(frozen=True)
+class Source:
+    """One numbered document passage the app put into a system message."""
+
+    n: int
+    file: str
+    where: str
+    text: str
+
+
+def parse_sources(text: str) -> list[Source]:
+    """The `<source n=".." file=".." where="..">passage</source>` blocks of a system message, in order (attribute
+    values unescaped, passages as written)."""
+    sources = []
+    for found in SOURCE.finditer(text):
+        attributes = {key: html.unescape(value) for key, value in SOURCE_ATTRIBUTE.findall(found.group(2))}
+        sources.append(Source(int(found.group(1)), attributes.get("file", ""), attributes.get("where", ""),
+                              found.group(3)))
+    return sources
+
+
+def sources_in(messages: list[dict]) -> list[Source]:
+    """The sources of all system (and developer) messages."""
+    return [source for message in messages if isinstance(message, dict) and message.get("role") in ("system", "developer")
+            for source in parse_sources(_text_content(message.get("content")))]
+
+
+def sentences(text: str) -> list[str]:
+    """The passage's sentences (and headings, list items) as written, surrounding whitespace dropped."""
+    return [piece.strip() for piece in SENTENCE_BREAK.split(text) if piece and piece.strip()]
+
+
+def sources_reply(sources: list[Source], question: str) -> str:
+    """The scripted answer from sources: the passage sharing most content words with the question (ties: the lower
+    number), its sentence sharing most (ties: the first), as `According to the documents, <sentence> [n]`; when no
+    passage shares a word, that the documents do not say."""
+    asked = set(content_words(question))
+
+    def overlap(text: str) -> int:
+        return len(asked & set(content_words(text)))
+
+    best = max(sorted(sources, key=lambda source: source.n), key=lambda source: overlap(source.text), default=None)
+    if best is None or overlap(best.text) == 0:
+        return NO_ANSWER
+    sentence = max(sentences(best.text), key=overlap)
+    return f"According to the documents, {sentence} [{best.n}]"
 
 
 def _describe_image(part: dict) -> str:
@@ -425,6 +497,10 @@ class ScriptedEngine:
 
     def count_prompt_tokens(self, request: ChatRequest) -> int:
         return count_prompt_tokens(request.messages, request.deployment.model, request.tools)
+
+    def embed(self, texts: list[str], dimensions: int) -> list[list[float]]:
+        """Feature-hashing bag-of-words vectors: texts sharing words are close, with no model to load."""
+        return hashed_vectors(texts, dimensions)
 
     def pieces(self, request: ChatRequest) -> list[str]:
         """The answer split into completion tokens (a multi-byte character split across tokens stays whole)."""

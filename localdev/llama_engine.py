@@ -10,6 +10,10 @@ naming them. Tool results already in the conversation reach the model as ordinar
 
 One generation runs at a time per loaded model; up to `max_waiting` requests wait their turn, and more are refused
 with 429 and `retry-after`, as Azure answers overload.
+
+Embeddings come from the same GGUF model, loaded a second time in llama.cpp's embedding mode on first use (mean
+pooling, unit length) and fitted to the requested length: zero padding keeps cosine similarities, a shorter length
+truncates. If the model cannot embed, the scripted engine's hashing vectors stand in (logged once).
 """
 from __future__ import annotations
 
@@ -17,11 +21,15 @@ import base64
 import binascii
 import importlib.util
 import io
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from localdev.embeddings import fit_dimensions, hashed_vectors
 from localdev.engines import ChatRequest, image_parts
+
+log = logging.getLogger(__name__)
 
 SYSTEM_FALLBACK = "You are a helpful assistant."
 
@@ -58,6 +66,7 @@ class LlamaEngine:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.model_path = model_path or default_model_path()
+        self.n_ctx, self.threads = n_ctx, threads
         self.llm = Llama(model_path=str(self.model_path), n_ctx=n_ctx, n_threads=threads, verbose=False)
         metadata = self.llm.metadata
         eos = self.llm.detokenize([self.llm.token_eos()]).decode("utf-8", errors="ignore")
@@ -69,6 +78,9 @@ class LlamaEngine:
         self._admitted = 0
         self._admission = threading.Lock()
         self._generation = threading.Lock()  # one generation at a time per loaded model
+        self._embedder = None  # the embedding-mode instance, loaded on the first embeddings request
+        self._embedding = threading.Lock()  # guards it: llama.cpp contexts are not re-entrant
+        self.embedding_failure: str | None = None  # why the model cannot embed (hashing vectors stand in)
 
     def exclusive(self) -> threading.Lock:
         """Held while a generation runs; hold it to use `self.llm` directly (llama.cpp is not re-entrant)."""
@@ -112,6 +124,29 @@ class LlamaEngine:
                 yield from self._tokens(request)
         finally:
             self._release()
+
+    def embed(self, texts: list[str], dimensions: int) -> list[list[float]]:
+        """The model's mean-pooled unit vectors fitted to `dimensions`; the hashing vectors if it cannot embed."""
+        with self._embedding:
+            if self.embedding_failure is None:
+                try:
+                    if self._embedder is None:
+                        self._embedder = self._load_embedder()
+                    vectors = self._embedder.embed(list(texts), normalize=True, truncate=True)
+                    return [fit_dimensions(vector, dimensions) for vector in vectors]
+                except Exception as exc:  # noqa: BLE001 - any failure: embeddings still answer, from the hashing vectors
+                    self.embedding_failure = f"{type(exc).__name__}: {exc}"
+                    log.warning("the local model cannot embed (%s); embeddings come from word hashing from now on",
+                                self.embedding_failure)
+        return hashed_vectors(texts, dimensions)
+
+    def _load_embedder(self):
+        import llama_cpp
+
+        # n_batch = n_ctx: one input is embedded in one batch (longer inputs are truncated to it).
+        return llama_cpp.Llama(model_path=str(self.model_path), embedding=True, n_ctx=self.n_ctx, n_batch=self.n_ctx,
+                               n_ubatch=self.n_ctx, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                               n_threads=self.threads, verbose=False)
 
     def _tokens(self, request: ChatRequest) -> Iterator[str]:
         tokens = self.prompt_tokens(request)
