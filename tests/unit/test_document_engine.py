@@ -274,3 +274,15 @@ def test_the_agent_searches_indexed_documents_with_a_tool_and_its_citations_are_
 
     run(docs, Conversation(), "Hi", chain="agent")
     assert "search_documents" not in docs.script.offered  # no indexed document in that conversation
+
+
+def test_with_audit_text_on_names_and_passages_are_audited(docs):
+    app = docs.engine.settings.app.model_copy(update={"audit_include_text": True})
+    docs.engine.settings = docs.engine.settings.model_copy(update={"app": app})
+    docs.script.answers.append("It is 4.2 million euros [1].")
+    run(docs, Conversation(), "What is the Orion project budget for 2027?", [("report.txt", long_text().encode())])
+    attached = next(r for r in docs.audit.records if r["event"] == "document_attached")
+    assert attached["document"] == "report.txt"
+    assert {r.get("document") for r in model_calls(docs) if r.get("embedding_for") == "document"} == {"report.txt"}
+    answer = next(r for r in model_calls(docs) if r["purpose"] == "answer")
+    assert FACT in answer["prompt_text"]  # the passages sent, as the model saw them
