@@ -28,7 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, NamedTuple
 
 import jsonschema
 import jwt
@@ -141,6 +141,15 @@ class FaultInjector(FaultQueue):
         return self.take(Fault.hits_embeddings)
 
 
+class _Admitted(NamedTuple):
+    request_id: str
+    headers: dict
+    api_version: str
+    claims: dict
+    deployment: object  # a chat Deployment or an EmbeddingDeployment
+    body: object
+
+
 @dataclass
 class _Finish:
     reason: str  # "stop", "length", "content_filter" or "cut"
@@ -184,7 +193,9 @@ class AzureOpenAIEmulator:
         self.faults.clear()
 
     # ---- the data plane ----
-    async def _chat_completions(self, request: Request) -> Response:
+    async def _admit(self, request: Request, operation: str) -> "_Admitted | Response":
+        """What every data-plane call checks first, in Azure's order: api-version, token, a deployment that exists and
+        serves this operation (chat or embeddings), a JSON body."""
         request_id = str(uuid.uuid4())
         headers = {"apim-request-id": request_id, "x-request-id": request_id, "x-ms-region": self.region}
         api_version = request.query_params.get("api-version")
@@ -194,18 +205,26 @@ class AzureOpenAIEmulator:
         if refusal:
             return JSONResponse(refusal, 401, headers)
         name = request.path_params["deployment"]
-        try:
-            deployment = self.catalog.get(name)
-        except KeyError:
-            embedding = next((e for e in self.catalog.embeddings if e.name == name), None)
-            if embedding is not None:
-                return JSONResponse(_operation_not_supported("chatCompletion", embedding.model), 400, headers)
+        chat = next((d for d in self.catalog.deployments if d.name == name), None)
+        embedding = next((e for e in self.catalog.embeddings if e.name == name), None)
+        deployment = chat if operation == "chatCompletion" else embedding
+        if deployment is None:
+            other = embedding or chat
+            if other is not None:
+                return JSONResponse(_operation_not_supported(operation, other.model), 400, headers)
             return JSONResponse(DEPLOYMENT_NOT_FOUND, 404, headers)
         headers["x-ms-deployment-name"] = deployment.name
         try:
             body = await request.json()
         except ValueError:
             return JSONResponse(_invalid("We could not parse the JSON body of your request."), 400, headers)
+        return _Admitted(request_id, headers, api_version, claims, deployment, body)
+
+    async def _chat_completions(self, request: Request) -> Response:
+        admitted = await self._admit(request, "chatCompletion")
+        if isinstance(admitted, Response):
+            return admitted
+        request_id, headers, api_version, claims, deployment, body = admitted
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
             return JSONResponse(_invalid("'messages' is a required property", "messages"), 400, headers)
         tools = body.get("tools")
@@ -268,26 +287,10 @@ class AzureOpenAIEmulator:
     async def _embeddings(self, request: Request) -> Response:
         """Azure's embeddings operation: checks as for chat (api-version, token, deployment), then the input limits,
         the faults aimed at embeddings, and the engine's vectors in the requested format."""
-        request_id = str(uuid.uuid4())
-        headers = {"apim-request-id": request_id, "x-request-id": request_id, "x-ms-region": self.region}
-        api_version = request.query_params.get("api-version")
-        if not api_version:
-            return JSONResponse(NOT_FOUND, 404, headers)
-        claims, refusal = await self._authenticate(request)
-        if refusal:
-            return JSONResponse(refusal, 401, headers)
-        name = request.path_params["deployment"]
-        try:
-            deployment = self.catalog.get_embedding(name)
-        except KeyError:
-            if name in self.catalog.names:
-                return JSONResponse(_operation_not_supported("embeddings", self.catalog.get(name).model), 400, headers)
-            return JSONResponse(DEPLOYMENT_NOT_FOUND, 404, headers)
-        headers["x-ms-deployment-name"] = deployment.name
-        try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse(_invalid("We could not parse the JSON body of your request."), 400, headers)
+        admitted = await self._admit(request, "embeddings")
+        if isinstance(admitted, Response):
+            return admitted
+        request_id, headers, api_version, claims, deployment, body = admitted
         if not isinstance(body, dict) or "input" not in body:
             return JSONResponse(_invalid("'input' is a required property", "input"), 400, headers)
         record = {"kind": "embeddings", "deployment": deployment.name, "api_version": api_version, "body": body,

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import jwt
 import openai
 import pytest
@@ -117,3 +118,16 @@ def aoai(aoai_stack, monkeypatch) -> RunningEmulator:
     emulator.clear_faults()
     while aoai_stack.clients:
         aoai_stack.clients.pop().close()
+
+
+def raw_post(aoai: "RunningEmulator", body: dict, *, route: str, deployment: str, token: str | None = "default",
+             headers: dict | None = None, query: str = f"?api-version={API_VERSION}") -> httpx.Response:
+    """A raw HTTPS request (no SDK in between), for exact status codes, headers and bodies; `token="default"` is a
+    valid one from the test signer, None sends none."""
+    sent = dict(headers or {})
+    if token == "default":
+        token = aoai.signer.token()
+    if token is not None:
+        sent["authorization"] = f"Bearer {token}"
+    with httpx.Client(verify=aoai.ssl_context(), timeout=10) as http:
+        return http.post(f"{aoai.url}/openai/deployments/{deployment}/{route}{query}", json=body, headers=sent)

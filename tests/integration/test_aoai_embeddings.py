@@ -17,7 +17,8 @@ from config.catalog import Catalog, EmbeddingDeployment
 from localdev.embeddings import hashed_vector
 from localdev.llama_engine import local_engine_available
 from localdev.prompt_tokens import encoding_for_model
-from tests.integration.conftest_aoai import API_KEY, API_VERSION, TENANT_ID, USER_OID, aoai, aoai_stack  # noqa: F401
+from tests.integration.conftest_aoai import (API_KEY, API_VERSION, TENANT_ID, USER_OID, aoai, aoai_stack,  # noqa: F401
+                                             raw_post)
 
 MODEL = "text-embedding-3-small"
 TEXTS = ["Quarterly revenue grew by 12 percent in the northern region.",
@@ -26,16 +27,8 @@ TEXTS = ["Quarterly revenue grew by 12 percent in the northern region.",
 INVALID_INPUT = "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
 
 
-def post(aoai, body: dict, *, deployment: str = MODEL, token: str | None = "default", headers: dict | None = None,
-         route: str = "embeddings", query: str = f"?api-version={API_VERSION}") -> httpx.Response:
-    """A raw HTTPS request, for exact status codes, headers and bodies."""
-    sent = dict(headers or {})
-    if token == "default":
-        token = aoai.signer.token()
-    if token is not None:
-        sent["authorization"] = f"Bearer {token}"
-    with httpx.Client(verify=aoai.ssl_context(), timeout=10) as http:
-        return http.post(f"{aoai.url}/openai/deployments/{deployment}/{route}{query}", json=body, headers=sent)
+def post(aoai, body: dict, *, deployment: str = MODEL, route: str = "embeddings", **options) -> httpx.Response:
+    return raw_post(aoai, body, route=route, deployment=deployment, **options)
 
 
 def tokens(text: str) -> int:

@@ -20,7 +20,7 @@ from localdev.aoai import AUDIENCE
 from localdev.engines import ScriptedEngine
 from localdev.prompt_tokens import count_prompt_tokens
 from tests.integration.conftest_aoai import (API_KEY, API_VERSION, APP_ID, TENANT_ID, USER_OID, Signer,  # noqa: F401
-                                             aoai, aoai_stack)
+                                             aoai, aoai_stack, raw_post)
 
 HELLO = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hello emulator"}]
 UNAUTHORIZED = {"error": {"code": "401", "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "
@@ -28,17 +28,8 @@ UNAUTHORIZED = {"error": {"code": "401", "message": "Unauthorized. Access token 
 SAFE = {"filtered": False, "severity": "safe"}
 
 
-def post(aoai, body: dict | None = None, *, deployment="gpt-4o", token: str | None = "default", headers=None,
-         query=f"?api-version={API_VERSION}") -> httpx.Response:
-    """A raw HTTPS request (no SDK in between), for exact status codes, headers and bodies."""
-    sent = dict(headers or {})
-    if token == "default":
-        token = aoai.signer.token()
-    if token is not None:
-        sent["authorization"] = f"Bearer {token}"
-    with httpx.Client(verify=aoai.ssl_context(), timeout=10) as http:
-        return http.post(f"{aoai.url}/openai/deployments/{deployment}/chat/completions{query}",
-                         json=body or {"messages": HELLO}, headers=sent)
+def post(aoai, body: dict | None = None, *, deployment="gpt-4o", **options) -> httpx.Response:
+    return raw_post(aoai, body or {"messages": HELLO}, route="chat/completions", deployment=deployment, **options)
 
 
 def sse_events(aoai, body: dict, **kwargs) -> tuple[list, BaseException | None]:
