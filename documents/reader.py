@@ -94,10 +94,16 @@ class DocumentDesk:
                new_message: BaseMessage, max_output_tokens: int, attached: Sequence[AttachedDocument]) -> int:
         """Tokens left for documents sent whole after everything else this turn sends."""
         used = estimate_prompt_tokens([SystemMessage(system_prompt), *memory, new_message], deployment.model)
-        used += sum(d.tokens + SOURCE_OVERHEAD_TOKENS * d.passage_count for d in attached if d.mode == "whole")
-        if any(d.mode == "retrieved" for d in attached):
-            used += self.app.retrieved_passages * (self.app.passage_tokens + SOURCE_OVERHEAD_TOKENS)
+        used += self.sources_tokens(attached)
         return deployment.context_window - used - max_output_tokens - MARGIN_TOKENS
+
+    def sources_tokens(self, attached: Sequence[AttachedDocument]) -> int:
+        """About what the conversation's documents add to each question's prompt: whole ones entirely, indexed ones
+        their retrieved passages at most."""
+        tokens = sum(d.tokens + SOURCE_OVERHEAD_TOKENS * d.passage_count for d in attached if d.mode == "whole")
+        if any(d.mode == "retrieved" for d in attached):
+            tokens += self.app.retrieved_passages * (self.app.passage_tokens + SOURCE_OVERHEAD_TOKENS)
+        return tokens
 
     def attach(self, extracted: Sequence[ExtractedDocument], refs: Sequence[str], deployment: Deployment,
                budget: int, embedder: Callable[[], Embedder | None], added: list[AttachedDocument],

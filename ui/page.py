@@ -91,7 +91,7 @@ def main() -> None:
     # Below the newest turn, directly above the input: the kept draft, the model's memory, the next estimate.
     kept_draft(services, session)
     memory_panel(conversation)
-    next_message_estimate(conversation, choices)
+    next_message_estimate(engine, conversation, choices)
     sidebar_footer(conversation, store, owner(session), chain_statistics(settings))
 
 

@@ -93,11 +93,14 @@ def memory_panel(conversation: Conversation) -> None:
         st.caption("The page always shows the whole conversation; summarising only changes what the model sees.")
 
 
-def next_message_estimate(conversation: Conversation, choices: Choices) -> None:
+def next_message_estimate(engine: TurnEngine, conversation: Conversation, choices: Choices) -> None:
     """Before sending: what the conversation so far will cost as prompt, estimated with tiktoken like Azure counts."""
     spec, deployment = choices.chain, choices.deployment
     tokens = estimate_prompt_tokens([SystemMessage(spec.system_prompt), *conversation.memory], deployment.model)
+    documents = engine.documents.sources_tokens(conversation.documents)
     calls = spec.model_calls_per_turn
-    cost = deployment.cost(tokens * calls, 0)
-    st.caption(f"Next message: ≈{tokens} tokens of context before your text, ≈${cost:.6f} as prompt"
-               f"{f' × {calls} calls' if calls > 1 else ''} on {deployment.name} (estimated with tiktoken).")
+    cost = deployment.cost((tokens + documents) * calls, 0)
+    with_documents = f" (≈{documents} of them from documents)" if documents else ""
+    st.caption(f"Next message: ≈{tokens + documents} tokens of context before your text{with_documents}, "
+               f"≈${cost:.6f} as prompt{f' × {calls} calls' if calls > 1 else ''} on {deployment.name} (estimated "
+               "with tiktoken).")

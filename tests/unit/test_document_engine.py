@@ -107,6 +107,10 @@ def test_a_short_document_goes_whole_before_the_question_and_the_citation_is_kep
 
     stored = docs.store.load(OWNER, conversation.id)
     assert [d.name for d in stored.documents] == ["notes.md"] and stored.documents[0].mode == "whole"
+    # The next message's estimate counts the document: its tokens, near what the sources message really costs.
+    from chains.tokens import count_text
+    counted = docs.engine.documents.sources_tokens(stored.documents)
+    assert stored.documents[0].tokens < counted and abs(counted - count_text(sources.text, "gpt-4o")) < 100
     assert stored.turns[1].sources == outcome.answer.sources
     run(docs, stored, "And again?")  # a later turn without the file still sends it
     assert FACT in answer_messages(docs)[1][-2].text
