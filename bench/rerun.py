@@ -113,7 +113,7 @@ def audit_records(model_calls: int, *, seed: int = 15, feedback_every: int = FEE
             "user_oid": person.oid, "tenant_id": TENANT_ID, "source_ip": person.ip,
             "session": rng.choice(person.sessions), "conversation_id": conversation[person.oid], "chain": chain,
             "deployment": deployment.name, "identity_mode": person.identity_mode,
-            "max_output_tokens": rng.choice([1000, 1000, 1000, 500, 2000, 4096]), "temperature": temperature,
+            "max_output_tokens": rng.choice([1000, 1000, 1000, 500, 2000, 4096]), "temperature": temperature, "origin": "chat",
         }
         roll = rng.random()
         outcome, status = ("ok", None) if roll < 0.95 else (("stopped", None) if roll < 0.97 else rng.choice(FAILURES))

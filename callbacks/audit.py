@@ -42,6 +42,7 @@ class AuditContext:
     include_text: bool = False
     max_output_tokens: int | None = None
     temperature: float | None = None
+    origin: str = "chat"  # chat (a person on the page) | evaluation (the offline experiment runner)
 
 
 def session_reference(session_id: str) -> str:
@@ -138,6 +139,8 @@ class AuditHandler(BaseCallbackHandler):
     def on_chat_model_start(self, serialized: dict[str, Any], messages: list, *, run_id: UUID,
                             tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         purpose = call_purpose(tags, metadata)
+        if purpose == "answer" and self.context.origin == "evaluation":
+            purpose = "evaluation"  # an offline run's answers are not answers anyone read
         text = None
         if self.context.include_text:
             text = "\n".join(f"{m.type}: {m.text}" for batch in messages for m in batch)

@@ -67,6 +67,7 @@ class Asker:
     # The person's delegated Microsoft Graph token (on-behalf-of) for agent tools; None: nobody is signed in.
     graph_token_provider: Callable[[], TokenProvider] | None = None
     timezone: str = "UTC"  # the person's, for calendars and times
+    origin: str = "chat"  # chat, or evaluation for the offline experiment runner (its answers are audited as such)
 
 
 @dataclass(frozen=True)
@@ -432,7 +433,7 @@ class TurnEngine:
             session=who.session_ref, conversation_id=conversation.id, chain=choices.chain.label,
             deployment=choices.deployment.name, identity_mode=choices.identity_mode,
             include_text=self.settings.app.audit_include_text, max_output_tokens=choices.max_output_tokens,
-            temperature=choices.effective_temperature,
+            temperature=choices.effective_temperature, origin=who.origin,
         )
 
     def _prepare(self, uploads: Sequence[Upload], choices: Choices) -> tuple[list[PreparedImage], list[ImageRejected]]:
