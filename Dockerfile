@@ -31,6 +31,7 @@ COPY callbacks ./callbacks
 COPY chains ./chains
 COPY config ./config
 COPY documents ./documents
+COPY experiments ./experiments
 COPY engine ./engine
 COPY memory ./memory
 COPY ui ./ui

@@ -79,6 +79,8 @@ class AppSettings(_Section):
     default_max_output_tokens: int = Field(1000, gt=0, le=100_000, description="a whole number of tokens, e.g. 1000")
     default_temperature: float = Field(0.7, ge=0.0, le=2.0, description="a number from 0 to 2")
     banner: str | None = Field(None, max_length=500, description="a notice shown at the top of the page")
+    experimenter_role: str = Field("Chat.Experimenter", min_length=1, max_length=120, description="the app role "
+                                   "that may see the side-by-side leaderboard (everyone may vote)")
     auth_disabled: bool = Field(False, description="true only for local experiments: no sign-in, a fixed local identity "
                                 "(refused unless APP_PUBLIC_URL is a localhost address)")
 

@@ -39,6 +39,7 @@ from documents.embeddings import Embedder, EmbeddingFailed, build_client
 from documents.reader import DEFAULT_QUESTION, DocumentDesk, SourceBook, split_uploads
 from documents.sources import Source, cited, render, sources_message
 from engine.events import Accepted, Blocked, Event, Outcome, Status, TextDelta, UsageUpdate
+from memory.comparisons import Comparison
 from memory.conversation import Conversation, Turn, Usage
 from memory.documents import AttachedDocument
 from memory.store import ConversationStore, Owner
@@ -124,6 +125,19 @@ class _Documents:
         return self._embedder
 
 
+@dataclass
+class _Begun:
+    """A turn that passed every check: the person's message is in the conversation; the answer comes next."""
+
+    user: Turn
+    new_message: HumanMessage
+    provider: TokenProvider
+    audit: AuditHandler
+    tools: list  # per choice (the first is the turn's own): the tools offered, or None for a chain without tools
+    up_front: list[BaseMessage]
+    documents: _Documents
+
+
 class TurnEngine:
     def __init__(self, settings: Settings, store: ConversationStore, audit: AuditLog, *,
                  model_factory: ModelFactory = build_chat_model, memory: SummaryBufferMemory | None = None,
@@ -136,6 +150,16 @@ class TurnEngine:
 
     # -- the turn ----------------------------------------------------------------------------------------------------
     def run(self, who: Asker, conversation: Conversation, message: NewMessage, choices: Choices) -> Iterator[Event]:
+        begun = yield from self.begin(who, conversation, message, choices)
+        if begun is not None:
+            yield from self._answer(who, conversation, begun.user, begun.new_message, choices, begun.provider,
+                                    begun.audit, begun.tools[0], begun.up_front, begun.documents)
+
+    def begin(self, who: Asker, conversation: Conversation, message: NewMessage, choices: Choices,
+              also: Sequence[Choices] = ()) -> Iterator[Event]:
+        """Everything before the answer: files read, documents indexed and searched, the sign-in checked, the guard
+        (for `choices` and each of `also`, which a side-by-side comparison answers too); yields the events up to
+        `Accepted` and returns a `_Begun`, or yields `Blocked` and returns None."""
         context = self.audit_context(who, conversation, choices)
         audit = AuditHandler(context, choices.deployment, sink=self.audit)
         text = message.text.strip()
@@ -152,26 +176,27 @@ class TurnEngine:
             reasons = "; ".join(str(r) for r in [*rejected, *refused]) or "the message is empty"
             self.audit.event("message_not_sent", context, outcome="not_sent", reason="nothing_to_send")
             yield Blocked("nothing_to_send", f"Nothing was sent: {reasons}.", text)
-            return
+            return None
         try:
             alternatives = self.settings.catalog.deployments
-            check_deployment_accepts(choices.deployment, images, alternatives)
+            for each in (choices, *also):
+                check_deployment_accepts(each.deployment, images, alternatives)
         except ImagesNotAccepted as exc:
             self.audit.event("message_not_sent", context, outcome="not_sent", reason="images_not_accepted")
             yield Blocked("images_not_accepted", str(exc), text)
-            return
+            return None
         try:
             provider = who.token_provider()
         except SignInExpired:
             self.audit.event("sign_in_expired", context, outcome="not_sent", draft_kept=True)
             yield Blocked("sign_in_expired", EXPIRED, text)
-            return
+            return None
         except Exception as exc:  # noqa: BLE001 - Entra ID unreachable while checking the sign-in: nothing was sent
             log.warning("could not check the sign-in: %s", type(exc).__name__)
             self.audit.event("message_not_sent", context, outcome="not_sent", reason="sign_in_unavailable",
                              error=type(exc).__name__)
             yield Blocked("sign_in_unavailable", UNAVAILABLE, text)
-            return
+            return None
         draft = text
         text = text or (DEFAULT_QUESTION if extracted else "")
         new_message = human_message(text, images)
@@ -188,17 +213,20 @@ class TurnEngine:
                 self.audit.event("documents_rejected", context, reasons=[r.reason for r in refused[refused_before:]],
                                  accepted=len(documents.added))
             documents.attached += documents.added
-        tools = self._tools(who, choices.deployment, documents) if choices.chain.uses_tools else None
-        sources = self._sources(conversation, text, documents, search_up_front=tools is None)
+        every = (choices, *also)
+        tools = [self._tools(who, c.deployment, documents) if c.chain.uses_tools else None for c in every]
+        sources = self._sources(conversation, text, documents, search_up_front=any(t is None for t in tools))
         up_front = [sources_message(sources)] if sources else []
-        check = check_context(choices.chain.system_prompt, [*conversation.memory, *up_front, new_message],
-                              choices.deployment, choices.max_output_tokens,
-                              [convert_to_openai_tool(t) for t in tools or ()])
-        if not check.fits:
-            self.audit.event("context_guard", context, outcome="not_sent", prompt_tokens=check.prompt_tokens,
-                             over_by=check.over_by, context_window=check.context_window)
-            yield Blocked("context_too_long", check.message(choices.deployment.name), draft, check)
-            return
+        for each, offered in zip(every, tools):
+            check = check_context(each.chain.system_prompt, [*conversation.memory, *up_front, new_message],
+                                  each.deployment, each.max_output_tokens,
+                                  [convert_to_openai_tool(t) for t in offered or ()])
+            if not check.fits:
+                self.audit.event("context_guard", self.audit_context(who, conversation, each), outcome="not_sent",
+                                 prompt_tokens=check.prompt_tokens, over_by=check.over_by,
+                                 context_window=check.context_window)
+                yield Blocked("context_too_long", check.message(each.deployment.name), draft, check)
+                return None
         attachments = [{"ref": self.store.files.save(i.sha256, i.extension, i.data), "name": i.name,
                         "width": i.width, "height": i.height, "detail": i.detail, "tokens": i.tokens} for i in images]
         by_ref = {f"stored:{d.sha256}.{d.extension}": d for d in extracted}
@@ -220,8 +248,7 @@ class TurnEngine:
                              embedding_cost_usd=str(document.embedding_cost),
                              **({"document": document.name} if context.include_text else {}))
         yield Accepted(user)
-        yield from self._answer(who, conversation, user, new_message, choices, provider, audit, tools,
-                                up_front, documents)
+        return _Begun(user, new_message, provider, audit, tools, up_front, documents)
 
     def _sources(self, conversation: Conversation, question: str, documents: _Documents,
                  search_up_front: bool) -> list[Source]:
@@ -253,7 +280,11 @@ class TurnEngine:
 
     def _answer(self, who: Asker, conversation: Conversation, user: Turn, new_message: HumanMessage,
                 choices: Choices, provider: TokenProvider, audit: AuditHandler, tools: list | None,
-                up_front: list[BaseMessage], documents: _Documents) -> Iterator[Event]:
+                up_front: list[BaseMessage], documents: _Documents, *, sent: list[BaseMessage] | None = None,
+                commit: bool = True, settled: dict | None = None) -> Iterator[Event]:
+        """The answer, streamed. `sent`: the memory already prepared (a comparison summarises once for both sides);
+        `commit=False`: settle the answer without storing it or touching the memory, and put the outcome and the
+        messages sent into `settled` (a comparison stores the pair itself, also after Stop)."""
         deployment, spec = choices.deployment, choices.chain
         steps = StepEvents()
         payload = who.security_context.as_payload()
@@ -266,14 +297,17 @@ class TurnEngine:
         config = {"callbacks": [audit, steps], "metadata": {"conversation_id": conversation.id, "chain": spec.label},
                   "run_name": spec.name}
         runnable = spec.build(model, tools or []) if spec.uses_tools else spec.build(model)
-        answer = conversation.add(Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label))
-        state = _TurnState()
+        answer = Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label)
+        if commit:
+            conversation.add(answer)
+        state = _TurnState(sent=sent)
         reported = 0
         try:
-            if len(conversation.memory) + 1 >= self.memory.trigger_messages:
+            if state.sent is None and len(conversation.memory) + 1 >= self.memory.trigger_messages:
                 yield Status("summarising", "Summarising earlier messages…")
             try:
-                state.sent = self.memory.prepare(conversation.memory, new_message, summarizer)
+                if state.sent is None:
+                    state.sent = self.memory.prepare(conversation.memory, new_message, summarizer)
             except Exception as exc:  # noqa: BLE001 - the summary call failed: nothing else was sent
                 state.summary_failure = classify(exc)
             yield from steps.drain()
@@ -306,14 +340,17 @@ class TurnEngine:
             answer.steps = steps.finished()
             answer.sources = [s.as_dict() for s in cited(answer.content if state.stream is None
                                                          else state.stream.text, documents.book.sources)]
-            outcome = self._finish(who, conversation, user, answer, choices, audit, state, documents.added)
+            outcome = self._finish(who, conversation, user, answer, choices, audit, state, documents.added, commit)
+            if settled is not None:
+                settled.update(outcome=outcome, sent=state.sent)
         yield from steps.drain()
         if audit.records and len(audit.records) != reported:
             yield UsageUpdate(usage_of(audit.records))
         yield outcome
 
     def _finish(self, who: Asker, conversation: Conversation, user: Turn, answer: Turn, choices: Choices,
-                audit: AuditHandler, state: "_TurnState", documents: list[AttachedDocument]) -> Outcome:
+                audit: AuditHandler, state: "_TurnState", documents: list[AttachedDocument],
+                commit: bool = True) -> Outcome:
         """Decide how the turn ended and commit it in one transaction. No yields here: it runs during close()."""
         failure, keep_draft = state.summary_failure, None
         if failure is not None:
@@ -336,26 +373,28 @@ class TurnEngine:
             elif result.status == "stopped":
                 answer.notice = "Stopped: the answer above is partial."
         answer.usage = usage_of(audit.records)
+        if failure:
+            log.warning("chat turn failed: %s", failure.kind)
+        if not commit:
+            return Outcome(user, answer, False, failure, keep_draft)
         if user.excluded or state.sent is None:
             pass  # the model's memory stays as it was: a blocked message, or nothing reached the model
         elif answer.content:
             conversation.memory = [*state.sent, AIMessage(answer.content, id=answer.id)]
         else:
             conversation.memory = state.sent
-        if failure:
-            log.warning("chat turn failed: %s", failure.kind)
         saved = self._commit(who.owner, conversation, user, answer, choices, documents)
         conversation.documents += documents  # attached from now on, also when storing failed (this page keeps them)
         return Outcome(user, answer, saved, failure, keep_draft)
 
     def _commit(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn, choices: Choices,
-                documents: list[AttachedDocument]) -> bool:
+                documents: list[AttachedDocument], comparison: Comparison | None = None) -> bool:
         """One transaction per finished turn. If storing fails the turn is still shown, and says it is not saved."""
         try:
             conversation.settings.update(deployment=choices.deployment.name, chain=choices.chain.name,
                                          max_output_tokens=choices.max_output_tokens,
                                          temperature=choices.temperature)
-            self.store.commit_turn(owner, conversation, user, answer, documents)
+            self.store.commit_turn(owner, conversation, user, answer, documents, comparison)
             return True
         except Exception as exc:  # noqa: BLE001 - said to the person, logged without content
             log.error("could not store turn of conversation %s: %s", conversation.id, type(exc).__name__)

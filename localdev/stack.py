@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TENANT_ID = "7d3b4c2a-5e6f-4a1b-9c8d-0e1f2a3b4c5d"
 CLIENT_ID = "3f8a9b1c-2d4e-4f6a-8b0c-1d2e3f4a5b6c"
 TEST_USER = TestUser(oid="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", name="Ada Lovelace", preferred_username="ada@contoso.example",
-                     roles=("Chat.User",))
+                     roles=("Chat.User", "Chat.Experimenter"))
 # A second person, without app roles, for isolation and access checks (authorize signs in TEST_USER unless the
 # emulator's default_user knob says otherwise).
 OTHER_USER = TestUser(oid="4b5c6d7e-8f90-4a1b-9c2d-3e4f5a6b7c8d", name="Grace Hopper", preferred_username="grace@contoso.example")

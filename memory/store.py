@@ -18,6 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from config.database import create_tables
+from memory.comparisons import (Comparison, ComparisonBase, add_comparison, erase_answers, load_comparison, set_vote,
+                                 voted)
 from memory.conversation import Conversation, Turn, Usage
 from memory.documents import (AttachedDocument, DocumentBase, add_documents, delete_documents, load_documents,
                               load_passages, ref_in_use)
@@ -116,6 +118,7 @@ class ConversationStore:
         self.files = files
         create_tables(_Base.metadata, engine)  # safe when several replicas start together
         create_tables(DocumentBase.metadata, engine)
+        create_tables(ComparisonBase.metadata, engine)
 
     def _dump_memory(self, conversation: Conversation) -> str:
         return dumps(to_references(conversation.memory, self.files) if self.files else conversation.memory)
@@ -163,7 +166,7 @@ class ConversationStore:
                 load_passages(db, conversation.id, stored)
 
     def commit_turn(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn,
-                    documents: list[AttachedDocument] = ()) -> None:
+                    documents: list[AttachedDocument] = (), comparison: Comparison | None = None) -> None:
         """Write the person's message, the answer, the documents that came with the message (passages and vectors)
         and the new memory state together, or nothing at all."""
         now = _now()
@@ -186,12 +189,46 @@ class ConversationStore:
                     db.add(_SourcesRow(message_id=turn.id, conversation_id=conversation.id,
                                        sources=list(turn.sources)))
             add_documents(db, conversation.id, list(documents), now)
+            if comparison is not None:
+                add_comparison(db, comparison, owner.oid, owner.tenant_id, user.content)
             row.memory = self._dump_memory(conversation)
             row.settings = dict(conversation.settings)
             row.updated_at = now
             title = row.title
         conversation.persisted = True
         conversation.title = title
+
+    def comparison(self, owner: Owner, comparison_id: str) -> Comparison | None:
+        with Session(self._engine) as db:
+            return load_comparison(db, comparison_id, owner.oid, owner.tenant_id)
+
+    def voted_comparisons(self) -> list[Comparison]:
+        with Session(self._engine) as db:
+            return voted(db)
+
+    def record_vote(self, owner: Owner, conversation: Conversation, comparison: Comparison, vote: str,
+                    kept: Turn | None) -> bool:
+        """The vote, and (when it keeps the other answer) that answer in place of the stored one with the memory that
+        follows it, in one transaction. False if the comparison was voted on already."""
+        with Session(self._engine) as db, db.begin():
+            if load_comparison(db, comparison.id, owner.oid, owner.tenant_id) is None:
+                return False
+            if not set_vote(db, comparison.id, vote, owner.oid):
+                return False
+            if kept is not None:
+                replaced = _row(kept, conversation.id, 0, _now())
+                db.execute(update(_MessageRow).where(_MessageRow.id == comparison.message_id,
+                                                     _MessageRow.conversation_id == conversation.id)
+                           .values(content=replaced.content, status=replaced.status, notice=replaced.notice,
+                                   deployment=replaced.deployment, chain=replaced.chain, usage=replaced.usage))
+                for table, column, value in ((_StepsRow, "steps", kept.steps), (_SourcesRow, "sources", kept.sources)):
+                    db.execute(delete(table).where(table.message_id == comparison.message_id))
+                    if value:
+                        db.add(table(message_id=comparison.message_id, conversation_id=conversation.id,
+                                     **{column: list(value)}))
+                db.execute(update(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation.id)
+                           .values(memory=self._dump_memory(conversation), updated_at=_now()))
+        return True
 
     def save_memory(self, owner: Owner, conversation: Conversation) -> bool:
         """Store what the model remembers after a "summarise now" (no new messages)."""
@@ -220,6 +257,7 @@ class ConversationStore:
             for attachments in db.scalars(select(_MessageRow.attachments).where(_MessageRow.conversation_id == owned.id)):
                 files |= references_in(json.dumps(attachments))
             files |= delete_documents(db, owned.id)
+            erase_answers(db, owned.id)  # the vote stays for the leaderboard; the answers' text goes
             db.execute(delete(_StepsRow).where(_StepsRow.conversation_id == owned.id))
             db.execute(delete(_SourcesRow).where(_SourcesRow.conversation_id == owned.id))
             db.execute(delete(_MessageRow).where(_MessageRow.conversation_id == owned.id))
@@ -257,12 +295,37 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _usage_json(usage: Usage | None) -> dict | None:
+    if usage is None:
+        return None
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "cost_usd": str(usage.cost_usd), "estimated": usage.estimated, "model_calls": usage.model_calls,
+            "embedding_tokens": usage.embedding_tokens}
+
+
+def _usage_from(data: dict | str | None) -> Usage | None:
+    if not data:
+        return None
+    data = data if isinstance(data, dict) else json.loads(data)
+    return Usage(data["prompt_tokens"], data["completion_tokens"], Decimal(data["cost_usd"]), data["estimated"],
+                 data["model_calls"], data.get("embedding_tokens", 0))
+
+
+def answer_record(turn: Turn) -> dict:
+    """An answer as JSON (for a side-by-side comparison row)."""
+    return {"id": turn.id, "content": turn.content, "status": turn.status, "notice": turn.notice,
+            "deployment": turn.deployment, "chain": turn.chain, "usage": _usage_json(turn.usage),
+            "steps": list(turn.steps), "sources": list(turn.sources)}
+
+
+def answer_from_record(data: dict) -> Turn:
+    return Turn(role="assistant", content=data["content"], deployment=data["deployment"], chain=data["chain"],
+                usage=_usage_from(data.get("usage")), status=data["status"], notice=data.get("notice"),
+                steps=list(data.get("steps") or []), sources=list(data.get("sources") or []), id=data["id"])
+
+
 def _row(turn: Turn, conversation_id: str, seq: int, now: datetime) -> _MessageRow:
-    usage = None
-    if turn.usage:
-        usage = {"prompt_tokens": turn.usage.prompt_tokens, "completion_tokens": turn.usage.completion_tokens,
-                 "cost_usd": str(turn.usage.cost_usd), "estimated": turn.usage.estimated,
-                 "model_calls": turn.usage.model_calls, "embedding_tokens": turn.usage.embedding_tokens}
+    usage = _usage_json(turn.usage)
     return _MessageRow(id=turn.id or str(uuid.uuid4()), conversation_id=conversation_id, seq=seq, role=turn.role,
                        content=turn.content, status=turn.status, notice=turn.notice, deployment=turn.deployment,
                        chain=turn.chain, usage=usage, excluded=turn.excluded, feedback=turn.feedback, created_at=now,
@@ -270,11 +333,7 @@ def _row(turn: Turn, conversation_id: str, seq: int, now: datetime) -> _MessageR
 
 
 def _turn(row: _MessageRow, steps: list | None = None, sources: list | None = None) -> Turn:
-    usage = None
-    if row.usage:
-        data = row.usage if isinstance(row.usage, dict) else json.loads(row.usage)
-        usage = Usage(data["prompt_tokens"], data["completion_tokens"], Decimal(data["cost_usd"]), data["estimated"],
-                      data["model_calls"], data.get("embedding_tokens", 0))
+    usage = _usage_from(row.usage)
     return Turn(role=row.role, content=row.content, deployment=row.deployment, chain=row.chain, usage=usage,
                 status=row.status, notice=row.notice, excluded=row.excluded, feedback=row.feedback, id=row.id,
                 attachments=list(row.attachments or []), steps=list(steps or []), sources=list(sources or []))

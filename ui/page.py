@@ -8,9 +8,11 @@ from auth.sessions import AuthSession
 from chains.images import UPLOAD_TYPES
 from documents.extract import DOCUMENT_EXTENSIONS
 from config import ConfigError, Settings, load_settings
-from engine import Blocked, NewMessage, Outcome, Upload
+from engine import Blocked, NewMessage, Outcome, SideBySide, Upload
 from memory.conversation import Turn
+from ui.comparison import blind_order, compare_with, pending, run_comparison, show_pending, show_revealed
 from ui.conversations import current_conversation
+from ui.leaderboard import leaderboard_button
 from ui.panels import kept_draft, memory_panel, next_message_estimate, not_sent, take_kept_to_send
 from ui.services import asker, audit_log, chain_statistics, conversation_store, owner, turn_engine
 from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, sign_in_screen
@@ -70,6 +72,7 @@ def main() -> None:
         st.stop()
     audit_log(settings)  # configured before anything can be audited
     choices = choices_sidebar(settings, session, deployments)
+    other = compare_with(settings, deployments, choices)
     conversation = current_conversation()
     engine, store = turn_engine(settings), conversation_store(settings)
     who = asker(settings, services, session, choices.identity_mode)
@@ -79,10 +82,22 @@ def main() -> None:
         if score is not None and score != turn.feedback:
             engine.record_feedback(who, conversation, turn, score, choices)
 
-    for turn in visible_turns(conversation.turns, conversation.id):
+    side_by_side = SideBySide(engine)
+    waiting = pending(conversation)  # a side-by-side answer pair not voted on yet: drawn as its two columns
+    for turn in visible_turns(conversation.turns[:-1] if waiting else conversation.turns, conversation.id):
         show_turn(turn, store.files, feedback)
-    message = new_message(settings, choices.deployment.accepts_images)
-    if message is not None:
+    show_revealed()
+    if waiting:
+        show_pending(waiting, side_by_side, who, conversation, choices)
+    message = new_message(settings, choices.deployment.accepts_images
+                          and (other is None or other.deployment.accepts_images))
+    if message is not None and other is not None:
+        a, b = blind_order(choices, other)
+        ended = run_comparison(side_by_side.run(who, conversation, message, a, b), store.files, side_by_side, who,
+                               conversation, choices)
+        if isinstance(ended, Blocked):
+            not_sent(ended, services, session, engine, who, conversation, choices)
+    elif message is not None:
         ended = run_turn(engine.run(who, conversation, message, choices), store.files, feedback)
         if isinstance(ended, Blocked):
             not_sent(ended, services, session, engine, who, conversation, choices)
@@ -93,6 +108,7 @@ def main() -> None:
     memory_panel(conversation)
     next_message_estimate(engine, conversation, choices)
     sidebar_footer(conversation, store, owner(session), chain_statistics(settings))
+    leaderboard_button(store, chain_statistics(settings), session.identity.roles, settings.app.experimenter_role)
 
 
 main()

@@ -271,7 +271,7 @@ def test_a_person_without_the_required_role_gets_no_session(stack_env, emulators
     emulators.entra.knobs.default_user = TEST_USER.oid
     allowed = sign_in(settings, emulators)
     assert allowed.callback.status_code == 303
-    assert auth_services(settings).sessions.get(allowed.session_id).identity.roles == ("Chat.User",)
+    assert auth_services(settings).sessions.get(allowed.session_id).identity.roles == ("Chat.User", "Chat.Experimenter")
 
 
 def test_login_hint_is_passed_to_entra_and_only_an_account_name(settings, emulators):

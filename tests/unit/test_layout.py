@@ -1,15 +1,16 @@
 """The architecture as the code states it: only app.py and ui/ import streamlit, dependencies point one way
-(ui → engine → documents → chains, memory, callbacks, auth → config), and product code never imports localdev."""
+(ui → experiments → engine → documents → chains, memory, callbacks, auth → config), and product code never imports localdev."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ["app.py", "ui", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"]
+PRODUCT = ["app.py", "ui", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"]
 # Which product packages each layer may import (itself included).
 ALLOWED = {
-    "ui": {"ui", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
+    "ui": {"ui", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
+    "experiments": {"experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
     "engine": {"engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
     "documents": {"documents", "chains", "memory", "callbacks", "config"},
     "chains": {"chains", "memory", "callbacks", "auth", "config"},

@@ -1,0 +1,195 @@
+"""Side by side: one message, two answers streaming at once (two chains, two deployments, or two versions of one
+chain), shown blind as A and B. Both calls are audited and costed under their own chain and deployment. The pair is
+stored with A kept; the person's vote then keeps the better one (A on a tie or when both are bad), and the memory
+follows the kept answer.
+
+Each side streams in its own worker thread and the events arrive here tagged with their side. Closing the iterator is
+Stop for both: each worker closes its own stream (a generator can only be closed by the thread running it), both
+partial answers are settled, and the pair is stored.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Literal
+
+from langchain_core.messages import AIMessage
+
+from callbacks.audit import AuditHandler
+from chains.errors import classify
+from engine.events import Event, Status
+from engine.turn import Asker, Choices, NewMessage, TurnEngine
+from memory.comparisons import VOTES, Comparison, question_hash
+from memory.conversation import Conversation, Turn, Usage
+from memory.store import answer_from_record, answer_record
+
+Side = Literal["A", "B"]
+JOIN_SECONDS = 120.0  # Stop waits for each side's stream to end at its next chunk, at most this long
+
+
+@dataclass(frozen=True)
+class Sided:
+    """An event of one side's answer."""
+
+    side: Side
+    event: Event
+
+
+@dataclass(frozen=True)
+class Compared:
+    """Both answers have ended. The conversation keeps A until the vote; `saved` False if storing failed."""
+
+    user: Turn
+    answers: dict  # "A"/"B" → the answer Turn as shown
+    comparison_id: str
+    saved: bool
+
+
+class SideBySide:
+    def __init__(self, engine: TurnEngine) -> None:
+        self.engine = engine
+
+    def run(self, who: Asker, conversation: Conversation, message: NewMessage, a: Choices,
+            b: Choices) -> Iterator[Event | Sided | Compared]:
+        engine = self.engine
+        begun = yield from engine.begin(who, conversation, message, a, also=[b])
+        if begun is None:
+            return
+        audits = {"A": begun.audit, "B": AuditHandler(engine.audit_context(who, conversation, b), b.deployment,
+                                                      sink=engine.audit)}
+        sent = yield from self._memory(who, conversation, begun, a)
+        settled: dict[str, dict] = {"A": {}, "B": {}}
+        sides = {side: engine._answer(who, _scratch(conversation), begun.user, begun.new_message, choices,
+                                      begun.provider, audits[side], begun.tools[i], begun.up_front, begun.documents,
+                                      sent=sent, commit=False, settled=settled[side])
+                 for i, (side, choices) in enumerate((("A", a), ("B", b)))}
+        try:
+            yield from _interleave(sides)
+        finally:  # also on Stop: both sides have settled; store the pair with A kept
+            compared = self._store(who, conversation, begun, a, b, settled)
+        yield compared
+
+    def _memory(self, who: Asker, conversation: Conversation, begun, a: Choices) -> Iterator[Event]:
+        """Summarise once for both sides (side A's deployment and audit); if that fails, each side tries itself and
+        reports the failure in its own column."""
+        engine = self.engine
+        if len(conversation.memory) + 1 < engine.memory.trigger_messages:
+            return [*conversation.memory, begun.new_message]
+        yield Status("summarising", "Summarising earlier messages…")
+        summarizer = engine.model_factory(engine.settings, a.deployment, begun.provider, temperature=0,
+                                          user_security_context=who.security_context.as_payload(),
+                                          callbacks=[begun.audit])
+        try:
+            return engine.memory.prepare(conversation.memory, begun.new_message, summarizer)
+        except Exception as exc:  # noqa: BLE001 - said by each side's own attempt
+            classify(exc)
+            return None
+
+    def _store(self, who: Asker, conversation: Conversation, begun, a: Choices, b: Choices,
+               settled: dict[str, dict]) -> Compared:
+        user = begun.user
+        answers = {side: settled[side]["outcome"].answer for side in ("A", "B") if "outcome" in settled[side]}
+        kept = answers.get("A") or Turn(role="assistant", content="", status="stopped",
+                                        notice="Stopped before the answer began.")
+        stored = replace(kept, usage=_combined(answers.values()))  # the conversation pays for both answers
+        sent = settled["A"].get("sent") or settled["B"].get("sent")
+        if sent is not None and not user.excluded:
+            conversation.memory = [*sent, AIMessage(stored.content, id=stored.id)] if stored.content else sent
+        comparison = Comparison(
+            id=str(uuid.uuid4()), conversation_id=conversation.id, message_id=stored.id, chain_a=a.chain.label,
+            deployment_a=a.deployment.name, chain_b=b.chain.label, deployment_b=b.deployment.name,
+            answer_a=answer_record(answers["A"]) if "A" in answers else None,
+            answer_b=answer_record(answers["B"]) if "B" in answers else None, vote=None)
+        conversation.add(stored)
+        saved = self.engine._commit(who.owner, conversation, user, stored, a, begun.documents.added,
+                                    comparison=comparison)
+        conversation.documents += begun.documents.added
+        return Compared(user, answers, comparison.id, saved)
+
+    def vote(self, who: Asker, conversation: Conversation, comparison_id: str, vote: str,
+             choices: Choices) -> Turn | None:
+        """Record the vote; keep B's answer if B won (A otherwise) in the conversation, its memory and the store.
+        Returns the kept answer, or None if there is no such comparison of this person's or it has a vote already."""
+        if vote not in VOTES:
+            raise ValueError(f"a vote is one of {', '.join(VOTES)}")
+        comparison = self.engine.store.comparison(who.owner, comparison_id)
+        if comparison is None or comparison.vote is not None or comparison.answer_b is None:
+            return None
+        index = next((i for i, t in enumerate(conversation.turns) if t.id == comparison.message_id), None)
+        kept = None
+        if vote == "b" and index is not None:
+            shown = conversation.turns[index]
+            kept = replace(answer_from_record(comparison.answer_b), id=shown.id, usage=shown.usage)
+            conversation.turns[index] = kept
+            if conversation.memory and conversation.memory[-1].id == shown.id:
+                conversation.memory = [*conversation.memory[:-1], AIMessage(kept.content, id=kept.id)]
+        if not self.engine.store.record_vote(who.owner, conversation, comparison, vote, kept):
+            return None
+        context = replace(self.engine.audit_context(who, conversation, choices), chain=comparison.chain_a,
+                          deployment=comparison.deployment_a)
+        question = next((t.content for t in reversed(conversation.turns[:index or 0]) if t.role == "user"), "")
+        self.engine.audit.event("comparison_vote", context, comparison_id=comparison.id, vote=vote,
+                                chain_a=comparison.chain_a, deployment_a=comparison.deployment_a,
+                                chain_b=comparison.chain_b, deployment_b=comparison.deployment_b,
+                                question_sha256=question_hash(question))
+        return kept if kept is not None else (conversation.turns[index] if index is not None else None)
+
+
+def _scratch(conversation: Conversation) -> Conversation:
+    """The conversation as one side sees it: same id and memory, its own list of turns (the pair is stored later)."""
+    return Conversation(id=conversation.id, title=conversation.title, memory=list(conversation.memory),
+                        settings=dict(conversation.settings), persisted=conversation.persisted,
+                        documents=list(conversation.documents))
+
+
+def _combined(answers) -> Usage | None:
+    usages = [t.usage for t in answers if t.usage]
+    if not usages:
+        return None
+    return Usage(prompt_tokens=sum(u.prompt_tokens for u in usages),
+                 completion_tokens=sum(u.completion_tokens for u in usages),
+                 cost_usd=sum((u.cost_usd for u in usages), Decimal(0)),
+                 estimated=any(u.estimated for u in usages), model_calls=sum(u.model_calls for u in usages),
+                 embedding_tokens=sum(u.embedding_tokens for u in usages))
+
+
+_DONE = object()
+
+
+def _interleave(sides: dict[Side, Iterator[Event]]) -> Iterator[Sided]:
+    """Both sides' events as they come. Each side runs in its own thread; on Stop (or an error here) every worker
+    stops after its current event and closes its own stream."""
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def work(side: Side, stream: Iterator[Event]) -> None:
+        try:
+            for event in stream:
+                events.put((side, event))
+                if stop.is_set():
+                    break
+        finally:
+            stream.close()  # settles the answer (stopped if it had not ended)
+            events.put((side, _DONE))
+
+    workers = [threading.Thread(target=work, args=item, name=f"side-{item[0]}", daemon=True) for item in sides.items()]
+    for worker in workers:
+        worker.start()
+    try:
+        running = len(workers)
+        while running:
+            side, event = events.get()
+            if event is _DONE:
+                running -= 1
+                continue
+            yield Sided(side, event)
+    finally:
+        stop.set()
+        deadline = time.monotonic() + JOIN_SECONDS
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))

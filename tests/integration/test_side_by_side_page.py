@@ -1,0 +1,61 @@
+"""Side by side on the page (AppTest, real emulators over HTTPS): two answers, blind A/B, the vote reveals the names
+and keeps the chosen answer in the conversation and its memory; the leaderboard is there for experimenters only."""
+from __future__ import annotations
+
+import json
+import re
+
+from tests.integration.apptest import open_page
+
+
+def side_by_side(at, chain_b="concise", deployment_b="gpt-4o-mini"):
+    at.sidebar.toggle(key="side_by_side").set_value(True).run()
+    at.sidebar.selectbox(key="chain_b").set_value(chain_b)
+    at.sidebar.selectbox(key="deployment_b").set_value(deployment_b).run()
+    return at
+
+
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_two_blind_answers_then_the_vote_reveals_names_and_keeps_b(signed_in, settings, emulators):
+    at = side_by_side(open_page())
+    emulators.aoai.requests.clear()
+    at.chat_input(key="draft").set_value("Compare these two please").run()
+    assert not at.exception, at.exception
+    chats = [r for r in emulators.aoai.requests if r.get("kind", "chat") == "chat"]
+    assert sorted(r["deployment"] for r in chats) == ["gpt-4o", "gpt-4o-mini"]
+    shown = [m.value for m in at.markdown]
+    assert "**A**" in shown and "**B**" in shown
+    assert not any("concise@1" in m or "assistant@1" in m for m in shown)  # blind until the vote
+    button(at, "B is better").click().run()
+    revealed = next(i.value for i in at.info if "You voted" in i.value)
+    b_chain, b_deployment = re.search(r"B was `([^`]+)` on (\S+?)\.", revealed).groups()
+    conversation = at.session_state["conversation"]
+    kept = conversation.turns[-1]
+    assert (kept.chain, kept.deployment) == (b_chain, b_deployment)
+    assert conversation.memory[-1].content == kept.content
+    assert not [b for b in at.button if b.label == "A is better"]  # voted: the buttons are gone
+    audit = [json.loads(line) for line in (settings.app.data_dir / "audit" / "audit.jsonl").read_text().splitlines()]
+    assert [r["vote"] for r in audit if r["event"] == "comparison_vote"] == ["b"]
+
+    at.sidebar.toggle(key="side_by_side").set_value(False).run()
+    at.chat_input(key="draft").set_value("And a follow-up").run()
+    sent = emulators.aoai.requests[-1]["body"]["messages"]
+    assert any(m["role"] == "assistant" and m["content"] == kept.content for m in sent)
+
+
+def test_the_leaderboard_is_for_experimenters(signed_in, settings, emulators, monkeypatch):
+    at = side_by_side(open_page())
+    at.chat_input(key="draft").set_value("Which one?").run()
+    button(at, "A is better").click().run()
+    button(at, "Leaderboard").click().run()
+    assert not at.exception, at.exception
+    table = at.dataframe[-1].value
+    assert set(table["chain · deployment"]) == {"assistant@1 · gpt-4o", "concise@1 · gpt-4o-mini"}
+    assert sorted(table["wins"]) == [0, 1] and list(table["votes"]) == [1, 1]
+
+    monkeypatch.setenv("APP_EXPERIMENTER_ROLE", "Chat.Analyst")  # a role this person does not hold
+    at = open_page()
+    assert not [b for b in at.button if b.label == "Leaderboard"]
