@@ -1,0 +1,54 @@
+"""Side by side in chromium: both answers stream in their columns at the same time, the vote reveals which chain and
+deployment wrote A and B, and the conversation and the model's memory keep the chosen answer."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_both_columns_stream_then_the_vote_reveals_and_keeps_b(stack, browser):
+    page = browser.new_page()
+    page.goto(stack.url)
+    page.get_by_text("Sign in with Microsoft").click(timeout=30_000)
+    page.get_by_text("Signed in as").wait_for(timeout=30_000)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Side by side (blind A/B)").click()
+    sidebar.get_by_test_id("stSelectbox").filter(has_text="on deployment").wait_for(timeout=30_000)
+    sidebar.get_by_test_id("stSelectbox").filter(has_text="on deployment").click()
+    page.get_by_role("option", name=re.compile("GPT-4o mini")).click()
+    page.wait_for_timeout(500)
+
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("Hi")
+    box.press("Enter")
+    messages = page.locator('[data-testid="stChatMessage"]')
+    vote = page.get_by_role("button", name="B is better")
+    both_streaming, deadline = False, time.monotonic() + 60
+    while time.monotonic() < deadline and not vote.count():
+        if messages.count() >= 3:
+            a, b = messages.nth(1).inner_text(), messages.nth(2).inner_text()
+            if "You said" in a and "You said" in b and not vote.count():
+                both_streaming = True  # both columns have text before either answer is over and the vote shows
+        time.sleep(0.05)
+    assert both_streaming
+    vote.wait_for(timeout=30_000)
+    assert "gpt-4o" not in messages.nth(1).inner_text().split("deployment")[0]  # no names before the vote
+
+    vote.click()
+    revealed = page.get_by_text("You voted").inner_text(timeout=30_000)
+    b_chain, b_deployment = re.search(r"B was (\S+) on (\S+?)\.", revealed).groups()
+    kept = page.locator('[data-testid="stChatMessage"]').nth(1)
+    assert f"answering on deployment {b_deployment}." in kept.inner_text()
+    assert page.get_by_role("button", name="A is better").count() == 0
+    panel = page.get_by_text("What the model remembers")
+    deadline = time.monotonic() + 30
+    while panel.count() != 1 and time.monotonic() < deadline:  # the rerun after the vote has replaced the old page
+        time.sleep(0.05)
+    panel.click()
+    remembered = page.get_by_test_id("stExpander").filter(has_text="Kept word for word").inner_text()
+    assert f"Assistant: You said: Hi. This is the scripted emulator answering on deployment {b_deployment}." in remembered
+    page.close()
