@@ -1,7 +1,10 @@
 """The chat page: it collects the person's choices and renders; the turn itself runs in the engine (engine/)."""
 from __future__ import annotations
 
+import os
+
 import streamlit as st
+from langsmith.utils import tracing_is_enabled
 
 from auth.services import AuthServices, auth_services
 from auth.sessions import AuthSession
@@ -64,6 +67,10 @@ def main() -> None:
         st.stop()
     if settings.app.banner:
         st.warning(settings.app.banner, icon=":material/info:")
+    if tracing_is_enabled():  # honest about what leaves the machine
+        st.warning("Tracing to LangSmith is on (LANGSMITH_TRACING): the messages, document passages, answers and tool "
+                   f"results of every chain run are sent to {os.environ.get('LANGSMITH_ENDPOINT') or 'LangSmith'}.",
+                   icon=":material/travel_explore:")
     services, session = signed_in_person(settings)
     deployments = settings.catalog.available_to(session.identity.roles)
     if not deployments:

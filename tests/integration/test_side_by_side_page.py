@@ -59,3 +59,19 @@ def test_the_leaderboard_is_for_experimenters(signed_in, settings, emulators, mo
     monkeypatch.setenv("APP_EXPERIMENTER_ROLE", "Chat.Analyst")  # a role this person does not hold
     at = open_page()
     assert not [b for b in at.button if b.label == "Leaderboard"]
+
+
+def test_the_page_says_when_langsmith_tracing_is_on(signed_in, monkeypatch):
+    from langsmith import utils
+
+    utils.get_env_var.cache_clear()  # langsmith reads the environment once per process
+    try:
+        assert not [w for w in open_page().warning if "LangSmith" in w.value]  # off by default
+        monkeypatch.setenv("LANGSMITH_TRACING", "true")
+        monkeypatch.setenv("LANGSMITH_ENDPOINT", "https://127.0.0.1:9")  # nothing is sent: the page only renders
+        utils.get_env_var.cache_clear()
+        warning = next(w.value for w in open_page().warning if "LangSmith" in w.value)
+        assert "https://127.0.0.1:9" in warning and "document passages" in warning
+    finally:
+        monkeypatch.delenv("LANGSMITH_TRACING", raising=False)
+        utils.get_env_var.cache_clear()  # tracing off again for every later test
