@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export TIKTOKEN_CACHE_DIR ?= $(CURDIR)/.cache/tiktoken
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench install install-dev install-llm tiktoken chromium test-packages clean
+.PHONY: run test bench experiment install install-dev install-llm tiktoken chromium test-packages clean
 
 run: install tiktoken install-llm
 	@$(PY) -m localdev.stack
@@ -15,6 +15,13 @@ test: install-dev tiktoken test-packages install-llm
 
 bench: install-dev tiktoken chromium
 	$(PY) -m bench.report
+
+# The bundled example dataset through two chains and the pairwise judge, offline: against Azure when
+# AZURE_OPENAI_ENDPOINT is set (python -m experiments), else against the local emulators (python -m localdev.experiment,
+# same arguments). Running it again resumes.
+experiment: install tiktoken
+	$(PY) -m $(if $(AZURE_OPENAI_ENDPOINT),experiments,localdev.experiment) run experiments/example.jsonl \
+	  --chains assistant@1,concise@1 --judge gpt-4o-mini
 
 install: $(VENV)/.installed-localdev
 install-dev: $(VENV)/.installed-dev

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 
 import pytest
@@ -79,6 +80,9 @@ class FakeAzure(BaseChatModel):
 
 @pytest.fixture
 def settings(monkeypatch, tmp_path):
+    """Settings from a known environment only: whatever the machine sets for the app is removed first."""
+    for name in [n for n in os.environ if n.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_"))]:
+        monkeypatch.delenv(name)
     for name, value in {"ENTRA_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
                         "ENTRA_CLIENT_ID": "3f8a9b1c-2d4e-4f6a-8b0c-1d2e3f4a5b6c",
                         "ENTRA_CLIENT_SECRET": "not-a-real-secret-value",
