@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from decimal import Decimal
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -79,10 +80,42 @@ class AppSettings(_Section):
     default_max_output_tokens: int = Field(1000, gt=0, le=100_000, description="a whole number of tokens, e.g. 1000")
     default_temperature: float = Field(0.7, ge=0.0, le=2.0, description="a number from 0 to 2")
     banner: str | None = Field(None, max_length=500, description="a notice shown at the top of the page")
+    monthly_budget_usd: Decimal | None = Field(Decimal("50"), ge=0, description="dollars each person may spend per "
+                                               "calendar month (UTC), e.g. 50; none for no limit")
+    role_budgets: Annotated[dict[str, Decimal], NoDecode] = Field(
+        default_factory=dict, description="comma-separated role=dollars budgets that replace the default for people "
+        "holding the role, e.g. Chat.Power=200,Chat.Admin=1000")
+    rate_limit_requests_per_minute: int = Field(60, ge=0, le=100_000, description="chat turns per person per minute, "
+                                                "0 for no limit")
+    rate_limit_tokens_per_minute: int = Field(1_000_000, ge=0, le=100_000_000, description="prompt plus answer-limit "
+                                              "tokens per person per minute (as Azure counts them), 0 for no limit")
+    admin_role: str = Field("Chat.Admin", min_length=1, max_length=120, description="the app role that may open the "
+                            "usage administration page")
     experimenter_role: str = Field("Chat.Experimenter", min_length=1, max_length=120, description="the app role "
                                    "that may see the side-by-side leaderboard (everyone may vote)")
     auth_disabled: bool = Field(False, description="true only for local experiments: no sign-in, a fixed local identity "
                                 "(refused unless APP_PUBLIC_URL is a localhost address)")
+
+    @field_validator("monthly_budget_usd", mode="before")
+    @classmethod
+    def _no_limit(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in {"", "none"} else value
+
+    @field_validator("role_budgets", mode="before")
+    @classmethod
+    def _role_budgets(cls, value: object) -> dict[str, Decimal]:
+        if isinstance(value, dict):
+            return value
+        budgets = {}
+        for item in _comma_list(value):
+            role, _, amount = item.partition("=")
+            try:
+                budgets[role.strip()] = Decimal(amount.strip())
+            except (ArithmeticError, ValueError):
+                raise ValueError(f"expected role=dollars, got {item!r}") from None
+            if not role.strip() or budgets[role.strip()] < 0:
+                raise ValueError(f"expected role=dollars, got {item!r}")
+        return budgets
 
     @field_validator("log_level", mode="before")
     @classmethod

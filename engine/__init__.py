@@ -5,10 +5,10 @@
 The Streamlit page renders these events; the offline experiment runner and the tests consume the same ones. Closing
 the iterator is Stop. Nothing in this package imports streamlit.
 """
-from engine.events import (Accepted, Blocked, DocumentIndexed, DocumentProgress, Event, Outcome, Status, StepEnded,
+from engine.events import (Accepted, Blocked, BudgetNotice, DocumentIndexed, DocumentProgress, Event, Outcome, Status, StepEnded,
                            StepStarted, TextDelta, UsageUpdate)
 from engine.turn import Asker, Choices, NewMessage, TurnEngine, Upload
 from engine.comparison import Compared, Sided, SideBySide  # noqa: E402 - builds on the turn engine
 
-__all__ = ["Accepted", "Asker", "Blocked", "Choices", "Compared", "Sided", "SideBySide", "DocumentIndexed", "DocumentProgress", "Event", "NewMessage", "Outcome", "Status", "StepEnded",
+__all__ = ["Accepted", "Asker", "Blocked", "BudgetNotice", "Choices", "Compared", "Sided", "SideBySide", "DocumentIndexed", "DocumentProgress", "Event", "NewMessage", "Outcome", "Status", "StepEnded",
            "StepStarted", "TextDelta", "TurnEngine", "Upload", "UsageUpdate"]

@@ -71,7 +71,7 @@ class SideBySide:
         try:
             yield from _interleave(sides)
         finally:  # also on Stop: both sides have settled; store the pair with A kept
-            compared = self._store(who, conversation, begun, a, b, settled)
+            compared = self._store(who, conversation, begun, a, b, settled, audits)
         yield compared
 
     def _memory(self, who: Asker, conversation: Conversation, begun, a: Choices) -> Iterator[Event]:
@@ -91,7 +91,7 @@ class SideBySide:
             return None
 
     def _store(self, who: Asker, conversation: Conversation, begun, a: Choices, b: Choices,
-               settled: dict[str, dict]) -> Compared:
+               settled: dict[str, dict], audits: dict[str, AuditHandler]) -> Compared:
         user = begun.user
         answers = {side: settled[side]["outcome"].answer for side in ("A", "B") if "outcome" in settled[side]}
         kept = answers.get("A") or Turn(role="assistant", content="", status="stopped",
@@ -106,8 +106,9 @@ class SideBySide:
             answer_a=answer_record(answers["A"]) if "A" in answers else None,
             answer_b=answer_record(answers["B"]) if "B" in answers else None, vote=None)
         conversation.add(stored)
+        records = [*audits["A"].records, *audits["B"].records]
         saved = self.engine._commit(who.owner, conversation, user, stored, a, begun.documents.added,
-                                    comparison=comparison)
+                                    comparison=comparison, spend=(records, begun.reservation))
         conversation.documents += begun.documents.added
         return Compared(user, answers, comparison.id, saved)
 

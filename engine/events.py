@@ -47,8 +47,15 @@ class UsageUpdate:
     usage: Usage
 
 
+@dataclass(frozen=True)
+class BudgetNotice:
+    """The person has used most of the month's budget (the turn goes on)."""
+
+    text: str
+
+
 BlockReason = Literal["context_too_long", "sign_in_expired", "sign_in_unavailable", "images_not_accepted",
-                      "nothing_to_send"]
+                      "nothing_to_send", "over_budget", "rate_limited"]
 
 
 @dataclass(frozen=True)
@@ -76,5 +83,5 @@ class Outcome:
         return self.answer.status
 
 
-Event = Union[DocumentProgress, DocumentIndexed, Accepted, Status, StepStarted, StepEnded, TextDelta, UsageUpdate,
+Event = Union[DocumentProgress, DocumentIndexed, BudgetNotice, Accepted, Status, StepStarted, StepEnded, TextDelta, UsageUpdate,
               Blocked, Outcome]

@@ -38,15 +38,17 @@ from config.settings import Settings
 from documents.embeddings import Embedder, EmbeddingFailed, build_client
 from documents.reader import DEFAULT_QUESTION, DocumentDesk, SourceBook, split_uploads
 from documents.sources import Source, cited, render, sources_message
-from engine.events import Accepted, Blocked, Event, Outcome, Status, TextDelta, UsageUpdate
+from engine.events import Accepted, Blocked, BudgetNotice, Event, Outcome, Status, TextDelta, UsageUpdate
 from memory.comparisons import Comparison
 from memory.conversation import Conversation, Turn, Usage
 from memory.documents import AttachedDocument
 from memory.store import ConversationStore, Owner
+from memory.usage import OverBudget, RateLimited, Reservation, UsageLedger, budget_for, to_nano, to_usd
 from memory.summary import SummaryBufferMemory
 
 log = logging.getLogger("chat.engine")
 
+BUDGET_WARNING_SHARE = 0.8  # the page warns from this share of the monthly budget on
 EXPIRED = ("Your sign-in has expired, so the message was not sent. It is kept: sign in again and it will be waiting "
            "for you.")
 
@@ -136,13 +138,16 @@ class _Begun:
     tools: list  # per choice (the first is the turn's own): the tools offered, or None for a chain without tools
     up_front: list[BaseMessage]
     documents: _Documents
+    reservation: Reservation | None = None  # this turn's estimated cost, held against the month's budget
 
 
 class TurnEngine:
     def __init__(self, settings: Settings, store: ConversationStore, audit: AuditLog, *,
                  model_factory: ModelFactory = build_chat_model, memory: SummaryBufferMemory | None = None,
-                 embeddings_client: EmbeddingsClientFactory = build_client) -> None:
+                 embeddings_client: EmbeddingsClientFactory = build_client, usage: UsageLedger | None = None) -> None:
+        """`usage`: the ledger that enforces budgets and rate limits and keeps usage records; None for none."""
         self.settings, self.store, self.audit, self.model_factory = settings, store, audit, model_factory
+        self.usage = usage
         self.memory = memory or SummaryBufferMemory(settings.app.memory_trigger_messages,
                                                     settings.app.memory_keep_messages)
         self.embeddings_client = embeddings_client
@@ -153,7 +158,8 @@ class TurnEngine:
         begun = yield from self.begin(who, conversation, message, choices)
         if begun is not None:
             yield from self._answer(who, conversation, begun.user, begun.new_message, choices, begun.provider,
-                                    begun.audit, begun.tools[0], begun.up_front, begun.documents)
+                                    begun.audit, begun.tools[0], begun.up_front, begun.documents,
+                                    reservation=begun.reservation)
 
     def begin(self, who: Asker, conversation: Conversation, message: NewMessage, choices: Choices,
               also: Sequence[Choices] = ()) -> Iterator[Event]:
@@ -217,6 +223,7 @@ class TurnEngine:
         tools = [self._tools(who, c.deployment, documents) if c.chain.uses_tools else None for c in every]
         sources = self._sources(conversation, text, documents, search_up_front=any(t is None for t in tools))
         up_front = [sources_message(sources)] if sources else []
+        checks = []
         for each, offered in zip(every, tools):
             check = check_context(each.chain.system_prompt, [*conversation.memory, *up_front, new_message],
                                   each.deployment, each.max_output_tokens,
@@ -227,6 +234,14 @@ class TurnEngine:
                                  context_window=check.context_window)
                 yield Blocked("context_too_long", check.message(each.deployment.name), draft, check)
                 return None
+            checks.append(check)
+        try:
+            reservation, notice = self._allow_spend(who, every, checks, context)
+        except (RateLimited, OverBudget) as refusal:
+            yield self._refused(refusal, context, draft)
+            return None
+        if notice:
+            yield notice
         attachments = [{"ref": self.store.files.save(i.sha256, i.extension, i.data), "name": i.name,
                         "width": i.width, "height": i.height, "detail": i.detail, "tokens": i.tokens} for i in images]
         by_ref = {f"stored:{d.sha256}.{d.extension}": d for d in extracted}
@@ -247,8 +262,63 @@ class TurnEngine:
                              passages=document.passage_count, embedding_tokens=document.embedding_tokens,
                              embedding_cost_usd=str(document.embedding_cost),
                              **({"document": document.name} if context.include_text else {}))
-        yield Accepted(user)
-        return _Begun(user, new_message, provider, audit, tools, up_front, documents)
+        try:
+            yield Accepted(user)
+        except GeneratorExit:  # stopped before the answer began: nothing will be spent
+            if reservation is not None:
+                self.usage.release(reservation)
+            raise
+        return _Begun(user, new_message, provider, audit, tools, up_front, documents, reservation)
+
+    # -- budgets and rate limits -------------------------------------------------------------------------------------
+    def budget(self, who: Asker) -> int | None:
+        """This person's monthly budget in nano-dollars (None: no limit)."""
+        app = self.settings.app
+        override = self.usage.override(who.owner.oid, who.owner.tenant_id) if self.usage else None
+        return budget_for(app.monthly_budget_usd, app.role_budgets, who.roles, override)
+
+    def _allow_spend(self, who: Asker, every: Sequence[Choices], checks: list,
+                     context: AuditContext) -> tuple[Reservation | None, BudgetNotice | None]:
+        """Before anything is sent: the per-minute limits, then this turn's estimated cost (the guard's prompt
+        estimate and the answer limit at the deployment's prices, times the chain's model calls, for every side)
+        held against what is left of the month's budget."""
+        if self.usage is None:
+            return None, None
+        app, owner = self.settings.app, who.owner
+        tokens = sum((c.prompt_tokens + each.max_output_tokens) * each.chain.model_calls_per_turn
+                     for each, c in zip(every, checks))
+        estimate = sum(to_nano(each.deployment.cost(c.prompt_tokens, each.max_output_tokens))
+                       * each.chain.model_calls_per_turn for each, c in zip(every, checks))
+        self.usage.count_request(owner.oid, owner.tenant_id, tokens, app.rate_limit_requests_per_minute or None,
+                                 app.rate_limit_tokens_per_minute or None)
+        budget = self.budget(who)
+        reservation = self.usage.reserve(owner.oid, owner.tenant_id, estimate, budget)
+        state = self.usage.state(owner.oid, owner.tenant_id, budget)
+        notice = None
+        if budget and state.used_share >= BUDGET_WARNING_SHARE:
+            notice = BudgetNotice(f"You have used {min(state.used_share, 1):.0%} of your monthly budget "
+                                  f"(${to_usd(state.spent_nanousd + state.reserved_nanousd):.2f} of "
+                                  f"${to_usd(budget):.2f}, this message included). It resets on "
+                                  f"{state.resets_at:%d %B %Y} (UTC).")
+            self.audit.event("budget_warning", context, used_share=round(state.used_share, 4))
+        return reservation, notice
+
+    def _refused(self, refusal: RateLimited | OverBudget, context: AuditContext, draft: str) -> Blocked:
+        if isinstance(refusal, RateLimited):
+            limit = (f"{self.settings.app.rate_limit_requests_per_minute} messages" if refusal.what == "requests"
+                     else f"{self.settings.app.rate_limit_tokens_per_minute:,} tokens")
+            self.audit.event("rate_limited", context, outcome="not_sent", limit=refusal.what,
+                             retry_at=refusal.retry_at.isoformat())
+            return Blocked("rate_limited", f"You have reached the limit of {limit} per minute, so this message was not "
+                           f"sent. Try again at {refusal.retry_at:%H:%M:%S} UTC.", draft)
+        state, estimate = refusal.state, refusal.estimate_nanousd
+        self.audit.event("budget_refused", context, outcome="not_sent", estimate_usd=str(to_usd(estimate)),
+                         left_usd=str(to_usd(max(state.left_nanousd or 0, 0))),
+                         budget_usd=str(to_usd(state.budget_nanousd or 0)))
+        return Blocked("over_budget", f"This message was not sent: its estimated cost (${to_usd(estimate):.4f}) is "
+                       f"more than what is left of your monthly budget (${to_usd(max(state.left_nanousd or 0, 0)):.4f} "
+                       f"of ${to_usd(state.budget_nanousd or 0):.2f}). The budget resets on "
+                       f"{state.resets_at:%d %B %Y} (UTC).", draft)
 
     def _sources(self, conversation: Conversation, question: str, documents: _Documents,
                  search_up_front: bool) -> list[Source]:
@@ -281,7 +351,8 @@ class TurnEngine:
     def _answer(self, who: Asker, conversation: Conversation, user: Turn, new_message: HumanMessage,
                 choices: Choices, provider: TokenProvider, audit: AuditHandler, tools: list | None,
                 up_front: list[BaseMessage], documents: _Documents, *, sent: list[BaseMessage] | None = None,
-                commit: bool = True, settled: dict | None = None) -> Iterator[Event]:
+                commit: bool = True, settled: dict | None = None,
+                reservation: Reservation | None = None) -> Iterator[Event]:
         """The answer, streamed. `sent`: the memory already prepared (a comparison summarises once for both sides);
         `commit=False`: settle the answer without storing it or touching the memory, and put the outcome and the
         messages sent into `settled` (a comparison stores the pair itself, also after Stop)."""
@@ -300,7 +371,7 @@ class TurnEngine:
         answer = Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label)
         if commit:
             conversation.add(answer)
-        state = _TurnState(sent=sent)
+        state = _TurnState(sent=sent, reservation=reservation)
         reported = 0
         try:
             if state.sent is None and len(conversation.memory) + 1 >= self.memory.trigger_messages:
@@ -383,23 +454,38 @@ class TurnEngine:
             conversation.memory = [*state.sent, AIMessage(answer.content, id=answer.id)]
         else:
             conversation.memory = state.sent
-        saved = self._commit(who.owner, conversation, user, answer, choices, documents)
+        saved = self._commit(who.owner, conversation, user, answer, choices, documents,
+                             spend=(audit.records, state.reservation))
         conversation.documents += documents  # attached from now on, also when storing failed (this page keeps them)
         return Outcome(user, answer, saved, failure, keep_draft)
 
     def _commit(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn, choices: Choices,
-                documents: list[AttachedDocument], comparison: Comparison | None = None) -> bool:
-        """One transaction per finished turn. If storing fails the turn is still shown, and says it is not saved."""
+                documents: list[AttachedDocument], comparison: Comparison | None = None,
+                spend: tuple[list[dict], Reservation | None] = ((), None)) -> bool:
+        """One transaction per finished turn, its usage records and budget included. If storing fails the turn is
+        still shown, and says it is not saved; its usage is still recorded."""
+        records, reservation = spend
+        usage = (self.usage, records, reservation) if self.usage else None
         try:
             conversation.settings.update(deployment=choices.deployment.name, chain=choices.chain.name,
                                          max_output_tokens=choices.max_output_tokens,
                                          temperature=choices.temperature)
-            self.store.commit_turn(owner, conversation, user, answer, documents, comparison)
+            self.store.commit_turn(owner, conversation, user, answer, documents, comparison, usage=usage)
             return True
         except Exception as exc:  # noqa: BLE001 - said to the person, logged without content
             log.error("could not store turn of conversation %s: %s", conversation.id, type(exc).__name__)
             answer.notice = (answer.notice + " " if answer.notice else "") + "This exchange could not be saved."
+            self._record_spend(owner, records, reservation)
             return False
+
+    def _record_spend(self, owner: Owner, records: list[dict], reservation: Reservation | None = None) -> None:
+        """Usage of calls whose turn was not stored: still counted against the budget."""
+        if self.usage is None:
+            return
+        try:
+            self.usage.record_now(owner.oid, owner.tenant_id, records, reservation)
+        except Exception as exc:  # noqa: BLE001 - the audit log has the calls; the ledger missed them
+            log.error("could not record usage: %s", type(exc).__name__)
 
     # -- other actions on a conversation -----------------------------------------------------------------------------
     def summarise_now(self, who: Asker, conversation: Conversation, choices: Choices) -> Failure | None:
@@ -420,6 +506,8 @@ class TurnEngine:
                                                                                                   summarizer)
         except Exception as exc:  # noqa: BLE001 - the memory stays as it was
             return classify(exc)
+        finally:
+            self._record_spend(who.owner, audit.records)
         if conversation.persisted:
             self.store.save_memory(who.owner, conversation)
         return None
@@ -545,6 +633,7 @@ class _Pump:
 @dataclass
 class _TurnState:
     sent: list[BaseMessage] | None = None
+    reservation: Reservation | None = None
     stream: AnswerStream | None = None
     pump: _Pump | None = None
     summary_failure: Failure | None = None

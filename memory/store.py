@@ -166,7 +166,8 @@ class ConversationStore:
                 load_passages(db, conversation.id, stored)
 
     def commit_turn(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn,
-                    documents: list[AttachedDocument] = (), comparison: Comparison | None = None) -> None:
+                    documents: list[AttachedDocument] = (), comparison: Comparison | None = None,
+                    usage: tuple | None = None) -> None:
         """Write the person's message, the answer, the documents that came with the message (passages and vectors)
         and the new memory state together, or nothing at all."""
         now = _now()
@@ -191,6 +192,9 @@ class ConversationStore:
             add_documents(db, conversation.id, list(documents), now)
             if comparison is not None:
                 add_comparison(db, comparison, owner.oid, owner.tenant_id, user.content)
+            if usage is not None:  # (ledger, audit records, reservation): usage and budget in the same transaction
+                ledger, records, reservation = usage
+                ledger.record(db, owner.oid, owner.tenant_id, records, reservation)
             row.memory = self._dump_memory(conversation)
             row.settings = dict(conversation.settings)
             row.updated_at = now

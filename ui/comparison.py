@@ -10,7 +10,7 @@ import streamlit as st
 
 from chains.registry import REGISTRY, get_chain
 from config import Deployment, Settings
-from engine import Accepted, Blocked, Choices, Compared, Event, Sided, SideBySide, Status, TextDelta
+from engine import Accepted, Blocked, BudgetNotice, Choices, Compared, Event, Sided, SideBySide, Status, TextDelta
 from engine.turn import Asker
 from memory.conversation import Conversation
 from memory.images import ImageFiles
@@ -70,7 +70,9 @@ def run_comparison(events: Iterator[Event | Sided | Compared], files: ImageFiles
                 continue  # steps and usage stay hidden until the vote: costs would give the names away
             if isinstance(event, Blocked):
                 return event
-            if isinstance(event, Accepted):
+            if isinstance(event, BudgetNotice):
+                st.warning(event.text, icon=":material/savings:")
+            elif isinstance(event, Accepted):
                 show_turn(event.turn, files)
                 status = st.empty()
                 columns = dict(zip("AB", st.columns(2)))

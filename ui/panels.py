@@ -14,7 +14,8 @@ from memory.summary import summary_text, verbatim_ids
 from ui.session import link
 
 BLOCK_ICONS = {"context_too_long": ":material/data_usage:", "images_not_accepted": ":material/hide_image:",
-               "nothing_to_send": ":material/draft:", "sign_in_unavailable": ":material/cloud_off:"}
+               "nothing_to_send": ":material/draft:", "over_budget": ":material/savings:",
+               "rate_limited": ":material/speed:", "sign_in_unavailable": ":material/cloud_off:"}
 
 
 def not_sent(blocked: Blocked, services: AuthServices | None, session: AuthSession, engine: TurnEngine, who: Asker,

@@ -20,6 +20,7 @@ from config.settings import Settings
 from engine import Asker, TurnEngine
 from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner
+from memory.usage import UsageLedger
 
 
 def _database_key(settings: Settings) -> tuple[str | None, str]:
@@ -43,6 +44,11 @@ def _statistics(database_url: str | None, data_dir: str) -> ChainStatistics:
 
 
 @st.cache_resource(show_spinner=False)
+def _usage(database_url: str | None, data_dir: str) -> UsageLedger:
+    return UsageLedger(_database(database_url, data_dir))
+
+
+@st.cache_resource(show_spinner=False)
 def _audit_log(database_url: str | None, data_dir: str, to_stdout: bool) -> AuditLog:
     logger = configure_audit_log(Path(data_dir), to_stdout=to_stdout)
     return AuditLog(logger, listeners=[_statistics(database_url, data_dir).record])
@@ -56,13 +62,17 @@ def chain_statistics(settings: Settings) -> ChainStatistics:
     return _statistics(*_database_key(settings))
 
 
+def usage_ledger(settings: Settings) -> UsageLedger:
+    return _usage(*_database_key(settings))
+
+
 def audit_log(settings: Settings) -> AuditLog:
     return _audit_log(*_database_key(settings), settings.app.audit_stdout)
 
 
 def turn_engine(settings: Settings) -> TurnEngine:
     # Cheap to build; settings are re-read on every rerun so a changed setting applies at once.
-    return TurnEngine(settings, conversation_store(settings), audit_log(settings))
+    return TurnEngine(settings, conversation_store(settings), audit_log(settings), usage=usage_ledger(settings))
 
 
 def owner(session: AuthSession) -> Owner:

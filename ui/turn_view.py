@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import streamlit as st
 
-from engine import (Accepted, Blocked, DocumentIndexed, DocumentProgress, Event, Outcome, Status, StepEnded,
+from engine import (Accepted, Blocked, BudgetNotice, DocumentIndexed, DocumentProgress, Event, Outcome, Status, StepEnded,
                     StepStarted, TextDelta)
 from memory.conversation import Turn, Usage
 from memory.images import ImageFiles
@@ -126,7 +126,9 @@ def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedbac
             reading.empty()
         if isinstance(event, Blocked):
             return event
-        if isinstance(event, Accepted):
+        if isinstance(event, BudgetNotice):
+            st.warning(event.text, icon=":material/savings:")
+        elif isinstance(event, Accepted):
             show_turn(event.turn, files)
             box = st.chat_message("assistant")
             status, steps_slot, text_slot = box.empty(), box.container(), box.empty()
