@@ -58,3 +58,47 @@ def test_chain_statistics_on_postgres(postgres_url, tmp_path):
     from tests.unit.test_chain_stats import run_chain_stats_contract
 
     run_chain_stats_contract(database_engine(postgres_url, tmp_path, "unused.db"))
+
+
+def test_budget_reservations_and_rate_limits_hold_across_replicas_on_postgres(postgres_url, tmp_path):
+    """Many concurrent turns from two replicas: the budget admits exactly as many as it covers, the per-minute limit
+    exactly as many as it allows; usage recorded in a turn's transaction releases its reservation."""
+    import threading
+    from decimal import Decimal
+
+    from sqlalchemy.orm import Session
+
+    from memory.usage import OverBudget, RateLimited, UsageLedger, to_nano
+
+    replicas = [UsageLedger(database_engine(postgres_url, tmp_path, name)) for name in ("a", "b")]
+    budget, each = to_nano(Decimal("1.00")), to_nano(Decimal("0.30"))  # room for three turns
+    admitted, refused, limited = [], [], []
+    start = threading.Barrier(8)
+
+    def turn(ledger: UsageLedger) -> None:
+        start.wait()
+        try:
+            ledger.count_request("oid-pg", "tid", 100, max_requests=6, max_tokens=None)
+        except RateLimited:
+            limited.append(1)
+            return
+        try:
+            admitted.append(ledger.reserve("oid-pg", "tid", each, budget))
+        except OverBudget:
+            refused.append(1)
+
+    workers = [threading.Thread(target=turn, args=(replicas[i % 2],)) for i in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert (len(limited), len(admitted), len(refused)) == (2, 3, 3)
+    state = replicas[0].state("oid-pg", "tid", budget)
+    assert state.reserved_nanousd == 3 * each and state.spent_nanousd == 0
+
+    record = {"event": "model_call", "cost_usd": "0.25", "deployment": "gpt-4o", "chain": "assistant@1",
+              "purpose": "answer", "prompt_tokens": 10, "completion_tokens": 5}
+    with Session(replicas[1]._engine) as db, db.begin():  # as the store does inside the turn's transaction
+        replicas[1].record(db, "oid-pg", "tid", [record], admitted[0])
+    state = replicas[0].state("oid-pg", "tid", budget)
+    assert state.reserved_nanousd == 2 * each and state.spent_nanousd == to_nano("0.25")
