@@ -4,6 +4,12 @@ away, and priced with Azure's tile formula before sending.
 - The format is sniffed from the bytes (only the PNG, JPEG, WebP and GIF decoders may parse them), not the file name.
 - Size guards before decoding: the file's bytes, then its declared pixel count (a per-call check on `image.size`,
   so no global Pillow or warnings state is changed: Streamlit runs sessions in threads).
+- Big phone photos (108, 200 MP): a JPEG is decoded at 1/2, 1/4 or 1/8 scale (Pillow's draft: libjpeg scales while
+  decoding), the largest reduction still at least the size Azure scales to, so the pixel guard applies to what is
+  decoded. Only one-pass JPEGs (sequential, a single scan: what cameras write) are read that way when over the guard:
+  libjpeg buffers a progressive or multi-scan file whole, as DCT coefficients, whatever the output scale. Other
+  formats, and JPEGs over the guard even at 1/8, are refused as before; the byte limit applies to all. Output size
+  and tokens are computed from the original size: exactly what Azure makes of the original.
 - EXIF orientation applied; first frame of animations; CMYK and ICC-tagged images converted to sRGB; 16-bit scaled by
   value; palette, LA and tRNS transparency kept.
 - high: fit within 2048×2048, then the shortest side down to 768; low: fit within 512×512. Never upscaled.
@@ -20,14 +26,17 @@ import base64
 import hashlib
 import io
 import math
+import re
+import struct
 from dataclasses import dataclass, field
 
-from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, JpegImagePlugin, UnidentifiedImageError
 
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif"]
 ALLOWED_NAMES = "PNG, JPEG, WebP or GIF"
-MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs); phones make 12-50 MP
+MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs); phones make 12-50 MP,
+# some 108 or 200 MP: those JPEGs are decoded reduced, and it is the reduced size that must stay under this
 LOW_TOKENS, TILE_TOKENS, TILE = 85, 170, 512
 HIGH_FIT, HIGH_SHORT, LOW_FIT = 2048, 768, 512
 JPEG_QUALITY = 90
@@ -39,6 +48,10 @@ _OTHER_SIGNATURES = ((b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
                      (b"8BPS", "Photoshop (PSD)"), (b"\x00\x00\x01\x00", "ICO"))
 _FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"mif1": "HEIF",
                 b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+_JPEG_SIGNATURE = b"\xff\xd8\xff"
+_JPEG_ONE_PASS_FRAMES = (0xC0, 0xC1)  # baseline and extended sequential, Huffman-coded: what cameras write
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # every SOFn (C4 DHT, C8 reserved, CC DAC are not)
+_JPEG_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # past stuffed FF00, restarts and fill bytes
 _ORIENTATION_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
                           4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
                           6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
@@ -116,12 +129,18 @@ def resolve_detail(detail: str, width: int, height: int) -> str:
 def prepare_image(name: str, data: bytes, detail: str = "auto", max_bytes: int = 20 * 1024 * 1024,
                   max_pixels: int = MAX_PIXELS) -> PreparedImage:
     """Check, normalise, scale and encode one uploaded image; ImageRejected carries a reason a person understands."""
-    image = _open_checked(name, data, max_bytes, max_pixels)
-    chosen = resolve_detail(detail, image.width, image.height)  # both size rules are symmetric: orientation can wait
-    size = low_detail_size(*image.size) if chosen == "low" else high_detail_size(*image.size)
+    image = _open_checked(name, data, max_bytes)
+    width, height = image.size  # as stored: both size rules are symmetric, so orientation can wait
+    chosen = resolve_detail(detail, width, height)
+    size = low_detail_size(width, height) if chosen == "low" else high_detail_size(width, height)
+    scale = 1
+    if isinstance(image, JpegImagePlugin.JpegImageFile) and size != image.size:  # JPEG, or MPO (its first frame)
+        # decode at 1/2, 1/4 or 1/8 scale, the largest still at least `size` in both directions: a 108 MP photo
+        # becomes 1500×1125 (7 MB) instead of 12000×9000 (430 MB); the final resize below then makes exactly `size`
+        drafted = image.draft(None, size)
+        scale = round(width / drafted[1][2]) if drafted else 1
+    _check_pixels(name, image, data, (width, height), scale, max_pixels)
     try:
-        if image.format == "JPEG" and size != image.size:
-            image.draft(None, size)  # decode at 1/2, 1/4 or 1/8 scale, still at least `size`: far less memory
         image.load()
         orientation = _orientation(image)
         image = _normalise_mode(image)
@@ -144,28 +163,80 @@ def prepare_image(name: str, data: bytes, detail: str = "auto", max_bytes: int =
     else:
         image.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
         mime = "image/jpeg"
+    # the size was computed from the original's (`size`, transposed with it), and so is the price: what Azure charges
     return PreparedImage(name, mime, buffer.getvalue(), image.width, image.height, chosen,
-                         image_tokens(image.width, image.height, chosen))
+                         image_tokens(width, height, chosen))
 
 
-def _open_checked(name: str, data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Open without decoding, after the byte limit, and refuse anything over the pixel limit or of another format."""
+def _open_checked(name: str, data: bytes, max_bytes: int) -> Image.Image:
+    """Open without decoding, after the byte limit, refusing other formats; the pixel limit is checked by the caller,
+    on the size that will be decoded."""
     if not data:
         raise ImageRejected(name, "the file is empty")
     if len(data) > max_bytes:
         raise ImageRejected(name, f"the file is {_megabytes(len(data))}; the limit is {_megabytes(max_bytes)}")
     try:
-        image = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+        if data.startswith(_JPEG_SIGNATURE):
+            # the plugin Image.open would pick for these bytes (JPEG, or MPO for multi-picture files), minus Pillow's
+            # own pixel check: it would refuse a 200 MP photo (its hard limit is 179 MP) that we decode at 1/8 scale.
+            # Our guard in _check_pixels replaces it for JPEG; every other format still passes both.
+            return JpegImagePlugin.jpeg_factory(io.BytesIO(data))
+        return Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
     except Image.DecompressionBombError:  # Pillow's own hard limit, far above ours
         raise ImageRejected(name, "it is far too large when decoded (a decompression bomb)") from None
     except UnidentifiedImageError:
         raise ImageRejected(name, _unidentified_reason(data)) from None
-    except (OSError, SyntaxError, ValueError, EOFError):
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error):
         raise ImageRejected(name, "the file is damaged or truncated") from None
-    width, height = image.size
-    if width * height > max_pixels:
-        raise ImageRejected(name, f"it is {width}×{height} pixels; the limit is {max_pixels / 1_000_000:g} megapixels")
-    return image
+
+
+def _check_pixels(name: str, image: Image.Image, data: bytes, original: tuple[int, int], scale: int,
+                  max_pixels: int) -> None:
+    """The decompression-bomb guard, before any decoding, on the pixels that will be decoded: the declared size, or
+    for a one-pass JPEG drafted to 1/`scale` the reduced size (`image.size` after the draft)."""
+    width, height = original
+    if width * height <= max_pixels:
+        return
+    limit = f"it is {width}×{height} pixels; the limit is {max_pixels / 1_000_000:g} megapixels"
+    if scale == 1:
+        raise ImageRejected(name, limit)
+    one_pass = _jpeg_is_one_pass(data)
+    if one_pass is None:
+        raise ImageRejected(name, "the file is damaged or truncated")
+    if not one_pass:  # libjpeg would hold all its coefficients, ~3 bytes a pixel, at any scale
+        raise ImageRejected(name, f"{limit} (a JPEG may be larger when saved as cameras save photos: baseline, "
+                                  "not progressive)")
+    if image.width * image.height > max_pixels:
+        raise ImageRejected(name, f"{limit}, and even read at 1/{scale} scale it is "
+                                  f"{image.width * image.height / 1_000_000:.3g} megapixels")
+
+
+def _jpeg_is_one_pass(data: bytes) -> bool | None:
+    """True for a sequential JPEG whose one scan holds every component (what cameras write): libjpeg then decodes it
+    a row of blocks at a time, so a reduced decode needs memory only for the reduced image. A progressive, multi-scan,
+    lossless or arithmetic-coded file, or one that cannot be followed, is False; None when the data ends first."""
+    position, components, length = 2, None, len(data)
+    while position + 4 <= length:
+        if data[position] != 0xFF:
+            return False
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+            continue
+        segment = int.from_bytes(data[position + 2:position + 4], "big")
+        if marker in _JPEG_FRAMES:
+            if marker not in _JPEG_ONE_PASS_FRAMES or components is not None or position + 10 > length:
+                return False
+            components = data[position + 9]
+        elif marker == 0xDA:  # the first scan: it must hold every component, and be followed by the end of image
+            if components is None or position + 5 > length or data[position + 4] != components:
+                return False
+            following = _JPEG_NEXT_MARKER.search(data, position + 2 + segment)
+            return None if following is None else following.group()[1] == 0xD9
+        elif not (0xE0 <= marker <= 0xEF or marker in (0xDB, 0xC4, 0xDD, 0xFE)):  # APPn, DQT, DHT, DRI, COM
+            return False
+        position += 2 + segment
+    return None
 
 
 def _unidentified_reason(data: bytes) -> str:

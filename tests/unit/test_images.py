@@ -241,10 +241,10 @@ def _png_header_only(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
 
 
-def _jpeg_claiming(width: int, height: int) -> bytes:
+def _jpeg_claiming(width: int, height: int, progressive: bool = False) -> bytes:
     """A small real JPEG whose frame header is edited to claim other dimensions."""
-    data = bytearray(encode(Image.new("RGB", (16, 16)), "JPEG"))
-    sof = data.index(b"\xff\xc0")
+    data = bytearray(encode(Image.new("RGB", (16, 16)), "JPEG", progressive=progressive))
+    sof = data.index(b"\xff\xc2" if progressive else b"\xff\xc0")
     struct.pack_into(">HH", data, sof + 5, height, width)
     return bytes(data)
 
@@ -282,10 +282,13 @@ BAD_INPUT = [
     ("notes.png", b"These are my meeting notes, not a picture.", "it is not an image"),
     ("page.jpg", b"<!doctype html><html><body>404</body></html>", "it is not an image"),
     ("bomb.png", _png_header_only(60_000, 60_000), "decompression bomb"),
-    ("bomb.jpg", _jpeg_claiming(65_000, 65_000), "decompression bomb"),
+    # a baseline JPEG is decoded at up to 1/8 scale (see test_big_photos.py): the guard applies to that size
+    ("bomb.jpg", _jpeg_claiming(65_000, 65_000),
+     "65000×65000 pixels; the limit is 40 megapixels, and even read at 1/8 scale it is 66 megapixels"),
     ("bomb.gif", _gif_claiming(65_535, 65_535), "decompression bomb"),
     ("wide.png", _png_header_only(200_000, 300), "200000×300 pixels; the limit is 40 megapixels"),
-    ("poster.jpg", _jpeg_claiming(9000, 6000), "9000×6000 pixels; the limit is 40 megapixels"),
+    ("poster.jpg", _jpeg_claiming(9000, 6000, progressive=True), "9000×6000 pixels; the limit is 40 megapixels (a "
+     "JPEG may be larger when saved as cameras save photos: baseline, not progressive)"),
     ("scan.bmp", encode(Image.new("RGB", (10, 10)), "BMP"), "BMP images are not supported; use PNG, JPEG, WebP or GIF"),
     ("scan.tif", encode(Image.new("RGB", (10, 10)), "TIFF"), "TIFF images are not supported"),
     ("photo.jpg", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "HEIC images are not supported"),
