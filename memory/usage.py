@@ -58,8 +58,13 @@ class UsageBase(DeclarativeBase):
 
 class _UsageRow(UsageBase):
     __tablename__ = "usage_records"
+    # Covering indexes for the administration page's GROUP BYs (memory/usage_reports.py): each report reads only the
+    # index over one month, in group order (1,000,000 rows: 3.3 s without, ≈0.6 s with; bench/admin.py).
     __table_args__ = (Index("ix_usage_owner_month", "oid", "tenant", "month"),
-                      Index("ix_usage_month_day", "month", "day"))
+                      Index("ix_usage_report_cube", "month", "deployment", "day", "chain", "tenant", "oid",
+                            "prompt_tokens", "completion_tokens", "cost_nanousd"),
+                      Index("ix_usage_report_people", "month", "oid", "tenant", "deployment", "chain",
+                            "prompt_tokens", "completion_tokens", "cost_nanousd"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

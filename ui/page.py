@@ -21,6 +21,7 @@ from ui.services import asker, audit_log, chain_statistics, conversation_store, 
 from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, sign_in_screen
 from ui.sidebar import choices_sidebar, sidebar_footer
 from ui.turn_view import run_turn, show_turn, visible_turns
+from ui.usage import usage_button
 
 
 def signed_in_person(settings: Settings) -> tuple[AuthServices | None, AuthSession]:
@@ -58,20 +59,8 @@ def new_message(settings: Settings, deployment_accepts_images: bool) -> NewMessa
     return NewMessage(text, [Upload(f.name, f.getvalue()) for f in files])
 
 
-def main() -> None:
-    st.set_page_config(page_title="Entra Chat", page_icon=":material/forum:")
-    try:
-        settings = load_settings()  # cheap, and a changed setting applies on the next rerun
-    except ConfigError as exc:
-        st.error(str(exc), icon=":material/settings_alert:")
-        st.stop()
-    if settings.app.banner:
-        st.warning(settings.app.banner, icon=":material/info:")
-    if tracing_is_enabled():  # honest about what leaves the machine
-        st.warning("Tracing to LangSmith is on (LANGSMITH_TRACING): the messages, document passages, answers and tool "
-                   f"results of every chain run are sent to {os.environ.get('LANGSMITH_ENDPOINT') or 'LangSmith'}.",
-                   icon=":material/travel_explore:")
-    services, session = signed_in_person(settings)
+def chat_page(settings: Settings, services: AuthServices | None, session: AuthSession) -> None:
+    """The chat (the default page, at /)."""
     deployments = settings.catalog.available_to(session.identity.roles)
     if not deployments:
         access_denied_screen(settings.app.name, session.identity.display_name,
@@ -116,6 +105,35 @@ def main() -> None:
     next_message_estimate(engine, conversation, choices)
     sidebar_footer(conversation, store, owner(session), chain_statistics(settings))
     leaderboard_button(store, chain_statistics(settings), session.identity.roles, settings.app.experimenter_role)
+    usage_button(settings, engine, who)
+
+
+def main() -> None:
+    st.set_page_config(page_title="Entra Chat", page_icon=":material/forum:")
+    try:
+        settings = load_settings()  # cheap, and a changed setting applies on the next rerun
+    except ConfigError as exc:
+        st.error(str(exc), icon=":material/settings_alert:")
+        st.stop()
+    if settings.app.banner:
+        st.warning(settings.app.banner, icon=":material/info:")
+    if tracing_is_enabled():  # honest about what leaves the machine
+        st.warning("Tracing to LangSmith is on (LANGSMITH_TRACING): the messages, document passages, answers and tool "
+                   f"results of every chain run are sent to {os.environ.get('LANGSMITH_ENDPOINT') or 'LangSmith'}.",
+                   icon=":material/travel_explore:")
+    services, session = signed_in_person(settings)
+
+    def chat() -> None:
+        st.set_page_config(layout="centered")  # as it was before the (wide) administration page was opened
+        chat_page(settings, services, session)
+
+    # Two pages: the chat at / and the administration page at /admin. Everyone can reach /admin by its URL, and the
+    # page itself checks the role on every run (ui/admin.py); only administrators see the menu.
+    pages = [st.Page(chat, title="Chat", icon=":material/forum:", url_path="chat", default=True),
+             st.Page("admin.py", title="Usage administration", icon=":material/admin_panel_settings:",
+                     url_path="admin")]
+    administrator = settings.app.admin_role in session.identity.roles
+    st.navigation(pages, position="sidebar" if administrator else "hidden").run()
 
 
 main()
