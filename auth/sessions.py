@@ -142,6 +142,12 @@ class SessionStore:
         with Session(self._engine) as db:
             return len(db.scalars(select(_SessionRow.id_hash).where(_SessionRow.oid == oid)).all())
 
+    def delete_all_of(self, oid: str, tenant_id: str) -> int:
+        """End every session of one person (all browsers, all replicas), kept drafts included; returns how many."""
+        with Session(self._engine) as db, db.begin():
+            result = db.execute(delete(_SessionRow).where(_SessionRow.oid == oid, _SessionRow.tenant_id == tenant_id))
+        return result.rowcount or 0
+
     def use_state_once(self, state: str, ttl: timedelta) -> bool:
         """True the first time a sign-in `state` is presented, False on any replay (across replicas too)."""
         try:

@@ -28,6 +28,7 @@ BENCHMARKS = [
     ("bench.documents", []),
     ("bench.experiment", []),
     ("bench.admin", []),
+    ("bench.search", []),
     ("bench.load", ["--users", os.environ.get("BENCH_LOAD_USERS", "50"), "--turns", os.environ.get("BENCH_LOAD_TURNS", "10")]),
 ]
 OPTIONAL = [("bench.local_engine", [])]  # present once the local-model engine lands

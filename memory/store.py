@@ -2,7 +2,8 @@
 
 Every query is filtered by the owner, so an id from someone else's conversation behaves exactly like an id that does
 not exist. A turn (the person's message, the answer with its usage, chain and deployment, and the memory state) is
-written in one transaction, only once the answer has ended (complete, stopped, filtered or failed).
+written in one transaction, only once the answer has ended (complete, stopped, filtered or failed); the full-text search
+index (memory/search.py) changes in the same transactions as the turns, renames and deletes it reflects.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from memory.conversation import Conversation, Turn, Usage
 from memory.documents import (AttachedDocument, DocumentBase, add_documents, delete_documents, load_documents,
                               load_passages, ref_in_use)
 from memory.images import ImageFiles, references_in, to_data_urls, to_references
+from memory.search import SearchHit, parse_query, search_index
 from memory.summary import dumps, loads
 
 TITLE_LENGTH = 60
@@ -119,6 +121,7 @@ class ConversationStore:
         create_tables(_Base.metadata, engine)  # safe when several replicas start together
         create_tables(DocumentBase.metadata, engine)
         create_tables(ComparisonBase.metadata, engine)
+        self._search = search_index(engine)  # full-text search, filled from existing messages the first time
 
     def _dump_memory(self, conversation: Conversation) -> str:
         return dumps(to_references(conversation.memory, self.files) if self.files else conversation.memory)
@@ -137,6 +140,16 @@ class ConversationStore:
         with Session(self._engine) as db:
             rows = db.execute(query).all()
         return [ConversationSummary(r.id, r.title or "New conversation", r.updated_at) for r in rows]
+
+    def search(self, owner: Owner, query: str | None, *, limit: int = 20) -> list[SearchHit]:
+        """The person's conversations whose title or messages match `query` (words and "quoted phrases", stemmed),
+        best first, one hit per conversation with its best-matching message and a snippet (memory/search.py).
+        An empty query finds nothing; no query text is ever read as search syntax."""
+        parsed = parse_query(query)
+        if parsed.empty:
+            return []
+        with Session(self._engine) as db:
+            return self._search.search(db, owner.oid, owner.tenant_id, parsed, limit)
 
     def load(self, owner: Owner, conversation_id: str) -> Conversation | None:
         """The conversation with its whole history and memory; None if it is not this person's (or not there)."""
@@ -182,8 +195,11 @@ class ConversationStore:
                 db.add(row)
             seq = db.scalar(select(func.count()).select_from(_MessageRow)
                             .where(_MessageRow.conversation_id == conversation.id)) or 0
+            indexed = []
             for offset, turn in enumerate((user, answer)):
-                db.add(_row(turn, conversation.id, seq + offset, now))
+                message = _row(turn, conversation.id, seq + offset, now)
+                db.add(message)
+                indexed.append((message.id, turn.content))
                 if turn.steps:
                     db.add(_StepsRow(message_id=turn.id, conversation_id=conversation.id, steps=list(turn.steps)))
                 if turn.sources:
@@ -195,6 +211,7 @@ class ConversationStore:
             if usage is not None:  # (ledger, audit records, reservation): usage and budget in the same transaction
                 ledger, records, reservation = usage
                 ledger.record(db, owner.oid, owner.tenant_id, records, reservation)
+            self._search.add(db, conversation.id, owner.oid, owner.tenant_id, row.title, indexed)
             row.memory = self._dump_memory(conversation)
             row.settings = dict(conversation.settings)
             row.updated_at = now
@@ -225,6 +242,7 @@ class ConversationStore:
                                                      _MessageRow.conversation_id == conversation.id)
                            .values(content=replaced.content, status=replaced.status, notice=replaced.notice,
                                    deployment=replaced.deployment, chain=replaced.chain, usage=replaced.usage))
+                self._search.replace_content(db, conversation.id, comparison.message_id, replaced.content)
                 for table, column, value in ((_StepsRow, "steps", kept.steps), (_SourcesRow, "sources", kept.sources)):
                     db.execute(delete(table).where(table.message_id == comparison.message_id))
                     if value:
@@ -248,6 +266,8 @@ class ConversationStore:
         with Session(self._engine) as db, db.begin():
             result = db.execute(update(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation_id)
                                 .values(title=title))
+            if result.rowcount == 1:
+                self._search.retitle(db, owner.oid, owner.tenant_id, conversation_id, title)
         return result.rowcount == 1
 
     def delete(self, owner: Owner, conversation_id: str) -> bool:
@@ -264,6 +284,7 @@ class ConversationStore:
             erase_answers(db, owned.id)  # the vote stays for the leaderboard; the answers' text goes
             db.execute(delete(_StepsRow).where(_StepsRow.conversation_id == owned.id))
             db.execute(delete(_SourcesRow).where(_SourcesRow.conversation_id == owned.id))
+            self._search.remove(db, owned.id)
             db.execute(delete(_MessageRow).where(_MessageRow.conversation_id == owned.id))
             db.execute(delete(_ConversationRow).where(_ConversationRow.id == owned.id))
         if self.files:

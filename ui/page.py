@@ -14,7 +14,7 @@ from config import ConfigError, Settings, load_settings
 from engine import Blocked, NewMessage, Outcome, SideBySide, Upload
 from memory.conversation import Turn
 from ui.comparison import blind_order, compare_with, pending, run_comparison, show_pending, show_revealed
-from ui.conversations import current_conversation
+from ui.conversations import current_conversation, search_match_marker
 from ui.leaderboard import leaderboard_button
 from ui.panels import kept_draft, memory_panel, next_message_estimate, not_sent, take_kept_to_send
 from ui.services import asker, audit_log, chain_statistics, conversation_store, owner, turn_engine
@@ -81,6 +81,7 @@ def chat_page(settings: Settings, services: AuthServices | None, session: AuthSe
     side_by_side = SideBySide(engine)
     waiting = pending(conversation)  # a side-by-side answer pair not voted on yet: drawn as its two columns
     for turn in visible_turns(conversation.turns[:-1] if waiting else conversation.turns, conversation.id):
+        search_match_marker(turn)  # the message a search opened this conversation at
         show_turn(turn, store.files, feedback)
     show_revealed()
     if waiting:

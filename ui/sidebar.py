@@ -12,6 +12,7 @@ from engine import Choices
 from memory.conversation import Conversation
 from memory.store import ConversationStore, Owner
 from ui.conversations import conversation_list
+from ui.data_rights import data_rights
 from ui.session import link
 
 IDENTITY_LABELS = {"app": "the app's identity", "on_behalf_of": "your own identity (on-behalf-of)"}
@@ -85,6 +86,7 @@ def sidebar_footer(conversation: Conversation, store: ConversationStore, owner: 
         conversation_list(store, owner)
         with st.expander("Compare chains", icon=":material/science:"):
             chain_comparison(statistics)
+        data_rights(conversation, store, owner)
 
 
 def chain_comparison(statistics: ChainStatistics) -> None:

@@ -8,7 +8,8 @@ import streamlit as st
 
 from engine import (Accepted, Blocked, BudgetNotice, DocumentIndexed, DocumentProgress, Event, Outcome, Status, StepEnded,
                     StepStarted, TextDelta)
-from memory.conversation import Turn, Usage
+from memory.conversation import Turn
+from memory.export import usage_line
 from memory.images import ImageFiles
 
 Feedback = Callable[[Turn], None]
@@ -75,19 +76,8 @@ def _escape_markdown(text: str) -> str:
 
 
 def usage_caption(turn: Turn) -> str:
-    usage = turn.usage or Usage()
-    about = "≈" if usage.estimated else ""
-    text = (f"{turn.deployment} · {turn.chain or 'assistant'} · {about}{usage.prompt_tokens} prompt + "
-            f"{about}{usage.completion_tokens} completion tokens · ${usage.cost_usd:.6f}")
-    if usage.model_calls > 1:
-        text += f" · {usage.model_calls} model calls"
-    if usage.embedding_tokens:
-        text += f" · {usage.embedding_tokens} embedding tokens (documents)"
-    if usage.estimated:
-        text += " (estimated with tiktoken)"
-    if turn.status == "stopped":
-        text += " · stopped"
-    return text
+    """The usage line under an answer; exports write the same line (memory/export.py)."""
+    return usage_line(turn)
 
 
 def run_turn(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback) -> Outcome | Blocked | None:
