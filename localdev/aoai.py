@@ -42,7 +42,7 @@ from config.catalog import Catalog, EmbeddingDeployment
 from localdev.embeddings import accepts_dimensions, as_float32, hashed_vectors, native_dimensions, to_base64
 from localdev.engines import (FAULT_MARKER, ChatRequest, Engine, ScriptedEngine, ToolCallPiece, image_parts,
                               last_user_text)
-from localdev.faults import FaultQueue
+from localdev.faults import EmulatorControls, FaultQueue
 from localdev.prompt_tokens import UnreadableImage, encoding_for_model
 from localdev.tokens import TokenVerifier
 
@@ -155,7 +155,7 @@ class _Finish:
     reason: str  # "stop", "length", "content_filter" or "cut"
 
 
-class AzureOpenAIEmulator:
+class AzureOpenAIEmulator(EmulatorControls):
     """The emulated Azure OpenAI resource. Serve `.app` over TLS; read `.requests`; `.engine` may be swapped."""
 
     def __init__(self, catalog: Catalog, *, jwks_url: str, ca_file: Path | None, engine: Engine | None = None,
@@ -470,25 +470,7 @@ class AzureOpenAIEmulator:
                 "x-ratelimit-remaining-requests": str(max(0, REQUESTS_PER_MINUTE - self._minute[1])),
                 "x-ratelimit-remaining-tokens": str(max(0, TOKENS_PER_MINUTE - self._minute[2]))}
 
-    # ---- control routes: the same test knobs over HTTP (JSON) ----
-    async def _faults_route(self, request: Request) -> Response:
-        try:
-            if request.method == "DELETE":
-                self.clear_faults()
-            elif request.method == "POST":
-                spec = dict(await request.json())
-                if "rate" in spec:
-                    self.set_fault_rate(float(spec.pop("rate")), spec.pop("faults", None), spec.pop("seed", None), **spec)
-                else:
-                    self.inject(spec.pop("fault"), int(spec.pop("count", 1)), **spec)
-        except (ValueError, TypeError, KeyError) as exc:
-            return JSONResponse({"error": f"bad fault specification: {exc}"}, 400)
-        return JSONResponse(self.faults.state())
-
-    async def _requests_route(self, request: Request) -> Response:
-        if request.method == "DELETE":
-            self.requests.clear()
-        return JSONResponse({"requests": self.requests})
+    # ---- control routes (the same test knobs over HTTP): EmulatorControls in localdev/faults.py ----
 
     async def _engine_route(self, request: Request) -> Response:
         engine = self.engine

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
 
 class FaultQueue:
     """Thread-safe: tests inject from their own thread while the emulator serves requests."""
@@ -52,3 +55,27 @@ class FaultQueue:
             if candidates and self._random.random() < self._rate:
                 return self._random.choice(candidates)
         return None
+
+
+class EmulatorControls:
+    """The control routes every emulator serves (`/_emulator/faults`, `/_emulator/requests`): the test knobs over
+    HTTP (JSON). The emulator provides `faults`, `requests`, `inject`, `set_fault_rate` and `clear_faults`."""
+
+    async def _faults_route(self, request: Request) -> Response:
+        try:
+            if request.method == "DELETE":
+                self.clear_faults()
+            elif request.method == "POST":
+                spec = dict(await request.json())
+                if "rate" in spec:
+                    self.set_fault_rate(float(spec.pop("rate")), spec.pop("faults", None), spec.pop("seed", None), **spec)
+                else:
+                    self.inject(spec.pop("fault"), int(spec.pop("count", 1)), **spec)
+        except (ValueError, TypeError, KeyError) as exc:
+            return JSONResponse({"error": f"bad fault specification: {exc}"}, 400)
+        return JSONResponse(self.faults.state())
+
+    async def _requests_route(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.requests.clear()
+        return JSONResponse({"requests": self.requests})

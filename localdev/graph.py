@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from localdev.faults import FaultQueue
+from localdev.faults import EmulatorControls, FaultQueue
 from localdev.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ class _Call:
     preferences: list[str] = field(default_factory=list)  # Preference-Applied
 
 
-class GraphEmulator:
+class GraphEmulator(EmulatorControls):
     """The emulated Microsoft Graph. Serve `.app` over TLS; read `.requests`; inject faults with `inject`."""
 
     def __init__(self, *, jwks_url: str, ca_file: Path | None, users: Iterable = (), issuer: str | None = None,
@@ -610,25 +610,7 @@ class GraphEmulator:
         call.client_request_id = call.client_request_id or call.request_id
         return self._error(call, GraphError(400, "BadRequest", f"Invalid request: {request.url.path}"))
 
-    # ---- control routes: the same test knobs over HTTP (JSON) ----
-    async def _faults_route(self, request: Request) -> Response:
-        try:
-            if request.method == "DELETE":
-                self.clear_faults()
-            elif request.method == "POST":
-                spec = dict(await request.json())
-                if "rate" in spec:
-                    self.set_fault_rate(float(spec.pop("rate")), spec.pop("faults", None), spec.pop("seed", None), **spec)
-                else:
-                    self.inject(spec.pop("fault"), int(spec.pop("count", 1)), **spec)
-        except (ValueError, TypeError, KeyError) as exc:
-            return JSONResponse({"error": f"bad fault specification: {exc}"}, 400)
-        return JSONResponse(self.faults.state())
-
-    async def _requests_route(self, request: Request) -> Response:
-        if request.method == "DELETE":
-            self.requests.clear()
-        return JSONResponse({"requests": self.requests})
+    # ---- control routes (the same test knobs over HTTP): EmulatorControls in localdev/faults.py ----
 
 
 # ---- helpers: query options, paging, projection ------------------------------------------------------------------

@@ -21,21 +21,16 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFile, ImageOps, ImageStat
 
 from chains.images import ImageRejected, high_detail_size, image_tokens, low_detail_size, prepare_image
+from tests.unit.test_images import decode
+from tests.unit.test_images import encode as encode_image
 
 GUARD = 4_000_000  # lowered guard: a 4000×3000 photo is over it, as a 108 MP photo is over the real 40 MP
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
-def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
+    """test_images' encoder, JPEG by default: phone photos are JPEGs."""
+    return encode_image(image, fmt, **options)
 
 
 def with_orientation(image: Image.Image, orientation: int, **options) -> bytes:
