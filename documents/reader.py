@@ -22,7 +22,7 @@ from documents.embeddings import Embedder, EmbeddingFailed
 from documents.extract import DocumentRejected, ExtractedDocument, extract_document, is_document
 from documents.passages import split_sections
 from documents.retrieval import best_passages
-from documents.sources import Source, number, render, sources_message
+from documents.sources import Source, number
 from memory.documents import AttachedDocument
 
 MARGIN_TOKENS = 1000  # the guard's estimate is close, not exact: never plan to fill the window to the last token
@@ -164,9 +164,5 @@ class DocumentDesk:
         return book.add([(d, p) for d, p, _ in found])
 
 
-def sources_block(sources: Sequence[Source]) -> SystemMessage | None:
-    return sources_message(sources) if sources else None
-
-
 __all__ = ["DEFAULT_QUESTION", "DocumentDesk", "DocumentIndexed", "DocumentNotIndexed", "DocumentProgress",
-           "SourceBook", "render", "sources_block", "split_uploads"]
+           "SourceBook", "split_uploads"]
