@@ -9,6 +9,7 @@ from engine.events import (Accepted, Blocked, BudgetNotice, DocumentIndexed, Doc
                            StepStarted, TextDelta, UsageUpdate)
 from engine.turn import Asker, Choices, NewMessage, TurnEngine, Upload
 from engine.comparison import Compared, Sided, SideBySide  # noqa: E402 - builds on the turn engine
+from engine.redo import Redo  # noqa: E402 - builds on the turn engine
 
-__all__ = ["Accepted", "Asker", "Blocked", "BudgetNotice", "Choices", "Compared", "Sided", "SideBySide", "DocumentIndexed", "DocumentProgress", "Event", "NewMessage", "Outcome", "Status", "StepEnded",
+__all__ = ["Accepted", "Asker", "Blocked", "BudgetNotice", "Choices", "Compared", "Sided", "SideBySide", "DocumentIndexed", "DocumentProgress", "Event", "NewMessage", "Outcome", "Redo", "Status", "StepEnded",
            "StepStarted", "TextDelta", "TurnEngine", "Upload", "UsageUpdate"]

@@ -191,17 +191,8 @@ class TurnEngine:
             self.audit.event("message_not_sent", context, outcome="not_sent", reason="images_not_accepted")
             yield Blocked("images_not_accepted", str(exc), text)
             return None
-        try:
-            provider = who.token_provider()
-        except SignInExpired:
-            self.audit.event("sign_in_expired", context, outcome="not_sent", draft_kept=True)
-            yield Blocked("sign_in_expired", EXPIRED, text)
-            return None
-        except Exception as exc:  # noqa: BLE001 - Entra ID unreachable while checking the sign-in: nothing was sent
-            log.warning("could not check the sign-in: %s", type(exc).__name__)
-            self.audit.event("message_not_sent", context, outcome="not_sent", reason="sign_in_unavailable",
-                             error=type(exc).__name__)
-            yield Blocked("sign_in_unavailable", UNAVAILABLE, text)
+        provider = yield from self.signed_in(who, context, text)
+        if provider is None:
             return None
         draft = text
         text = text or (DEFAULT_QUESTION if extracted else "")
@@ -225,23 +216,15 @@ class TurnEngine:
         up_front = [sources_message(sources)] if sources else []
         checks = []
         for each, offered in zip(every, tools):
-            check = check_context(each.chain.system_prompt, [*conversation.memory, *up_front, new_message],
-                                  each.deployment, each.max_output_tokens,
-                                  [convert_to_openai_tool(t) for t in offered or ()])
-            if not check.fits:
-                self.audit.event("context_guard", self.audit_context(who, conversation, each), outcome="not_sent",
-                                 prompt_tokens=check.prompt_tokens, over_by=check.over_by,
-                                 context_window=check.context_window)
-                yield Blocked("context_too_long", check.message(each.deployment.name), draft, check)
+            check = yield from self.fits(who, conversation, each, [*conversation.memory, *up_front, new_message],
+                                         offered, draft)
+            if check is None:
                 return None
             checks.append(check)
-        try:
-            reservation, notice = self._allow_spend(who, every, checks, context)
-        except (RateLimited, OverBudget) as refusal:
-            yield self._refused(refusal, context, draft)
+        admitted = yield from self.admit(who, every, checks, context, draft)
+        if admitted is None:
             return None
-        if notice:
-            yield notice
+        reservation = admitted[0]
         attachments = [{"ref": self.store.files.save(i.sha256, i.extension, i.data), "name": i.name,
                         "width": i.width, "height": i.height, "detail": i.detail, "tokens": i.tokens} for i in images]
         by_ref = {f"stored:{d.sha256}.{d.extension}": d for d in extracted}
@@ -269,6 +252,46 @@ class TurnEngine:
                 self.usage.release(reservation)
             raise
         return _Begun(user, new_message, provider, audit, tools, up_front, documents, reservation)
+
+    # -- the checks before anything is sent ----------------------------------------------------------------------------
+    def signed_in(self, who: Asker, context: AuditContext, draft: str) -> Iterator[Event]:
+        """The token provider for this turn; or yields `Blocked` (sign-in expired or not checkable) and returns None."""
+        try:
+            return who.token_provider()
+        except SignInExpired:
+            self.audit.event("sign_in_expired", context, outcome="not_sent", draft_kept=True)
+            yield Blocked("sign_in_expired", EXPIRED, draft)
+        except Exception as exc:  # noqa: BLE001 - Entra ID unreachable while checking the sign-in: nothing was sent
+            log.warning("could not check the sign-in: %s", type(exc).__name__)
+            self.audit.event("message_not_sent", context, outcome="not_sent", reason="sign_in_unavailable",
+                             error=type(exc).__name__)
+            yield Blocked("sign_in_unavailable", UNAVAILABLE, draft)
+        return None
+
+    def fits(self, who: Asker, conversation: Conversation, choices: Choices, messages: list[BaseMessage],
+             tools: list | None, draft: str) -> Iterator[Event]:
+        """The guard's check of what would be sent; or yields `Blocked` (too long) and returns None."""
+        check = check_context(choices.chain.system_prompt, messages, choices.deployment, choices.max_output_tokens,
+                              [convert_to_openai_tool(t) for t in tools or ()])
+        if check.fits:
+            return check
+        self.audit.event("context_guard", self.audit_context(who, conversation, choices), outcome="not_sent",
+                         prompt_tokens=check.prompt_tokens, over_by=check.over_by, context_window=check.context_window)
+        yield Blocked("context_too_long", check.message(choices.deployment.name), draft, check)
+        return None
+
+    def admit(self, who: Asker, every: Sequence[Choices], checks: list, context: AuditContext,
+              draft: str) -> Iterator[Event]:
+        """Rate limits and budget: returns `(reservation,)` and yields the budget warning if any; or yields `Blocked`
+        and returns None."""
+        try:
+            reservation, notice = self._allow_spend(who, every, checks, context)
+        except (RateLimited, OverBudget) as refusal:
+            yield self._refused(refusal, context, draft)
+            return None
+        if notice:
+            yield notice
+        return (reservation,)
 
     # -- budgets and rate limits -------------------------------------------------------------------------------------
     def budget(self, who: Asker) -> int | None:
@@ -351,11 +374,12 @@ class TurnEngine:
     def _answer(self, who: Asker, conversation: Conversation, user: Turn, new_message: HumanMessage,
                 choices: Choices, provider: TokenProvider, audit: AuditHandler, tools: list | None,
                 up_front: list[BaseMessage], documents: _Documents, *, sent: list[BaseMessage] | None = None,
-                commit: bool = True, settled: dict | None = None,
-                reservation: Reservation | None = None) -> Iterator[Event]:
+                commit: bool = True, settled: dict | None = None, reservation: Reservation | None = None,
+                answer_id: str | None = None) -> Iterator[Event]:
         """The answer, streamed. `sent`: the memory already prepared (a comparison summarises once for both sides);
         `commit=False`: settle the answer without storing it or touching the memory, and put the outcome and the
-        messages sent into `settled` (a comparison stores the pair itself, also after Stop)."""
+        messages sent into `settled` (a comparison stores the pair itself, also after Stop). `answer_id`: the id of the
+        answer this one replaces (a regenerated answer)."""
         deployment, spec = choices.deployment, choices.chain
         steps = StepEvents()
         payload = who.security_context.as_payload()
@@ -368,7 +392,8 @@ class TurnEngine:
         config = {"callbacks": [audit, steps], "metadata": {"conversation_id": conversation.id, "chain": spec.label},
                   "run_name": spec.name}
         runnable = spec.build(model, tools or []) if spec.uses_tools else spec.build(model)
-        answer = Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label)
+        answer = Turn(role="assistant", content="", deployment=deployment.name, chain=spec.label,
+                      **({"id": answer_id} if answer_id else {}))
         if commit:
             conversation.add(answer)
         state = _TurnState(sent=sent, reservation=reservation)

@@ -44,6 +44,25 @@ class Turn:
     # Document passages the answer cited: {"n", "file", "where", "text", "ref"}, shown under the answer.
     sources: list[dict] = field(default_factory=list)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # An answer regenerated, or whose question was edited and resent: every version, one of them (this one) in use.
+    versions: list[Version] = field(default_factory=list)
+
+    @property
+    def version_in_use(self) -> int | None:
+        return next((v.n for v in self.versions if v.active), None)
+
+
+@dataclass
+class Version:
+    """One version of an exchange (the last question and its answer): what was asked, what was answered, and what the
+    model remembers of the pair when this version is in use."""
+
+    n: int
+    question: str
+    answer: Turn
+    excluded: bool = False  # the question was blocked by the content filter
+    memory_tail: list[BaseMessage] = field(default_factory=list)
+    active: bool = False
 
 
 @dataclass
@@ -60,16 +79,17 @@ class Conversation:
     documents: list[AttachedDocument] = field(default_factory=list)
 
     def totals(self) -> Usage:
-        """Tokens and cost of every model call in this conversation (drafts and summaries included)."""
+        """Tokens and cost of every model call in this conversation (drafts, summaries and replaced answers included)."""
         total = Usage(model_calls=0)
-        for turn in self.turns:
-            if turn.usage:
-                total.prompt_tokens += turn.usage.prompt_tokens
-                total.completion_tokens += turn.usage.completion_tokens
-                total.cost_usd += turn.usage.cost_usd
-                total.model_calls += turn.usage.model_calls
-                total.embedding_tokens += turn.usage.embedding_tokens
-                total.estimated = total.estimated or turn.usage.estimated
+        replaced = [v.answer.usage for t in self.turns for v in t.versions if not v.active]  # paid for all the same
+        for usage in [*(t.usage for t in self.turns), *replaced]:
+            if usage:
+                total.prompt_tokens += usage.prompt_tokens
+                total.completion_tokens += usage.completion_tokens
+                total.cost_usd += usage.cost_usd
+                total.model_calls += usage.model_calls
+                total.embedding_tokens += usage.embedding_tokens
+                total.estimated = total.estimated or usage.estimated
         return total
 
     def add(self, turn: Turn) -> Turn:

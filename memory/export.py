@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from memory.comparisons import ComparisonBase
-from memory.conversation import Conversation, Turn, Usage
+from memory.conversation import Conversation, Turn, Usage, Version
 from memory.documents import AttachedDocument, Passage
 from memory.images import MIME, REFERENCE, ImageFiles
 from memory.store import ConversationStore, Owner
@@ -98,6 +98,13 @@ def conversation_markdown(conversation: Conversation) -> str:
             lines += [f"*{usage_line(turn)}*", ""]
         if turn.role == "assistant" and turn.feedback is not None:
             lines += [f"Your feedback: {'👍' if turn.feedback else '👎'}", ""]
+        others = [v for v in turn.versions if not v.active]
+        if others:
+            lines += [f"*Answer {turn.version_in_use} of {len(turn.versions)}; the others:*", ""]
+            for version in others:
+                lines += [f"> **Version {version.n}.** You: {_one_line(version.question)}", ">"]
+                lines += [f"> {line}" for line in (version.answer.content or "(no answer)").splitlines()]
+                lines += [f"> *{usage_line(version.answer)}*" if version.answer.usage else ">", ""]
     if conversation.documents:
         lines += ["## Documents in this conversation", ""]
         lines += [f"- {_one_line(d.describe())}" for d in conversation.documents]
@@ -130,10 +137,7 @@ def conversation_from_json(data: dict) -> Conversation:
     only its summary text is exported)."""
     if data.get("schema") != SCHEMA or data.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"not a {SCHEMA} version {SCHEMA_VERSION} export")
-    turns = [Turn(role=t["role"], content=t["content"], deployment=t["deployment"], chain=t["chain"],
-                  usage=usage_from_json(t["usage"]), status=t["status"], notice=t["notice"], excluded=t["excluded"],
-                  feedback=t["feedback"], attachments=[_stored_attachment(a) for a in t["attachments"]],
-                  steps=list(t["steps"]), sources=list(t["sources"]), id=t["id"]) for t in data["turns"]]
+    turns = [_turn_from_json(t) for t in data["turns"]]
     documents = [AttachedDocument(
         name=d["name"], kind=d["kind"], ref=d["ref"], mode=d["mode"], tokens=d["tokens"], pages=d["pages"],
         embedding_deployment=d["embedding_deployment"], embedding_tokens=d["embedding_tokens"],
@@ -142,6 +146,15 @@ def conversation_from_json(data: dict) -> Conversation:
         for d in data["documents"]]
     return Conversation(turns=turns, id=data["id"], title=data["title"], settings=dict(data["settings"]),
                         persisted=True, documents=documents)
+
+
+def _turn_from_json(t: dict) -> Turn:
+    return Turn(role=t["role"], content=t["content"], deployment=t["deployment"], chain=t["chain"],
+                usage=usage_from_json(t["usage"]), status=t["status"], notice=t["notice"], excluded=t["excluded"],
+                feedback=t["feedback"], attachments=[_stored_attachment(a) for a in t["attachments"]],
+                steps=list(t["steps"]), sources=list(t["sources"]), id=t["id"],
+                versions=[Version(v["n"], v["question"], _turn_from_json(v["answer"]), v["excluded"], active=v["active"])
+                          for v in t.get("versions") or ()])
 
 
 def usage_json(usage: Usage | None) -> dict | None:
@@ -164,7 +177,9 @@ def _turn_json(turn: Turn, files: ImageFiles | None, embed_images: bool) -> dict
             "excluded": turn.excluded, "feedback": turn.feedback, "deployment": turn.deployment, "chain": turn.chain,
             "usage": usage_json(turn.usage),
             "attachments": [_attachment_json(a, files, embed_images) for a in turn.attachments],
-            "steps": _jsonable(copy.deepcopy(turn.steps)), "sources": _jsonable(copy.deepcopy(turn.sources))}
+            "steps": _jsonable(copy.deepcopy(turn.steps)), "sources": _jsonable(copy.deepcopy(turn.sources)),
+            "versions": [{"n": v.n, "question": v.question, "excluded": v.excluded, "active": v.active,
+                          "answer": _turn_json(v.answer, files, embed_images)} for v in turn.versions]}
 
 
 def _attachment_json(attachment: dict, files: ImageFiles | None, embed_images: bool) -> dict:

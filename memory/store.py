@@ -21,12 +21,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from config.database import create_tables
 from memory.comparisons import (Comparison, ComparisonBase, add_comparison, erase_answers, load_comparison, set_vote,
                                  voted)
-from memory.conversation import Conversation, Turn, Usage
+from memory.conversation import Conversation, Turn, Usage, Version
 from memory.documents import (AttachedDocument, DocumentBase, add_documents, delete_documents, load_documents,
                               load_passages, ref_in_use)
 from memory.images import ImageFiles, references_in, to_data_urls, to_references
 from memory.search import SearchHit, parse_query, search_index
 from memory.summary import dumps, loads
+from memory.versions import VersionBase, add_version, delete_versions, load_versions, set_active
 
 TITLE_LENGTH = 60
 log = logging.getLogger(__name__)
@@ -121,10 +122,18 @@ class ConversationStore:
         create_tables(_Base.metadata, engine)  # safe when several replicas start together
         create_tables(DocumentBase.metadata, engine)
         create_tables(ComparisonBase.metadata, engine)
+        create_tables(VersionBase.metadata, engine)
         self._search = search_index(engine)  # full-text search, filled from existing messages the first time
 
     def _dump_memory(self, conversation: Conversation) -> str:
-        return dumps(to_references(conversation.memory, self.files) if self.files else conversation.memory)
+        return self._dump(conversation.memory)
+
+    def _dump(self, messages: list) -> str:
+        return dumps(to_references(messages, self.files) if self.files else messages)
+
+    def _load(self, text: str) -> list:
+        messages = loads(text)
+        return to_data_urls(messages, self.files) if self.files else messages
 
     def _owned(self, owner: Owner):
         return (_ConversationRow.owner_oid == owner.oid) & (_ConversationRow.owner_tenant == owner.tenant_id)
@@ -159,15 +168,16 @@ class ConversationStore:
                 return None
             messages = db.scalars(select(_MessageRow).where(_MessageRow.conversation_id == row.id)
                                   .order_by(_MessageRow.seq)).all()
-            memory = loads(row.memory)
             conversation = Conversation(id=row.id, title=row.title, settings=dict(row.settings or {}),
-                                        memory=to_data_urls(memory, self.files) if self.files else memory,
-                                        persisted=True)
+                                        memory=self._load(row.memory), persisted=True)
             steps = {r.message_id: r.steps for r in db.scalars(select(_StepsRow).where(
                 _StepsRow.conversation_id == row.id))}
             sources = {r.message_id: r.sources for r in db.scalars(select(_SourcesRow).where(
                 _SourcesRow.conversation_id == row.id))}
             conversation.turns = [_turn(m, steps.get(m.id), sources.get(m.id)) for m in messages]
+            versions = load_versions(db, row.id)
+            for turn in conversation.turns:
+                turn.versions = [self._version(v) for v in versions.get(turn.id, ())]
             conversation.documents = load_documents(db, row.id)
         return conversation
 
@@ -237,20 +247,58 @@ class ConversationStore:
             if not set_vote(db, comparison.id, vote, owner.oid):
                 return False
             if kept is not None:
-                replaced = _row(kept, conversation.id, 0, _now())
-                db.execute(update(_MessageRow).where(_MessageRow.id == comparison.message_id,
-                                                     _MessageRow.conversation_id == conversation.id)
-                           .values(content=replaced.content, status=replaced.status, notice=replaced.notice,
-                                   deployment=replaced.deployment, chain=replaced.chain, usage=replaced.usage))
-                self._search.replace_content(db, conversation.id, comparison.message_id, replaced.content)
-                for table, column, value in ((_StepsRow, "steps", kept.steps), (_SourcesRow, "sources", kept.sources)):
-                    db.execute(delete(table).where(table.message_id == comparison.message_id))
-                    if value:
-                        db.add(table(message_id=comparison.message_id, conversation_id=conversation.id,
-                                     **{column: list(value)}))
+                self._replace_answer(db, conversation.id, comparison.message_id, kept)
                 db.execute(update(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation.id)
                            .values(memory=self._dump_memory(conversation), updated_at=_now()))
         return True
+
+    def _replace_answer(self, db: Session, conversation_id: str, message_id: str, answer: Turn) -> None:
+        """The stored answer `message_id`: its text, outcome, usage, steps and sources become `answer`'s (the message
+        keeps its id)."""
+        replaced = _row(answer, conversation_id, 0, _now())
+        db.execute(update(_MessageRow).where(_MessageRow.id == message_id, _MessageRow.conversation_id == conversation_id)
+                   .values(content=replaced.content, status=replaced.status, notice=replaced.notice,
+                           deployment=replaced.deployment, chain=replaced.chain, usage=replaced.usage,
+                           feedback=replaced.feedback))
+        self._search.replace_content(db, conversation_id, message_id, replaced.content)
+        for table, column, value in ((_StepsRow, "steps", answer.steps), (_SourcesRow, "sources", answer.sources)):
+            db.execute(delete(table).where(table.message_id == message_id))
+            if value:
+                db.add(table(message_id=message_id, conversation_id=conversation_id, **{column: list(value)}))
+
+    def use_version(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn,
+                    new_versions: list[Version] = (), usage: tuple | None = None) -> None:
+        """Put a version of the last exchange in use: the question and answer rows, the search index and the memory
+        become that version's, the thumbs of the version left behind stay with it; `new_versions` (a regenerated or
+        edited exchange, and the first time also the original) are added, and the new answer's usage recorded, in the
+        same transaction. `answer.version_in_use` says which version."""
+        with Session(self._engine) as db, db.begin():
+            row = db.scalar(select(_ConversationRow).where(self._owned(owner), _ConversationRow.id == conversation.id))
+            if row is None:
+                raise LookupError("conversation not found")
+            feedback = db.scalar(select(_MessageRow.feedback).where(_MessageRow.id == answer.id,
+                                                                    _MessageRow.conversation_id == conversation.id))
+            for version in new_versions:
+                add_version(db, conversation.id, answer.id, {
+                    "n": version.n, "question": version.question, "excluded": version.excluded,
+                    "answer": answer_record(version.answer), "feedback": version.answer.feedback,
+                    "memory_tail": self._dump(version.memory_tail), "active": False})
+            set_active(db, answer.id, answer.version_in_use, feedback)
+            db.execute(update(_MessageRow).where(_MessageRow.id == user.id, _MessageRow.conversation_id == conversation.id)
+                       .values(content=user.content, excluded=user.excluded))
+            self._search.replace_content(db, conversation.id, user.id, user.content)
+            self._replace_answer(db, conversation.id, answer.id, answer)
+            if usage is not None:
+                ledger, records, reservation = usage
+                ledger.record(db, owner.oid, owner.tenant_id, records, reservation)
+            row.memory = self._dump_memory(conversation)
+            row.updated_at = _now()
+
+    def _version(self, stored: dict) -> Version:
+        answer = answer_from_record(stored["answer"])
+        answer.feedback = stored["feedback"]
+        return Version(stored["n"], stored["question"], answer, stored["excluded"], self._load(stored["memory_tail"]),
+                       stored["active"])
 
     def save_memory(self, owner: Owner, conversation: Conversation) -> bool:
         """Store what the model remembers after a "summarise now" (no new messages)."""
@@ -282,6 +330,7 @@ class ConversationStore:
                 files |= references_in(json.dumps(attachments))
             files |= delete_documents(db, owned.id)
             erase_answers(db, owned.id)  # the vote stays for the leaderboard; the answers' text goes
+            delete_versions(db, owned.id)
             db.execute(delete(_StepsRow).where(_StepsRow.conversation_id == owned.id))
             db.execute(delete(_SourcesRow).where(_SourcesRow.conversation_id == owned.id))
             self._search.remove(db, owned.id)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import streamlit as st
 from langsmith.utils import tracing_is_enabled
@@ -11,12 +12,13 @@ from auth.sessions import AuthSession
 from chains.images import UPLOAD_TYPES
 from documents.extract import DOCUMENT_EXTENSIONS
 from config import ConfigError, Settings, load_settings
-from engine import Blocked, NewMessage, Outcome, SideBySide, Upload
+from engine import Blocked, NewMessage, Outcome, Redo, SideBySide, Upload
 from memory.conversation import Turn
 from ui.comparison import blind_order, compare_with, pending, run_comparison, show_pending, show_revealed
 from ui.conversations import current_conversation, search_match_marker
 from ui.leaderboard import leaderboard_button
 from ui.panels import kept_draft, memory_panel, next_message_estimate, not_sent, take_kept_to_send
+from ui.redo import edit_form, exchange_controls, is_last_answer, reopen_edit, wanted_redo
 from ui.services import asker, audit_log, chain_statistics, conversation_store, owner, turn_engine
 from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, sign_in_screen
 from ui.sidebar import choices_sidebar, sidebar_footer
@@ -73,22 +75,49 @@ def chat_page(settings: Settings, services: AuthServices | None, session: AuthSe
     engine, store = turn_engine(settings), conversation_store(settings)
     who = asker(settings, services, session, choices.identity_mode)
 
-    def feedback(turn: Turn) -> None:
-        score = st.feedback("thumbs", key=f"feedback-{turn.id}")
-        if score is not None and score != turn.feedback:
-            engine.record_feedback(who, conversation, turn, score, choices)
-
-    side_by_side = SideBySide(engine)
+    side_by_side, redo = SideBySide(engine), Redo(engine)
     waiting = pending(conversation)  # a side-by-side answer pair not voted on yet: drawn as its two columns
-    for turn in visible_turns(conversation.turns[:-1] if waiting else conversation.turns, conversation.id):
+    wanted = None if waiting else wanted_redo(conversation)  # regenerate / edited question: the last exchange is redone
+
+    def feedback(turn: Turn) -> None:
+        """Under each answer: thumbs (per version), and under the last one regenerate, edit and the versions."""
+        if turn.content:
+            score = st.feedback("thumbs", key=f"feedback-{turn.id}-{turn.version_in_use or 1}")
+            if score is not None and score != turn.feedback:
+                engine.record_feedback(who, conversation, turn, score, choices)
+        if not waiting and conversation.persisted and is_last_answer(conversation, turn):
+            slot = st.empty()  # emptied if a new message is sent in this run: the answer is not the last then
+            with slot.container():
+                exchange_controls(redo, who, conversation, turn, choices)
+            controls.append(slot)
+
+    controls: list = []
+
+    shown = conversation.turns[:-1] if waiting else conversation.turns[:-2] if wanted else conversation.turns
+    for turn in visible_turns(shown, conversation.id):
         search_match_marker(turn)  # the message a search opened this conversation at
-        show_turn(turn, store.files, feedback)
+        if not edit_form(conversation, turn):
+            show_turn(turn, store.files, feedback)
     show_revealed()
     if waiting:
         show_pending(waiting, side_by_side, who, conversation, choices)
     message = new_message(settings, choices.deployment.accepts_images
                           and (other is None or other.deployment.accepts_images))
-    if message is not None and other is not None:
+    if message is not None:
+        for slot in controls:
+            slot.empty()
+    if wanted and message is not None:  # a new message wins: the exchange stays as it was
+        for turn in conversation.turns[-2:]:
+            show_turn(turn, store.files, feedback)
+    if wanted and message is None:
+        ended = run_turn(redo.run(who, conversation, choices, wanted["edited"]), store.files, feedback)
+        if isinstance(ended, Blocked):
+            reopen_edit(conversation, ended.draft)  # an edited question is handed back in its edit box
+            for turn in conversation.turns[-2:]:
+                if not edit_form(conversation, turn):
+                    show_turn(turn, store.files, feedback)
+            not_sent(replace(ended, draft=""), services, session, engine, who, conversation, choices)
+    elif message is not None and other is not None:
         a, b = blind_order(choices, other)
         ended = run_comparison(side_by_side.run(who, conversation, message, a, b), store.files, side_by_side, who,
                                conversation, choices)

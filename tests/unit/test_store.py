@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from sqlalchemy import create_engine
 
 from config.database import database_engine
-from memory.conversation import Conversation, Turn, Usage
+from memory.conversation import Conversation, Turn, Usage, Version
 from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner, auto_title
 
@@ -21,7 +23,7 @@ ADA_ELSEWHERE = Owner("ada-oid", "tenant-2")  # same oid string in another tenan
 def exchange(conversation: Conversation, question: str, answer: str = "an answer", status: str = "complete"):
     user = conversation.add(Turn("user", question))
     reply = conversation.add(Turn("assistant", answer, deployment="gpt-4o", chain="assistant@1", status=status,
-                                  usage=Usage(10, 5, __import__("decimal").Decimal("0.0001"))))
+                                  usage=Usage(10, 5, Decimal("0.0001"))))
     conversation.memory = [*conversation.memory, HumanMessage(question, id=user.id), AIMessage(answer, id=reply.id)]
     return user, reply
 
@@ -64,6 +66,24 @@ def run_store_contract(make_store):
             u, r = exchange(intruder, "append to someone else's conversation")
             again.commit_turn(other, intruder, u, r)
     assert len(again.load(ADA, conversation.id).turns) == 6
+
+    # Versions of the last exchange (regenerate / edit): the new one in use, the old one kept whole, owner only.
+    resumed = again.load(ADA, conversation.id)
+    old_user, old_answer = resumed.turns[-2:]
+    asked = replace(old_user, content="third, edited")
+    redone = Turn("assistant", "a new answer", id=old_answer.id, usage=Usage(5, 2, Decimal("0.001")))
+    redone.versions = [Version(1, old_user.content, old_answer, memory_tail=[HumanMessage("third", id=old_user.id)]),
+                       Version(2, asked.content, redone, active=True)]
+    resumed.turns[-2:] = [asked, redone]
+    with pytest.raises(LookupError):
+        again.use_version(GRACE, resumed, asked, redone, redone.versions)
+    again.use_version(ADA, resumed, asked, redone, redone.versions)
+    back = make_store().load(ADA, conversation.id)
+    assert [t.content for t in back.turns[-2:]] == ["third, edited", "a new answer"]
+    assert [(v.n, v.active, v.question, v.answer.status) for v in back.turns[-1].versions] == [
+        (1, False, "third", "failed"), (2, True, "third, edited", "complete")]
+    assert [m.text for m in back.turns[-1].versions[0].memory_tail] == ["third"]
+    assert back.totals().cost_usd == resumed.totals().cost_usd
 
     assert again.rename(ADA, conversation.id, "  Secret   rotation ") and again.list(ADA)[0].title == "Secret rotation"
     assert again.set_feedback(ADA, conversation.id, reply.id, 1) and again.load(ADA, conversation.id).turns[1].feedback == 1
