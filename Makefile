@@ -5,12 +5,12 @@ PY     := $(VENV)/bin/python
 export TIKTOKEN_CACHE_DIR ?= $(CURDIR)/.cache/tiktoken
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench experiment install install-dev install-llm tiktoken chromium test-packages clean
+.PHONY: run test bench experiment install install-dev install-llm tiktoken axe chromium test-packages clean
 
 run: install tiktoken install-llm
 	@$(PY) -m localdev.stack
 
-test: install-dev tiktoken test-packages install-llm
+test: install-dev tiktoken axe test-packages install-llm
 	$(PY) -m pytest
 
 bench: install-dev tiktoken chromium
@@ -55,6 +55,10 @@ $(VENV)/.installed-llm: requirements-llm.txt requirements-llm-nodeps.txt | $(VEN
 
 tiktoken: | $(PY)
 	@$(PY) scripts/provision_tiktoken.py "$(TIKTOKEN_CACHE_DIR)"
+
+# axe-core's browser bundle for the accessibility tests, from the npm registry (no node needed).
+axe: | $(PY)
+	@$(PY) scripts/provision_axe.py
 
 chromium:
 	@scripts/apt_install.sh chromium

@@ -19,6 +19,7 @@ from memory.usage_reports import (UsageFilter, UsageReports, dollars, names_of, 
                                   totals, usd)
 from ui.services import asker, audit_log, usage_ledger
 from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, link, sign_in_screen
+from ui.styles import accessible_styles
 from ui.usage import COST_PER_DAY, MONEY, cost_per_day, report_key, shown, usage_reports
 
 REPORT_SECONDS = 60  # an administrator's figures may be this old; "Refresh" reads them again at once
@@ -42,6 +43,7 @@ def admin_page() -> None:
     reports, ledger, key = usage_reports(settings), usage_ledger(settings), report_key(settings)
     context = admin_context(settings, services, session)
     st.title("Usage administration")
+    accessible_styles()
     usage = _filters(reports, ledger, key)
     overview = st.container()
     by_day, by_person, by_part, budgets = st.tabs(["By day", "By person", "By deployment, chain and tenant",
@@ -143,10 +145,10 @@ def _people_table(people: pd.DataFrame, names: dict[str, str]) -> None:
     named = shown(named.drop(columns=["override_nanousd"]))
     columns = ["name", "oid", "tenant", "calls", "prompt tokens", "completion tokens", "cost $", "budget override $"]
     override = {"budget override $": st.column_config.NumberColumn(format="$%.2f")}
-    st.subheader("Top spenders")
+    st.header("Top spenders")  # h2: headings go down one level at a time from the page title
     st.container(key="admin_top").dataframe(named[columns].head(TOP_SPENDERS), hide_index=True,
                                             column_config={**MONEY, **override})
-    st.subheader(f"Everyone ({len(named):,})")
+    st.header(f"Everyone ({len(named):,})")
     st.container(key="admin_people").dataframe(named[columns], hide_index=True, column_config={**MONEY, **override})
 
 
@@ -155,7 +157,7 @@ def _parts(cube: pd.DataFrame) -> None:
         return
     for part in ("deployment", "chain", "tenant"):
         rows = roll_up(cube, part)
-        st.subheader(f"By {part}")
+        st.header(f"By {part}")
         left, right = st.columns([1, 1])
         left.container(key=f"admin_by_{part}").dataframe(shown(rows), hide_index=True, column_config=MONEY)
         right.vega_lite_chart(rows.assign(cost=usd(rows["cost_nanousd"])), cost_by(part), height=40 + 28 * len(rows))

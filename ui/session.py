@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from auth.identity import Identity
 from auth.services import AuthServices
 from auth.sessions import SESSION_COOKIE, AuthSession
+from ui.styles import accessible_styles
 
 # With APP_AUTH_DISABLED (local experiments only) everyone is this one person.
 LOCAL_EXPERIMENT = AuthSession(
@@ -30,12 +31,14 @@ def current_session(services: AuthServices) -> AuthSession | None:
 
 def access_denied_screen(app_name: str, who: str, reason: str) -> None:
     st.title(app_name)
+    accessible_styles()
     st.error(f"{who}, you are signed in but cannot use this app: {reason}", icon=":material/block:")
     link("Sign out", "/signout")
 
 
 def sign_in_screen(app_name: str, reason: str | None = None) -> None:
     st.title(app_name)
+    accessible_styles()
     if reason:
         st.warning(reason, icon=":material/lock_clock:")
     st.write("Sign in with your Microsoft Entra ID work account to start chatting.")

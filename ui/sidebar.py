@@ -11,9 +11,11 @@ from config import Deployment, Settings
 from engine import Choices
 from memory.conversation import Conversation
 from memory.store import ConversationStore, Owner
+from ui.announce import answer_announcer
 from ui.conversations import conversation_list
 from ui.data_rights import data_rights
 from ui.session import link
+from ui.styles import accessible_styles
 
 IDENTITY_LABELS = {"app": "the app's identity", "on_behalf_of": "your own identity (on-behalf-of)"}
 
@@ -29,7 +31,10 @@ def choices_sidebar(settings: Settings, session: AuthSession, deployments: list[
         st.session_state.pop("chain", None)
     with st.sidebar:
         st.header(settings.app.name)
-        st.caption(f"Signed in as **{session.identity.display_name}** ({session.identity.username})")
+        answer_announcer()  # the live region exists before any answer ends (ui/announce.py)
+        accessible_styles()
+        # The account as code: markdown would make the address a mailto link, and links in captions fail contrast.
+        st.caption(f"Signed in as **{session.identity.display_name}** (`{session.identity.username}`)")
         if not settings.app.auth_disabled:
             link("Sign out", "/signout")
         name = st.selectbox("Deployment", names, index=names.index(catalog.default) if catalog.default in names else 0,

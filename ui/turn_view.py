@@ -11,6 +11,8 @@ from engine import (Accepted, Blocked, BudgetNotice, DocumentIndexed, DocumentPr
 from memory.conversation import Turn
 from memory.export import usage_line
 from memory.images import ImageFiles
+from ui.announce import announce_answer
+from ui.copy import copy_button
 
 Feedback = Callable[[Turn], None]
 REFRESH_SECONDS = 0.03  # at most one page update per 30 ms: the page keeps up with fast deployments
@@ -45,7 +47,8 @@ def _turn_details(turn: Turn, files: ImageFiles | None, feedback: Feedback | Non
         shown = [(files.load(a["ref"]), a) for a in images]
         st.image([data for data, _ in shown if data], width=120,
                  caption=[f"{a['name']} · {a['width']}×{a['height']} · {a['detail']} · {a['tokens']} tokens"
-                          for data, a in shown if data])
+                          for data, a in shown if data],
+                 alt=[f"Attached image {a['name']}" for data, a in shown if data])
     for document in (a for a in turn.attachments if a.get("kind") == "document"):
         st.caption(f":material/description: {document['summary']}")
     if turn.sources:
@@ -56,7 +59,9 @@ def _turn_details(turn: Turn, files: ImageFiles | None, feedback: Feedback | Non
         (st.warning if turn.status in ("stopped", "filtered") else st.error)(turn.notice, icon=":material/error:")
     if turn.usage:
         st.caption(usage_caption(turn))
-    if feedback and turn.role == "assistant" and turn.content:
+    if turn.role == "assistant" and turn.content:
+        copy_button(turn.content, key=f"copy-{turn.id}")
+    if feedback and turn.role == "assistant":  # a failed answer too: it can be regenerated
         feedback(turn)
 
 
@@ -196,3 +201,4 @@ def _show_outcome(box, text_slot, outcome: Outcome, files: ImageFiles | None, fe
         if outcome.failure and outcome.failure.kind == "prompt_filtered":
             st.caption("Your message, to copy and rephrase:")
             st.code(outcome.user.content, language=None, wrap_lines=True)
+        announce_answer(answer.content, answer.notice)  # screen readers hear it once, now that it is complete
