@@ -35,6 +35,7 @@ COPY experiments ./experiments
 COPY engine ./engine
 COPY memory ./memory
 COPY ui ./ui
+COPY web ./web
 
 USER 1000
 VOLUME ["/data"]
@@ -42,4 +43,6 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/_stcore/health', timeout=4).read() == b'ok' else 1)"]
 # Configuration comes only from environment variables and secret files (APP_SECRETS_DIR, e.g. /run/secrets).
+# app.py upgrades the database schema before serving (config/migrations: one replica at a time; a database newer than
+# the image stops it with exit status 2 and the reason); `python -m config.migrations` does the same as a job of its own.
 CMD ["streamlit", "run", "app.py", "--server.port=8080", "--server.address=0.0.0.0", "--server.headless=true", "--browser.gatherUsageStats=false"]

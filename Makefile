@@ -63,9 +63,10 @@ axe: | $(PY)
 chromium:
 	@scripts/apt_install.sh chromium
 
-# Debian's chromium (browser tests) and postgresql (the Postgres store tests run a throwaway server).
+# Debian's chromium (browser tests), postgresql (the Postgres store tests run a throwaway server) and nginx (the
+# reverse-proxy tests run docs/deployment.md's configuration in front of two replicas).
 test-packages:
-	@scripts/apt_install.sh chromium postgresql
+	@scripts/apt_install.sh chromium postgresql nginx
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

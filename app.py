@@ -9,6 +9,8 @@ from auth.routes import build_routes
 from auth.services import auth_services
 from config import ConfigError, load_settings
 from config.logs import configure_logging
+from config.migrations import upgrade_on_start
+from web import security_middleware
 
 try:
     settings = load_settings()
@@ -17,10 +19,14 @@ except ConfigError as problem:
     raise SystemExit(2) from None
 
 configure_logging(settings.app.log_level)
+upgrade_on_start(settings)  # the database schema, one replica at a time; a newer database stops start-up
 
 PAGE = Path(__file__).resolve().parent / "ui" / "page.py"
+# Security headers and the sign-in rate limit on every response; the CSP allows Streamlit's inline bootstrap by hash.
+middleware = security_middleware(settings, (Path(st.__file__).parent / "static" / "index.html").read_text())
 if settings.app.auth_disabled:  # local experiments only (settings refuse it for a non-localhost URL)
-    app = st.App(PAGE)
+    app = st.App(PAGE, middleware=middleware)
 else:
     services = auth_services(settings)
-    app = st.App(PAGE, routes=build_routes(services.signin, services.sessions, settings.app.public_url))
+    app = st.App(PAGE, routes=build_routes(services.signin, services.sessions, settings.app.public_url),
+                 middleware=middleware)

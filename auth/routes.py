@@ -5,6 +5,9 @@ import html
 import logging
 import re
 
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -14,6 +17,9 @@ from auth.sessions import SESSION_COOKIE, SessionStore
 from auth.signin import FLOW_TTL, SIGNIN_COOKIE, EntraSignIn
 
 log = logging.getLogger("chat.auth")
+# The answer Entra posts back: code, state, session_state (or error, error_description, error_uri, state); a little room.
+MAX_ANSWER_FIELDS = 20
+MAX_ANSWER_FIELD_BYTES = 16 * 1024
 
 
 def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str) -> list[Route]:
@@ -31,13 +37,29 @@ def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str) -
             log.error("could not start sign-in: %s", type(exc).__name__)
             return _page("Sign-in is unavailable", "Microsoft Entra ID could not be reached. Try again in a minute.", 503)
         response = RedirectResponse(auth_uri, status_code=302)
+        # Entra's answer is a cross-site POST (from login.microsoftonline.com; locally from https://localhost:<port> to
+        # http://127.0.0.1:<port>, cross-site too by host and scheme), which carries no SameSite=Lax cookie. So the flow
+        # cookie is SameSite=None, which browsers take only with Secure; Chromium and Firefox keep and send Secure
+        # cookies on http://localhost and http://127.0.0.1 as well (verified in Debian's chromium).
         response.set_cookie(SIGNIN_COOKIE, flow_cookie, max_age=int(FLOW_TTL.total_seconds()), httponly=True,
-                            samesite="lax", secure=secure, path="/signin")
+                            samesite="none", secure=True, path="/signin")
         return response
 
-    def callback(request: Request) -> Response:
+    async def callback(request: Request) -> Response:
+        if request.method != "POST":  # sign-in asks for form_post: a code in a URL did not come from our sign-in
+            return _page("Sign-in failed", "This sign-in answer did not come from Microsoft Entra ID the way this app "
+                         "asks for it (a form, not a link); start again.", 400)
         try:
-            done = signin.complete(request.cookies.get(SIGNIN_COOKIE), dict(request.query_params))
+            form = await request.form(max_files=0, max_fields=MAX_ANSWER_FIELDS, max_part_size=MAX_ANSWER_FIELD_BYTES)
+        except (MultiPartException, HTTPException):  # too many or too large fields (Starlette raises either)
+            return _page("Sign-in failed", "The sign-in answer was not understood; start again.", 400)
+        params = {key: value for key, value in form.items() if isinstance(value, str)}
+        # Redeeming the code calls Entra and writes the session store: off the event loop.
+        return await run_in_threadpool(finish, request.cookies.get(SIGNIN_COOKIE), params)
+
+    def finish(flow_cookie: str | None, params: dict[str, str]) -> Response:
+        try:
+            done = signin.complete(flow_cookie, params)
         except SignInRejected as exc:
             log.warning("sign-in rejected: %s", exc)
             response = _page("Sign-in failed", f"{exc}.", 400)
@@ -45,10 +67,11 @@ def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str) -
             draft = sessions.take_draft(done.resume_session) if done.resume_session else None
             sessions.delete(done.resume_session)
             session = sessions.create(done.identity, done.token_cache, draft)
+            # 303: the browser follows with a GET of the page (a top-level navigation, so the Lax cookie goes along).
             response = RedirectResponse("/", status_code=303)
             response.set_cookie(SESSION_COOKIE, session.id, max_age=session_max_age, httponly=True, samesite="lax",
                                 secure=secure, path="/")
-        response.delete_cookie(SIGNIN_COOKIE, path="/signin", secure=secure, httponly=True, samesite="lax")
+        response.delete_cookie(SIGNIN_COOKIE, path="/signin", secure=True, httponly=True, samesite="none")
         return response
 
     def signout(request: Request) -> Response:
@@ -57,7 +80,8 @@ def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str) -
         response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
         return response
 
-    return [Route("/signin", start), Route("/signin/callback", callback), Route("/signout", signout)]
+    return [Route("/signin", start), Route("/signin/callback", callback, methods=["GET", "POST"]),
+            Route("/signout", signout)]
 
 
 def _page(title: str, message: str, status: int) -> HTMLResponse:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from auth.identity import Identity
-from config.database import create_tables
+from config.migrations import upgrade
 
 SESSION_COOKIE = "chat_session"
 
@@ -85,7 +85,7 @@ class SessionStore:
         self._engine = engine
         self._fernet = derive_fernet(secret, "session-data")
         self.lifetime = lifetime
-        create_tables(_Base.metadata, engine)  # safe when several replicas start together
+        upgrade(engine, "sessions")  # the schema (config/migrations), one process at a time
 
     def create(self, identity: Identity, token_cache: str, draft: str | None = None) -> AuthSession:
         session_id = secrets.token_urlsafe(32)

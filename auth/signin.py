@@ -61,8 +61,9 @@ class EntraSignIn:
 
     def begin(self, resume_session: str | None = None, login_hint: str | None = None) -> tuple[str, str]:
         """(URL to send the browser to, value of the flow cookie). `login_hint` pre-fills the account at Entra."""
+        # form_post (RFC 9700 §4.3.1): the code comes back in a POST body, never in a URL (history, logs, Referer).
         flow = self._app().initiate_auth_code_flow(sign_in_scopes(self._entra), redirect_uri=self._entra.redirect_uri,
-                                                   login_hint=login_hint)
+                                                   login_hint=login_hint, response_mode="form_post")
         sealed = self._flows.encrypt(json.dumps({"flow": flow, "resume": resume_session}).encode()).decode()
         return flow["auth_uri"], sealed
 

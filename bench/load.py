@@ -165,7 +165,8 @@ def run_load(users: int, turns: int, *, fault_rate: float = 0.10, seed: int = 7,
     config = StackConfig(app_port=free_port(), entra_port=0, aoai_port=0, graph_port=0, data_dir=data_dir, load_users=users + 1)
     emulators = start_emulators(config)
     emulators.aoai.engine = ScriptedEngine(time_to_first_token=0.05, tokens_per_second=200)
-    env = {**os.environ, **app_environment(config, emulators), **(netguard_env or {})}
+    # Every simulated person signs in from 127.0.0.1, and the sign-in limit counts per address: switch it off here.
+    env = {**os.environ, **app_environment(config, emulators), **(netguard_env or {}), "APP_SIGNIN_REQUESTS_PER_MINUTE": "0"}
     app = Child(streamlit_command(config), cwd=ROOT, env=env, capture=False, name="streamlit")
     report = LoadReport(users, turns, data_dir=data_dir)
     audit_file = data_dir / "audit" / "audit.jsonl"

@@ -2,10 +2,11 @@
 Postgres (tsvector + GIN). Goal: median and 95th percentile under 100 ms.
 
 The data: 10,000 conversations of the person who searches (3 turns each: 60,000 messages; questions of 8–40 words,
-answers of 30–150), written with bulk inserts into the store's tables, then indexed by the store's own first-start
-fill (memory/search.py: the path an existing database takes; the time is printed). The words are pseudo-words with a
-Zipf frequency (a 20,000-word vocabulary, s = 1.05) mixed with English stop words, so common words match tens of
-thousands of messages and rare ones a handful. 2,000 conversations of other people share the tables.
+answers of 30–150), written with bulk inserts into the store's tables, then indexed by the first-start fill (the
+baseline migration in config/migrations: the path a database from before search takes; the time is printed). The
+words are pseudo-words with a Zipf frequency (a 20,000-word vocabulary, s = 1.05) mixed with English stop words, so
+common words match tens of thousands of messages and rare ones a handful. 2,000 conversations of other people share
+the tables.
 
 The queries (50, deterministic): 20 remembered ones (2–3 words from one message of one conversation), 15 single words
 from the most common to the rarest, 15 mixing common and rare words, some with a word no message has (the search then
@@ -177,11 +178,15 @@ def measure(label: str, engine, args) -> dict[str, float]:
 def _clear_index(engine) -> None:
     from sqlalchemy import text
 
-    with engine.begin() as db:
+    from config.migrations import downgrade
+
+    downgrade(engine, "conversations", to="0002_answer_versions")  # the newest schema made before migrations
+    with engine.begin() as db:  # an empty index, no schema revision: a database from before search and migrations
         if engine.dialect.name == "sqlite":
             db.execute(text("DELETE FROM search_documents"))
         else:
             db.execute(text("TRUNCATE message_search"))
+        db.execute(text("DROP TABLE alembic_version_conversations"))
 
 
 def _percentile(samples: list[float], percent: float) -> float:

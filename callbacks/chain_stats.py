@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from callbacks.experiments import ChainStats, read_audit
-from config.database import create_tables
+from config.migrations import upgrade
 
 NANO = Decimal(1_000_000_000)
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def _increments(record: dict) -> dict[str, int]:
 class ChainStatistics:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        create_tables(_Base.metadata, engine)
+        upgrade(engine, "conversations")  # the schema (config/migrations)
 
     def record(self, record: dict) -> None:
         """Audit listener: add one record to its chain's sums (an atomic UPDATE; the first record inserts the row)."""

@@ -1,5 +1,5 @@
 """The SQL database behind conversations and sign-in sessions: Postgres (or any SQLAlchemy URL) when configured,
-else SQLite files in the data directory."""
+else SQLite files in the data directory. Their schema comes from the migrations in config/migrations."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,20 +23,3 @@ def database_engine(database_url: str | None, data_dir: Path, sqlite_name: str) 
         cursor.close()
 
     return engine
-
-
-def create_tables(metadata, engine: Engine, attempts: int = 5) -> None:
-    """`create_all` that tolerates replicas starting at the same moment: Postgres lets two concurrent CREATE TABLEs
-    collide (a unique violation on its catalogue); the loser waits and finds the tables there."""
-    import time
-
-    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-
-    for attempt in range(attempts):
-        try:
-            metadata.create_all(engine)
-            return
-        except (IntegrityError, ProgrammingError, OperationalError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))

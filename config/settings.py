@@ -16,6 +16,8 @@ from config.catalog import DEFAULT_CATALOG_FILE, Catalog, load_catalog
 from config.errors import ConfigError
 
 GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# A CSP host source: an optional scheme, a host (or *.domain), an optional port.
+FRAME_SOURCE = re.compile(r"^(?:https?://)?(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::(?:\d{1,5}|\*))?$|^https:$")
 MICROSOFT_AUTHORITY_HOSTS = frozenset(
     {"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn"}
 )
@@ -55,7 +57,8 @@ class AppSettings(_Section):
                                              "encrypts sign-in state (required when sign-in is on)")
     session_hours: float = Field(8.0, gt=0, le=24 * 14, description="hours a sign-in lasts, e.g. 8")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="comma-separated IP addresses of reverse proxies whose X-Forwarded-For is trusted")
+        default_factory=list, description="comma-separated IP addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For is trusted, e.g. 127.0.0.1 for a proxy on the same host")
     database_url: SecretStr | None = Field(None, description="a SQLAlchemy URL such as postgresql+psycopg://user:pw@host/db "
                                            "(default: SQLite in the data directory)")
     audit_include_text: bool = Field(False, description="true to put message text in audit records (default false)")
@@ -89,6 +92,12 @@ class AppSettings(_Section):
                                                 "0 for no limit")
     rate_limit_tokens_per_minute: int = Field(1_000_000, ge=0, le=100_000_000, description="prompt plus answer-limit "
                                               "tokens per person per minute (as Azure counts them), 0 for no limit")
+    signin_requests_per_minute: int = Field(20, ge=0, le=10_000, description="requests to the sign-in routes (/signin, "
+                                            "/signin/callback, /signout) per client address per minute, counted by "
+                                            "each replica; 0 for no limit")
+    frame_ancestors: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["'none'"], description="who may show the app in a frame (CSP frame-ancestors), "
+        "comma-separated: 'none' (the default), 'self', or https origins such as https://teams.microsoft.com")
     admin_role: str = Field("Chat.Admin", min_length=1, max_length=120, description="the app role that may open the "
                             "usage administration page")
     experimenter_role: str = Field("Chat.Experimenter", min_length=1, max_length=120, description="the app role "
@@ -132,8 +141,27 @@ class AppSettings(_Section):
     def _proxies(cls, value: object) -> list[str]:
         proxies = _comma_list(value)
         for proxy in proxies:
-            ipaddress.ip_address(proxy)  # ValueError names the bad address
+            ipaddress.ip_network(proxy, strict=False)  # an address or a network; ValueError names the bad one
         return proxies
+
+    @field_validator("frame_ancestors", mode="before")
+    @classmethod
+    def _frame_ancestors(cls, value: object) -> list[str]:
+        items = [part for item in _comma_list(value) for part in item.split()]
+        sources = []
+        for item in items:
+            keyword = item.strip("'").lower()
+            if keyword in {"none", "self"}:
+                sources.append(f"'{keyword}'")
+            elif FRAME_SOURCE.match(item):  # nothing that could end the directive or add another (; , quotes)
+                sources.append(item)
+            else:
+                raise ValueError(f"expected 'none', 'self' or an origin such as https://teams.microsoft.com, got {item!r}")
+        if not sources:
+            return ["'none'"]
+        if "'none'" in sources and len(sources) > 1:
+            raise ValueError("'none' cannot be combined with other sources")
+        return sources
 
     @field_validator("session_secret")
     @classmethod

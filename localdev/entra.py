@@ -3,7 +3,8 @@
 Serve `EntraEmulator(...).app` over HTTPS (msal refuses http authorities) and point the clients at
 `https://localhost:PORT/{tenant}` with instance discovery off. What it does, as Entra does:
 - tenant-path discovery (`/{tenant}/v2.0/.well-known/openid-configuration`) and JWKS;
-- authorize: auto-approves a registered test person, exact redirect_uri, PKCE S256 required;
+- authorize: auto-approves a registered test person, exact redirect_uri, PKCE S256 required; answers by query or
+  fragment redirect, or by form_post (an auto-submitting form the browser POSTs to the redirect URI, as Entra does);
 - token: authorization_code (single use, PKCE checked), refresh_token (rotating), client_credentials,
   jwt-bearer on-behalf-of (the assertion's signature, audience and expiry are verified);
 - logout to a registered post-logout URI only; errors as `{"error", "error_description": "AADSTSnnnnn: ..."}`;
@@ -601,11 +602,18 @@ def _resource_of(scopes: list[str], client: RegisteredClient) -> tuple[str | Non
 
 
 def _authorize_reply(redirect_uri: str, mode: str, values: dict) -> Response:
+    """The answer, the way the client asked for it (`response_mode`): query (the default for code) or fragment in a
+    302 to the redirect URI, or form_post: a page whose form the browser POSTs to the redirect URI at once, shaped
+    like Entra's (a script submits it; without script, a button)."""
     if mode == "form_post":
-        inputs = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(str(v))}">'
+        inputs = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(str(v))}" />'
                          for k, v in values.items())
-        return HTMLResponse(f'<html><body onload="document.forms[0].submit()"><form method="post" '
-                            f'action="{html.escape(redirect_uri)}">{inputs}</form></body></html>')
+        return HTMLResponse(
+            f'<html><head><title>Working...</title></head><body><form method="POST" name="hiddenform" '
+            f'action="{html.escape(redirect_uri)}">{inputs}<noscript><p>Script is disabled. Click Submit to continue.'
+            f'</p><input type="submit" value="Submit" /></noscript></form><script language="javascript">'
+            f'document.forms[0].submit();</script></body></html>',
+            headers={"cache-control": "no-store, no-cache", "pragma": "no-cache"})
     separator = "#" if mode == "fragment" else ("&" if "?" in redirect_uri else "?")
     return RedirectResponse(f"{redirect_uri}{separator}{urlencode(values)}", status_code=302)
 

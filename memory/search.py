@@ -17,6 +17,10 @@ The work of one search is bounded however many messages a person has: each word 
 query) ranks only the person's CANDIDATES newest matching messages. A word in most messages is therefore ranked among
 the newest of them, while a rarer word's matches are all ranked, old or new. The index finds the person's rows itself:
 a per-person key token in the FTS5 table, an (owner, position) index next to the GIN index on Postgres.
+
+The tables, triggers and indexes are made by the schema migrations (config/migrations/conversations, revision 0001),
+which also fill the index from the stored messages of a database from before search; this module only reads and
+writes them.
 """
 from __future__ import annotations
 
@@ -29,10 +33,7 @@ from datetime import datetime
 from sqlalchemy import (BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
                         bindparam, text)
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-
-from config.database import create_tables
 
 MARK_START, MARK_END = "\ue000", "\ue001"  # around matched words in a snippet (private-use characters)
 SNIPPET_WORDS = 18
@@ -120,10 +121,6 @@ def _clip(content: str) -> str:
 class SearchIndex:
     """The operations the store calls, each inside the store's own transaction (`db`)."""
 
-    def create(self, engine: Engine) -> None:
-        """Create the index if it is not there, and fill it from the stored messages if it is empty while messages
-        exist (a database from before search)."""
-
     def add(self, db: Session, conversation_id: str, owner_oid: str, owner_tenant: str, title: str,
             messages: Iterable[tuple[str, str]]) -> None:
         """Index (message id, content) pairs of one conversation; empty messages are skipped."""
@@ -162,47 +159,6 @@ def owner_key(owner_oid: str, owner_tenant: str) -> str:
     return "o" + str(int.from_bytes(digest[:12], "big"))
 
 
-_SQLITE_DDL = [
-    # The rows (one per message, with its conversation's owner and title), and the FTS5 index over their title,
-    # content and owner key, kept in step by triggers. A plain table holds the rows so that a rename or a delete
-    # finds them through an ordinary index on conversation_id; its rowid order is the order messages were indexed.
-    """CREATE TABLE IF NOT EXISTS search_documents (
-        id INTEGER PRIMARY KEY,
-        message_id VARCHAR(36) NOT NULL UNIQUE,
-        conversation_id VARCHAR(36) NOT NULL,
-        owner_oid VARCHAR(64) NOT NULL,
-        owner_tenant VARCHAR(64) NOT NULL,
-        owner_key VARCHAR(32) NOT NULL,
-        title TEXT NOT NULL,
-        content TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS ix_search_documents_conversation ON search_documents (conversation_id)",
-    """CREATE VIRTUAL TABLE IF NOT EXISTS conversation_search USING fts5(
-        title, content, owner_key, content='search_documents', content_rowid='id', tokenize='porter unicode61')""",
-    """CREATE TRIGGER IF NOT EXISTS search_documents_insert AFTER INSERT ON search_documents BEGIN
-        INSERT INTO conversation_search (rowid, title, content, owner_key)
-        VALUES (new.id, new.title, new.content, new.owner_key);
-    END""",
-    """CREATE TRIGGER IF NOT EXISTS search_documents_delete AFTER DELETE ON search_documents BEGIN
-        INSERT INTO conversation_search (conversation_search, rowid, title, content, owner_key)
-        VALUES ('delete', old.id, old.title, old.content, old.owner_key);
-    END""",
-    """CREATE TRIGGER IF NOT EXISTS search_documents_update AFTER UPDATE ON search_documents BEGIN
-        INSERT INTO conversation_search (conversation_search, rowid, title, content, owner_key)
-        VALUES ('delete', old.id, old.title, old.content, old.owner_key);
-        INSERT INTO conversation_search (rowid, title, content, owner_key)
-        VALUES (new.id, new.title, new.content, new.owner_key);
-    END""",
-]
-
-_SQLITE_BACKFILL = f"""
-    INSERT INTO search_documents (message_id, conversation_id, owner_oid, owner_tenant, owner_key, title, content)
-    SELECT m.id, m.conversation_id, c.owner_oid, c.owner_tenant, search_owner_key(c.owner_oid, c.owner_tenant),
-           c.title, substr(m.content, 1, {INDEXED_CHARACTERS})
-    FROM messages m JOIN conversations c ON c.id = m.conversation_id
-    WHERE m.content <> '' AND NOT EXISTS (SELECT 1 FROM search_documents)
-    ORDER BY c.updated_at, m.seq"""
-
-
 def _fts5_string(words: str) -> str:
     return '"' + words.replace('"', '""') + '"'  # a quoted string: FTS5 reads only words in it, never operators
 
@@ -213,13 +169,10 @@ def fts5_query(query: Query, every: bool) -> str:
 
 
 class Fts5Index(SearchIndex):
-    def create(self, engine: Engine) -> None:
-        with engine.begin() as connection:
-            for statement in _SQLITE_DDL:
-                connection.exec_driver_sql(statement)
-            connection.connection.driver_connection.create_function("search_owner_key", 2, owner_key,
-                                                                    deterministic=True)
-            connection.exec_driver_sql(_SQLITE_BACKFILL)
+    """The rows (one per message, with its conversation's owner and title) in a plain table, search_documents, and the
+    FTS5 index conversation_search over their title, content and owner key, kept in step by triggers. A plain table
+    holds the rows so that a rename or a delete finds them through an ordinary index on conversation_id; its rowid
+    order is the order messages were indexed."""
 
     def add(self, db, conversation_id, owner_oid, owner_tenant, title, messages) -> None:
         key = owner_key(owner_oid, owner_tenant)
@@ -288,6 +241,7 @@ class Fts5Index(SearchIndex):
 # -- Postgres: a stored tsvector with a GIN index ----------------------------------------------------------------------
 
 def _postgres_table(metadata: MetaData) -> Table:
+    """The table as the index writes it (the migrations create it; tests/unit/test_migrations.py compares the two)."""
     from sqlalchemy import Computed, Identity
     from sqlalchemy.dialects.postgresql import TSVECTOR
 
@@ -311,16 +265,6 @@ def _postgres_table(metadata: MetaData) -> Table:
     )
 
 
-_POSTGRES_BACKFILL = f"""
-    INSERT INTO message_search (message_id, conversation_id, owner_oid, owner_tenant, title, content)
-    SELECT m.id, m.conversation_id, c.owner_oid, c.owner_tenant, c.title, left(m.content, {INDEXED_CHARACTERS})
-    FROM messages m JOIN conversations c ON c.id = m.conversation_id
-    WHERE m.content <> '' AND NOT EXISTS (SELECT 1 FROM message_search)
-    ORDER BY c.updated_at, m.seq"""
-
-_POSTGRES_NEEDS_FILLING = ("SELECT NOT EXISTS (SELECT 1 FROM message_search) "
-                           "AND EXISTS (SELECT 1 FROM messages WHERE content <> '')")
-
 _HEADLINE = (f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={SNIPPET_WORDS}, MinWords=6, ShortWord=2, '
              'MaxFragments=1, FragmentDelimiter=" … "')
 
@@ -340,20 +284,6 @@ class PostgresIndex(SearchIndex):
     def __init__(self) -> None:
         self._metadata = MetaData()
         self._table = _postgres_table(self._metadata)
-
-    def create(self, engine: Engine) -> None:
-        create_tables(self._metadata, engine)
-        with engine.begin() as connection:  # replicas starting together: one fills it, the others find it full
-            connection.exec_driver_sql("LOCK TABLE message_search IN SHARE ROW EXCLUSIVE MODE")
-            if not connection.exec_driver_sql(_POSTGRES_NEEDS_FILLING).scalar():
-                return
-            # Many rows at once: through the GIN pending list, merged in one pass at the end.
-            connection.exec_driver_sql("ALTER INDEX ix_message_search_document SET (fastupdate = on)")
-            connection.exec_driver_sql(_POSTGRES_BACKFILL)
-            connection.exec_driver_sql("SELECT gin_clean_pending_list('ix_message_search_document'::regclass)")
-            connection.exec_driver_sql("ALTER INDEX ix_message_search_document SET (fastupdate = off)")
-        with engine.begin() as connection:  # the planner's word statistics, at once rather than at autovacuum
-            connection.exec_driver_sql("ANALYZE message_search")
 
     def add(self, db, conversation_id, owner_oid, owner_tenant, title, messages) -> None:
         rows = [{"message_id": message_id, "conversation_id": conversation_id, "owner_oid": owner_oid,
@@ -442,18 +372,12 @@ def _like_snippet(content: str, words: list[str]) -> str:
 
 
 def search_index(engine: Engine) -> SearchIndex:
-    """The index for this database, created (and filled from existing messages) if needed."""
-    index: SearchIndex
+    """The index of this database, as the migrations made it: FTS5 on SQLite (LIKE where that SQLite had no FTS5),
+    a tsvector on Postgres, LIKE on anything else."""
     if engine.dialect.name == "postgresql":
-        index = PostgresIndex()
-    elif engine.dialect.name == "sqlite":
-        index = Fts5Index()
-    else:
-        index = LikeIndex()
-    try:
-        index.create(engine)
-    except OperationalError as exc:
-        if "fts5" not in str(exc).lower():  # a SQLite built without FTS5 searches with LIKE; anything else is an error
-            raise
-        index = LikeIndex()
-    return index
+        return PostgresIndex()
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            if connection.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'conversation_search'").first():
+                return Fts5Index()
+    return LikeIndex()

@@ -18,16 +18,15 @@ from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Tex
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from config.database import create_tables
-from memory.comparisons import (Comparison, ComparisonBase, add_comparison, erase_answers, load_comparison, set_vote,
-                                 voted)
+from config.migrations import upgrade
+from memory.comparisons import Comparison, add_comparison, erase_answers, load_comparison, set_vote, voted
 from memory.conversation import Conversation, Turn, Usage, Version
-from memory.documents import (AttachedDocument, DocumentBase, add_documents, delete_documents, load_documents,
-                              load_passages, ref_in_use)
+from memory.documents import (AttachedDocument, add_documents, delete_documents, load_documents, load_passages,
+                              ref_in_use)
 from memory.images import ImageFiles, references_in, to_data_urls, to_references
 from memory.search import SearchHit, parse_query, search_index
 from memory.summary import dumps, loads
-from memory.versions import VersionBase, add_version, delete_versions, load_versions, set_active
+from memory.versions import add_version, delete_versions, load_versions, set_active
 
 TITLE_LENGTH = 60
 log = logging.getLogger(__name__)
@@ -83,8 +82,8 @@ class _MessageRow(_Base):
 
 
 class _StepsRow(_Base):
-    """What ran before an answer (tool calls, drafts, summaries), one row per answer that had any. A table of its own:
-    databases created before steps existed get it from create_all, with no change to `messages`."""
+    """What ran before an answer (tool calls, drafts, summaries), one row per answer that had any. A table of its own,
+    with no change to `messages`."""
 
     __tablename__ = "message_steps"
 
@@ -119,11 +118,8 @@ class ConversationStore:
     def __init__(self, engine: Engine, files: ImageFiles | None = None) -> None:
         self._engine = engine
         self.files = files
-        create_tables(_Base.metadata, engine)  # safe when several replicas start together
-        create_tables(DocumentBase.metadata, engine)
-        create_tables(ComparisonBase.metadata, engine)
-        create_tables(VersionBase.metadata, engine)
-        self._search = search_index(engine)  # full-text search, filled from existing messages the first time
+        upgrade(engine, "conversations")  # the schema (config/migrations), one process at a time
+        self._search = search_index(engine)  # full-text search (the migrations made it and filled it)
 
     def _dump_memory(self, conversation: Conversation) -> str:
         return self._dump(conversation.memory)

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from config.database import create_tables
+from config.migrations import upgrade
 
 NANO = Decimal(1_000_000_000)
 RESERVATION_MINUTES = 15  # a turn in flight longer than this (a crashed replica) no longer holds its reservation
@@ -177,7 +177,7 @@ def budget_for(default_usd: Decimal | None, role_budgets: dict[str, Decimal], ro
 class UsageLedger:
     def __init__(self, engine: Engine, clock: Clock = _utc_now) -> None:
         self._engine, self.clock = engine, clock
-        create_tables(UsageBase.metadata, engine)
+        upgrade(engine, "conversations")  # the schema (config/migrations)
 
     # -- budgets -----------------------------------------------------------------------------------------------------
     def override(self, oid: str, tenant: str) -> int | None:

@@ -2,8 +2,8 @@
 question: every version (the question as sent, the answer, what the model remembers of the pair), one of them in use.
 
 The `messages` rows always hold the version in use (so listing, search and export read one place); this table holds
-each version in full, so switching back restores exactly what was sent and answered. A table of its own: databases
-created before versions existed get it from create_all, with no change to `messages`.
+each version in full, so switching back restores exactly what was sent and answered. A table of its own, with no
+change to `messages`: migration 0002 of config/migrations/conversations creates it.
 """
 from __future__ import annotations
 

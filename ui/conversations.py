@@ -22,8 +22,28 @@ SEARCH_HITS = 20  # conversations listed for a search
 FOCUS = "focus_message"
 
 
+URL_KEY = "c"  # ?c=<conversation id>: the open conversation, in the address
+
+
 def current_conversation() -> Conversation:
     return st.session_state.setdefault("conversation", Conversation())
+
+
+def conversation_from_url(store: ConversationStore, owner: Owner) -> None:
+    """A page opened at ?c=<id> (a reload, a bookmark, or a page that reconnected to another replica after its own
+    died) opens that conversation, if it is this person's."""
+    wanted = st.query_params.get(URL_KEY)
+    if "conversation" not in st.session_state and wanted:
+        _open(store, owner, wanted)
+
+
+def keep_in_url(conversation: Conversation) -> None:
+    """The open conversation's id in the address once it is stored; none for a new one."""
+    if conversation.persisted:
+        if st.query_params.get(URL_KEY) != conversation.id:
+            st.query_params[URL_KEY] = conversation.id
+    elif URL_KEY in st.query_params:
+        del st.query_params[URL_KEY]
 
 
 def _open(store: ConversationStore, owner: Owner, conversation_id: str, message_id: str | None = None) -> None:

@@ -15,11 +15,13 @@ from config import ConfigError, Settings, load_settings
 from engine import Blocked, NewMessage, Outcome, Redo, SideBySide, Upload
 from memory.conversation import Turn
 from ui.comparison import blind_order, compare_with, pending, run_comparison, show_pending, show_revealed
-from ui.conversations import current_conversation, search_match_marker
+from ui.conversations import conversation_from_url, current_conversation, keep_in_url, search_match_marker
+from ui.failover import in_flight, interrupted_turns
 from ui.leaderboard import leaderboard_button
 from ui.panels import kept_draft, memory_panel, next_message_estimate, not_sent, take_kept_to_send
 from ui.redo import edit_form, exchange_controls, is_last_answer, reopen_edit, wanted_redo
-from ui.services import asker, audit_log, chain_statistics, conversation_store, owner, turn_engine
+from ui.services import (asker, audit_log, chain_statistics, conversation_store, owner, turn_engine,
+                         turns_in_flight)
 from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, sign_in_screen
 from ui.sidebar import choices_sidebar, sidebar_footer
 from ui.turn_view import run_turn, show_turn, visible_turns
@@ -69,11 +71,17 @@ def chat_page(settings: Settings, services: AuthServices | None, session: AuthSe
                              "none of the deployments is open to your roles. Ask an administrator.")
         st.stop()
     audit_log(settings)  # configured before anything can be audited
+    store = conversation_store(settings)
+    conversation_from_url(store, owner(session))  # before the sidebar: opening restores the sidebar's choices
     choices = choices_sidebar(settings, session, deployments)
     other = compare_with(settings, deployments, choices)
+    engine = turn_engine(settings)
     conversation = current_conversation()
-    engine, store = turn_engine(settings), conversation_store(settings)
     who = asker(settings, services, session, choices.identity_mode)
+    flights = turns_in_flight(settings)
+    interrupted_turns(flights, who.owner, lambda conversation_id, started_at: engine.audit.event(
+        "turn_interrupted", engine.audit_context(who, conversation, choices), outcome="interrupted",
+        interrupted_conversation_id=conversation_id, started_at=started_at))
 
     side_by_side, redo = SideBySide(engine), Redo(engine)
     waiting = pending(conversation)  # a side-by-side answer pair not voted on yet: drawn as its two columns
@@ -110,7 +118,9 @@ def chat_page(settings: Settings, services: AuthServices | None, session: AuthSe
         for turn in conversation.turns[-2:]:
             show_turn(turn, store.files, feedback)
     if wanted and message is None:
-        ended = run_turn(redo.run(who, conversation, choices, wanted["edited"]), store.files, feedback)
+        question = wanted["edited"] or conversation.turns[-2].content
+        with in_flight(flights, who.owner, conversation.id, question):
+            ended = run_turn(redo.run(who, conversation, choices, wanted["edited"]), store.files, feedback)
         if isinstance(ended, Blocked):
             reopen_edit(conversation, ended.draft)  # an edited question is handed back in its edit box
             for turn in conversation.turns[-2:]:
@@ -119,16 +129,19 @@ def chat_page(settings: Settings, services: AuthServices | None, session: AuthSe
             not_sent(replace(ended, draft=""), services, session, engine, who, conversation, choices)
     elif message is not None and other is not None:
         a, b = blind_order(choices, other)
-        ended = run_comparison(side_by_side.run(who, conversation, message, a, b), store.files, side_by_side, who,
-                               conversation, choices)
+        with in_flight(flights, who.owner, conversation.id, message.text):
+            ended = run_comparison(side_by_side.run(who, conversation, message, a, b), store.files, side_by_side,
+                                   who, conversation, choices)
         if isinstance(ended, Blocked):
             not_sent(ended, services, session, engine, who, conversation, choices)
     elif message is not None:
-        ended = run_turn(engine.run(who, conversation, message, choices), store.files, feedback)
+        with in_flight(flights, who.owner, conversation.id, message.text):
+            ended = run_turn(engine.run(who, conversation, message, choices), store.files, feedback)
         if isinstance(ended, Blocked):
             not_sent(ended, services, session, engine, who, conversation, choices)
         elif isinstance(ended, Outcome) and ended.keep_draft:
             st.session_state["kept_draft"] = ended.keep_draft
+    keep_in_url(conversation)
     # Below the newest turn, directly above the input: the kept draft, the model's memory, the next estimate.
     kept_draft(services, session)
     memory_panel(conversation)
@@ -139,7 +152,8 @@ def chat_page(settings: Settings, services: AuthServices | None, session: AuthSe
 
 
 def main() -> None:
-    st.set_page_config(page_title="Entra Chat", page_icon=":material/forum:")
+    # An emoji icon becomes a data: URL; a :material/…: one makes the browser fetch it from Google's font servers.
+    st.set_page_config(page_title="Entra Chat", page_icon="💬")
     try:
         settings = load_settings()  # cheap, and a changed setting applies on the next rerun
     except ConfigError as exc:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from auth.credentials import (COGNITIVE_SERVICES_SCOPE, GRAPH_SCOPE, TokenProvider, app_token_provider,
                               on_behalf_of_token_provider)
-from auth.security_context import SecurityContext, client_ip
+from auth.security_context import LOOPBACK, SecurityContext, client_ip
 from auth.services import AuthServices
 from auth.sessions import AuthSession
 from callbacks.audit import AuditLog, configure_audit_log, session_reference
@@ -19,6 +19,7 @@ from config.database import database_engine
 from config.settings import Settings
 from engine import Asker, TurnEngine
 from memory.images import ImageFiles
+from memory.inflight import TurnsInFlight
 from memory.store import ConversationStore, Owner
 from memory.usage import UsageLedger
 
@@ -54,6 +55,17 @@ def _audit_log(database_url: str | None, data_dir: str, to_stdout: bool) -> Audi
     return AuditLog(logger, listeners=[_statistics(database_url, data_dir).record])
 
 
+@st.cache_resource(show_spinner=False)
+def _flights(database_url: str | None, data_dir: str) -> TurnsInFlight:
+    _store(database_url, data_dir)  # the schema is there before anything is written to it
+    return TurnsInFlight(_database(database_url, data_dir))
+
+
+def turns_in_flight(settings: Settings) -> TurnsInFlight:
+    """This replica's heartbeat and running turns (one per process)."""
+    return _flights(*_database_key(settings))
+
+
 def conversation_store(settings: Settings) -> ConversationStore:
     return _store(*_database_key(settings))
 
@@ -81,7 +93,8 @@ def owner(session: AuthSession) -> Owner:
 
 def asker(settings: Settings, services: AuthServices | None, session: AuthSession, mode: str) -> Asker:
     trusted = frozenset(settings.app.trusted_proxies)
-    ip = client_ip(st.context.ip_address, st.context.headers.get("x-forwarded-for"), trusted)
+    # Streamlit reports a peer on this host (127.0.0.1 or ::1) as None: a same-host proxy is then the loopback peer.
+    ip = client_ip(st.context.ip_address or LOOPBACK, st.context.headers.get("x-forwarded-for"), trusted)
     context = SecurityContext(application_name=settings.app.name, end_user_id=session.identity.oid,
                               end_user_tenant_id=session.identity.tenant_id, source_ip=ip)
     graph = None if settings.app.auth_disabled else (lambda: _graph_token_provider(settings, services, session))

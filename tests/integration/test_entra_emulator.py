@@ -20,6 +20,7 @@ from azure.identity import (ClientSecretCredential, DefaultAzureCredential, Mana
 from localdev.entra import COGNITIVE_SERVICES, EntraEmulator, RegisteredClient, TestUser
 from localdev.server import start_in_thread
 from localdev.tls import ensure_local_tls
+from tests.integration.signin import posted_form
 
 TENANT = "0c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e"
 CLIENT = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
@@ -75,15 +76,21 @@ def browser_authorize(entra, auth_uri: str) -> httpx.Response:
         return http.get(auth_uri)
 
 
-def sign_in(entra, app, scopes=(API_SCOPE,), login_hint=None) -> dict:
-    """The browser leg: authorize auto-approves and redirects back; msal then redeems the code."""
-    flow = app.initiate_auth_code_flow(list(scopes), redirect_uri=REDIRECT, login_hint=login_hint)
+def form_post_answer(entra, flow: dict) -> dict:
+    """The browser leg with response_mode=form_post: authorize auto-approves and answers with a form that posts the
+    code back to the redirect URI; these are its fields."""
     reply = browser_authorize(entra, flow["auth_uri"])
-    assert reply.status_code == 302
-    location = urlsplit(reply.headers["location"])
-    assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT
-    params = {k: v[0] for k, v in parse_qs(location.query).items()}
-    return app.acquire_token_by_auth_code_flow(flow, params)
+    assert reply.status_code == 200, reply.text
+    action, fields = posted_form(reply.text)
+    assert action == REDIRECT
+    return fields
+
+
+def sign_in(entra, app, scopes=(API_SCOPE,), login_hint=None) -> dict:
+    """Authorize (form_post, as the app signs in), then msal redeems the code."""
+    flow = app.initiate_auth_code_flow(list(scopes), redirect_uri=REDIRECT, login_hint=login_hint,
+                                       response_mode="form_post")
+    return app.acquire_token_by_auth_code_flow(flow, form_post_answer(entra, flow))
 
 
 def verify_with_jwks(entra, token: str, audience: str) -> dict:
@@ -147,8 +154,8 @@ def test_sent_secrets_are_redacted_in_the_recorded_requests(entra):
 
 def test_code_is_single_use(entra):
     app = msal_app(entra)
-    flow = app.initiate_auth_code_flow([API_SCOPE], redirect_uri=REDIRECT)
-    params = {k: v[0] for k, v in parse_qs(urlsplit(browser_authorize(entra, flow["auth_uri"]).headers["location"]).query).items()}
+    flow = app.initiate_auth_code_flow([API_SCOPE], redirect_uri=REDIRECT, response_mode="form_post")
+    params = form_post_answer(entra, flow)
     assert "access_token" in app.acquire_token_by_auth_code_flow(dict(flow), params)
     again = msal_app(entra).acquire_token_by_auth_code_flow(dict(flow), params)
     assert again["error"] == "invalid_grant" and "AADSTS54005" in again["error_description"]
@@ -156,11 +163,44 @@ def test_code_is_single_use(entra):
 
 def test_wrong_pkce_verifier_is_refused(entra):
     app = msal_app(entra)
-    flow = app.initiate_auth_code_flow([API_SCOPE], redirect_uri=REDIRECT)
-    params = {k: v[0] for k, v in parse_qs(urlsplit(browser_authorize(entra, flow["auth_uri"]).headers["location"]).query).items()}
+    flow = app.initiate_auth_code_flow([API_SCOPE], redirect_uri=REDIRECT, response_mode="form_post")
+    params = form_post_answer(entra, flow)
     flow["code_verifier"] = secrets.token_urlsafe(32)
     result = app.acquire_token_by_auth_code_flow(flow, params)
     assert result["error"] == "invalid_grant" and "AADSTS501481" in result["error_description"]
+
+
+def test_form_post_answer_is_an_auto_submitting_form_like_entras(entra):
+    app = msal_app(entra)
+    flow = app.initiate_auth_code_flow([API_SCOPE], redirect_uri=REDIRECT, response_mode="form_post")
+    reply = browser_authorize(entra, flow["auth_uri"])
+    assert reply.headers["content-type"].startswith("text/html") and "no-store" in reply.headers["cache-control"]
+    assert "document.forms[0].submit()" in reply.text and "<noscript>" in reply.text
+    action, fields = posted_form(reply.text)
+    assert action == REDIRECT and set(fields) == {"code", "state", "session_state"} and fields["state"] == flow["state"]
+    assert "location" not in reply.headers  # the code travels in the page body only
+
+
+def test_query_mode_still_answers_by_redirect_and_msal_warns_about_it(entra):
+    """Query mode is kept for other callers; msal warns on every such flow (the app itself uses form_post)."""
+    app = msal_app(entra)
+    with pytest.warns(UserWarning, match="form_post"):
+        flow = app.initiate_auth_code_flow([API_SCOPE], redirect_uri=REDIRECT)
+    reply = browser_authorize(entra, flow["auth_uri"])
+    assert reply.status_code == 302
+    location = urlsplit(reply.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT
+    params = {k: v[0] for k, v in parse_qs(location.query).items()}
+    assert "access_token" in app.acquire_token_by_auth_code_flow(flow, params)
+
+
+def test_errors_are_posted_back_too_in_form_post_mode(entra):
+    query = {"client_id": CLIENT, "response_type": "code", "redirect_uri": REDIRECT, "scope": "openid", "state": "st",
+             "response_mode": "form_post"}
+    reply = browser_authorize(entra, str(httpx.URL(f"{authority(entra)}/oauth2/v2.0/authorize", params=query)))
+    action, fields = posted_form(reply.text)
+    assert action == REDIRECT and fields["error"] == "invalid_request" and fields["state"] == "st"
+    assert "AADSTS9002325" in fields["error_description"]
 
 
 def test_authorize_requires_pkce_s256(entra):

@@ -18,6 +18,7 @@ from azure.identity import OnBehalfOfCredential
 
 from localdev.entra import COGNITIVE_SERVICES, DEFAULT_GRAPH_CONSENT, GRAPH_RESOURCE, TestUser
 from localdev.stack import CLIENT_ID, OTHER_USER, TENANT_ID, TEST_USER, app_environment
+from tests.integration.signin import posted_form
 
 GRAPH_SCOPE = f"{GRAPH_RESOURCE}/.default"
 REDIRECT = "http://127.0.0.1:8080/signin/callback"  # the stack's registered redirect URI (app_port 8080)
@@ -65,11 +66,11 @@ def _sign_in(emulators, person: TestUser) -> str:
                                              authority=f"{emulators.entra_server.url}/{TENANT_ID}",
                                              instance_discovery=False)
     flow = app.initiate_auth_code_flow([f"api://{CLIENT_ID}/access_as_user"], redirect_uri=REDIRECT,
-                                       login_hint=person.preferred_username)
+                                       login_hint=person.preferred_username, response_mode="form_post")
     with httpx.Client(verify=context(emulators), follow_redirects=False, timeout=10) as http:
         reply = http.get(flow["auth_uri"])
-    assert reply.status_code == 302, reply.text
-    params = {k: v[0] for k, v in parse_qs(urlsplit(reply.headers["location"]).query).items()}
+    assert reply.status_code == 200, reply.text
+    _, params = posted_form(reply.text)  # the fields the browser would post to the redirect URI
     result = app.acquire_token_by_auth_code_flow(flow, params)
     assert "access_token" in result, result
     return result["access_token"]

@@ -1,9 +1,11 @@
-"""Sign-in through the app's own routes against the Entra ID emulator: PKCE flow bound to the browser, the id_token
-validated by the app, server-side sessions, silent refresh, on-behalf-of, sign-out, and nothing secret in logs."""
+"""Sign-in through the app's own routes against the Entra ID emulator: PKCE flow bound to the browser, the answer
+posted back (response_mode=form_post), the id_token validated by the app, server-side sessions, silent refresh,
+on-behalf-of, sign-out, and nothing secret in logs."""
 from __future__ import annotations
 
 import logging
 import time
+import warnings
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,7 +20,7 @@ from config import load_settings
 from config.logs import configure_logging
 from localdev.entra import Knobs
 from localdev.stack import CLIENT_ID, OTHER_USER, TENANT_ID, TEST_USER
-from tests.integration.signin import app_client, entra_get, sign_in
+from tests.integration.signin import app_client, entra_answer, entra_get, posted_form, sign_in
 
 
 @pytest.fixture(autouse=True)
@@ -42,10 +44,43 @@ def test_sign_in_creates_a_server_side_session_found_only_through_an_httponly_co
     session = auth_services(settings).sessions.get(trip.session_id)
     assert session.identity.oid == TEST_USER.oid and session.identity.tenant_id == TENANT_ID
     assert session.identity.name == TEST_USER.name
-    # The flow cookie was short-lived, HttpOnly, limited to /signin, and is cleared after use.
+    # The flow cookie was short-lived, HttpOnly, limited to /signin, and is cleared after use. Entra's answer is a
+    # cross-site POST, which carries only SameSite=None cookies, and browsers take those only with Secure.
     flow_cookie = cookie_header(trip.start, SIGNIN_COOKIE).lower()
     assert "httponly" in flow_cookie and "max-age=600" in flow_cookie and "path=/signin" in flow_cookie
-    assert 'chat_signin=""' in cookie_header(trip.callback, SIGNIN_COOKIE) or "max-age=0" in cookie_header(trip.callback, SIGNIN_COOKIE).lower()
+    assert "samesite=none" in flow_cookie and "secure" in flow_cookie
+    cleared = cookie_header(trip.callback, SIGNIN_COOKIE).lower()
+    assert ('chat_signin=""' in cleared or "max-age=0" in cleared) and "samesite=none" in cleared and "secure" in cleared
+
+
+def test_the_answer_comes_back_as_a_form_post_and_msal_no_longer_warns(settings, emulators):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trip = sign_in(settings, emulators)
+    assert not [w for w in caught if "form_post" in str(w.message)], [str(w.message) for w in caught]
+    assert parse_qs(urlsplit(trip.start.headers["location"]).query)["response_mode"] == ["form_post"]
+    assert set(trip.answer) == {"code", "state", "session_state"}  # in the POST body, never in a URL
+    assert trip.callback.status_code == 303 and trip.session_id
+
+
+def test_a_code_in_the_query_string_is_refused_with_a_clear_page(settings, emulators):
+    client = app_client(settings)
+    start = client.get("/signin")
+    _, path, answer = entra_answer(start, emulators.tls.ca_file)
+    reply = client.get(path, params=answer)  # the answer as a link: not how this app asked for it
+    assert reply.status_code == 400 and "Sign-in failed" in reply.text and "start again" in reply.text
+    assert SESSION_COOKIE not in client.cookies
+    assert client.post(path, data=answer).status_code == 303  # the flow itself was untouched and still works
+
+
+def test_a_malformed_answer_is_refused_with_a_clear_page(settings, emulators):
+    client = app_client(settings)
+    client.get("/signin")
+    many = {f"field{n}": "x" for n in range(100)}
+    reply = client.post("/signin/callback", data=many)
+    assert reply.status_code == 400 and "not understood" in reply.text
+    huge = client.post("/signin/callback", data={"code": "x" * 100_000, "state": "s"})
+    assert huge.status_code == 400 and "Sign-in failed" in huge.text
 
 
 def test_authorize_request_uses_pkce_state_nonce_and_the_configured_redirect_uri(settings, emulators):
@@ -60,17 +95,16 @@ def test_authorize_request_uses_pkce_state_nonce_and_the_configured_redirect_uri
 def test_the_callback_is_used_once(settings, emulators):
     trip = sign_in(settings, emulators)
     trip.client.cookies.set(SIGNIN_COOKIE, trip.start.cookies[SIGNIN_COOKIE])  # as a replaying attacker would
-    answer = urlsplit(trip.authorize.headers["location"])
-    replay = trip.client.get(f"{answer.path}?{answer.query}")
+    replay = trip.client.post("/signin/callback", data=trip.answer)
     assert replay.status_code == 400 and "already used" in replay.text
 
 
 def test_a_callback_without_this_browsers_flow_cookie_is_refused(settings, emulators):
     victim = app_client(settings)
     start = victim.get("/signin")
-    answer = urlsplit(entra_get(start.headers["location"], emulators.tls.ca_file).headers["location"])
+    _, path, answer = entra_answer(start, emulators.tls.ca_file)
     attacker = app_client(settings)  # login CSRF: the answer replayed in another browser
-    reply = attacker.get(f"{answer.path}?{answer.query}")
+    reply = attacker.post(path, data=answer)
     assert reply.status_code == 400 and "not started in this browser" in reply.text
     assert SESSION_COOKIE not in attacker.cookies
 
@@ -79,9 +113,9 @@ def test_a_flow_cookie_from_another_sign_in_does_not_match(settings, emulators):
     client = app_client(settings)
     first = client.get("/signin")
     second_flow_cookie = client.get("/signin").cookies[SIGNIN_COOKIE]
-    answer = urlsplit(entra_get(first.headers["location"], emulators.tls.ca_file).headers["location"])
+    _, path, answer = entra_answer(first, emulators.tls.ca_file)
     client.cookies.set(SIGNIN_COOKIE, second_flow_cookie)
-    reply = client.get(f"{answer.path}?{answer.query}")
+    reply = client.post(path, data=answer)
     assert reply.status_code == 400 and "does not belong" in reply.text
 
 
@@ -104,8 +138,23 @@ def test_entra_error_answer_is_shown_and_creates_no_session(settings, emulators)
     client = app_client(settings)
     start = client.get("/signin")
     state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
-    reply = client.get(f"/signin/callback?error=access_denied&error_description=AADSTS65004%3A+declined&state={state}")
-    assert reply.status_code == 400 and "AADSTS65004" in reply.text and SESSION_COOKIE not in client.cookies
+    reply = client.post("/signin/callback", data={"error": "access_denied", "error_description": "AADSTS65004: declined",
+                                                  "state": state})
+    assert reply.status_code == 400 and "Sign-in failed" in reply.text and "AADSTS65004" in reply.text
+    assert SESSION_COOKIE not in client.cookies
+
+
+def test_an_error_entra_posts_back_is_shown_on_the_clear_page(settings, emulators):
+    """An error answer straight from the emulator's authorize, posted back like any other (here: no PKCE sent)."""
+    client = app_client(settings)
+    start = client.get("/signin")
+    without_pkce = str(start.headers["location"]).replace("code_challenge_method=S256", "code_challenge_method=plain")
+    authorize = entra_get(without_pkce, emulators.tls.ca_file)
+    action, answer = posted_form(authorize.text)
+    assert answer["error"] == "invalid_request"
+    reply = client.post(urlsplit(action).path, data=answer)
+    assert reply.status_code == 400 and "Microsoft Entra ID refused the sign-in" in reply.text
+    assert "AADSTS9002325" in reply.text and SESSION_COOKIE not in client.cookies
 
 
 def test_tenant_outside_the_allowed_list_is_refused(stack_env, emulators, monkeypatch):
@@ -206,7 +255,7 @@ def test_no_token_code_secret_or_cookie_reaches_the_logs(settings, emulators, ca
     trip = sign_in(settings, emulators)
     services = auth_services(settings)
     token, _ = services.signin.user_access_token(services.sessions.get(trip.session_id).token_cache)
-    code = parse_qs(urlsplit(trip.authorize.headers["location"]).query)["code"][0]
+    code = trip.answer["code"]
     # The browser stand-ins (test client, httpx to authorize) log URLs via httpx/httpcore: not the app's logs.
     text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore")))
     for secret in (token, code, trip.session_id, trip.start.cookies[SIGNIN_COOKIE],
@@ -219,12 +268,12 @@ def test_no_token_code_secret_or_cookie_reaches_the_logs(settings, emulators, ca
 def test_missing_or_forged_state_is_refused(settings, emulators):
     client = app_client(settings)
     start = client.get("/signin")
-    answer = parse_qs(urlsplit(entra_get(start.headers["location"], emulators.tls.ca_file).headers["location"]).query)
+    _, path, answer = entra_answer(start, emulators.tls.ca_file)
     flow_cookie = start.cookies[SIGNIN_COOKIE]
-    missing = client.get(f"/signin/callback?code={answer['code'][0]}")
+    missing = client.post(path, data={"code": answer["code"]})
     assert missing.status_code == 400 and "does not belong" in missing.text
     client.cookies.set(SIGNIN_COOKIE, flow_cookie)  # a failed answer clears the flow cookie; put it back
-    forged = client.get(f"/signin/callback?code={answer['code'][0]}&state=forged-state")
+    forged = client.post(path, data={"code": answer["code"], "state": "forged-state"})
     assert forged.status_code == 400 and "does not belong" in forged.text
     assert SESSION_COOKIE not in client.cookies
 

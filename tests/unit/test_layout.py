@@ -1,12 +1,13 @@
 """The architecture as the code states it: only app.py and ui/ import streamlit, dependencies point one way
-(ui → experiments → engine → documents → chains, memory, callbacks, auth → config), and product code never imports localdev."""
+(ui → experiments → engine → documents → chains, memory, callbacks, auth → config; web, the HTTP middleware app.py
+adds, → auth → config), and product code never imports localdev."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ["app.py", "ui", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"]
+PRODUCT = ["app.py", "ui", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config", "web"]
 # Which product packages each layer may import (itself included).
 ALLOWED = {
     "ui": {"ui", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
@@ -17,6 +18,7 @@ ALLOWED = {
     "memory": {"memory", "chains", "config"},
     "callbacks": {"callbacks", "chains", "config"},
     "auth": {"auth", "config"},
+    "web": {"web", "auth", "config"},
     "config": {"config"},
 }
 PACKAGES = set(ALLOWED) | {"localdev", "tests", "bench"}

@@ -15,6 +15,7 @@ from memory.comparisons import Comparison
 from memory.conversation import Conversation, Turn
 from memory.search import MARK_END, MARK_START, parse_query, snippet_parts
 from memory.store import ConversationStore, Owner, answer_record
+from tests.unit.test_migrations import made_before_migrations
 
 ADA, GRACE = Owner("ada-oid", "tenant-1"), Owner("grace-oid", "tenant-1")
 ADA_ELSEWHERE = Owner("ada-oid", "tenant-2")
@@ -203,11 +204,13 @@ def run_kept_answer_contract(store: ConversationStore) -> None:
 
 
 def run_backfill_contract(engine, drop_index: list[str]) -> None:
-    """A database from before search (conversations, no search table): the first start indexes every message once."""
+    """A database from before search (conversations, no search table; made before migrations too): the first start
+    indexes every message once (the baseline migration, config/migrations)."""
     store = ConversationStore(engine)
     first = commit(store, ADA, [("Old question about glaciers", "Glaciers retreat in warm summers.")])
     commit(store, GRACE, [("Grace's glaciers", "Also glaciers.")])
     assert store.rename(ADA, first.id, "Ice renamed")
+    made_before_migrations(engine)
     with engine.begin() as db:
         for statement in drop_index:
             db.execute(text(statement))
