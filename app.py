@@ -7,10 +7,12 @@ import streamlit as st
 
 from auth.routes import build_routes
 from auth.services import auth_services
+from callbacks.metrics import process_metrics
 from config import ConfigError, load_settings
 from config.logs import configure_logging
 from config.migrations import upgrade_on_start
 from web import security_middleware
+from web.metrics import metrics_middleware, metrics_route
 
 try:
     settings = load_settings()
@@ -22,11 +24,14 @@ configure_logging(settings.app.log_level)
 upgrade_on_start(settings)  # the database schema, one replica at a time; a newer database stops start-up
 
 PAGE = Path(__file__).resolve().parent / "ui" / "page.py"
+# Prometheus metrics of this replica at /metrics, only when a token or networks are configured (else a 404).
+metrics = process_metrics() if settings.app.metrics_enabled else None
 # Security headers and the sign-in rate limit on every response; the CSP allows Streamlit's inline bootstrap by hash.
-middleware = security_middleware(settings, (Path(st.__file__).parent / "static" / "index.html").read_text())
-if settings.app.auth_disabled:  # local experiments only (settings refuse it for a non-localhost URL)
-    app = st.App(PAGE, middleware=middleware)
-else:
+middleware = [*security_middleware(settings, (Path(st.__file__).parent / "static" / "index.html").read_text()),
+              *metrics_middleware(metrics)]
+routes = [metrics_route(settings.app, metrics)]
+if not settings.app.auth_disabled:  # auth_disabled: local experiments only (settings refuse it for a non-localhost URL)
     services = auth_services(settings)
-    app = st.App(PAGE, routes=build_routes(services.signin, services.sessions, settings.app.public_url),
-                 middleware=middleware)
+    routes += build_routes(services.signin, services.sessions, settings.app.public_url,
+                           on_sign_in=metrics.sign_in if metrics else None)
+app = st.App(PAGE, routes=routes, middleware=middleware)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -22,7 +23,11 @@ MAX_ANSWER_FIELDS = 20
 MAX_ANSWER_FIELD_BYTES = 16 * 1024
 
 
-def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str) -> list[Route]:
+def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str,
+                 on_sign_in: Callable[[str], None] | None = None) -> list[Route]:
+    """`on_sign_in(outcome)`: told how each sign-in ended: ok, rejected (Entra's answer failed a check), error (the app
+    failed finishing it) or unavailable (Entra ID could not be reached to start it); the metrics count them."""
+    on_sign_in = on_sign_in or (lambda outcome: None)
     secure = public_url.startswith("https://")  # Secure cookies only where the browser reaches us over https
     session_max_age = int(sessions.lifetime.total_seconds())
 
@@ -35,6 +40,7 @@ def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str) -
             auth_uri, flow_cookie = signin.begin(resume, hint)
         except Exception as exc:  # Entra unreachable or misconfigured: say so instead of a 500
             log.error("could not start sign-in: %s", type(exc).__name__)
+            on_sign_in("unavailable")
             return _page("Sign-in is unavailable", "Microsoft Entra ID could not be reached. Try again in a minute.", 503)
         response = RedirectResponse(auth_uri, status_code=302)
         # Entra's answer is a cross-site POST (from login.microsoftonline.com; locally from https://localhost:<port> to
@@ -47,32 +53,42 @@ def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str) -
 
     async def callback(request: Request) -> Response:
         if request.method != "POST":  # sign-in asks for form_post: a code in a URL did not come from our sign-in
+            on_sign_in("rejected")
             return _page("Sign-in failed", "This sign-in answer did not come from Microsoft Entra ID the way this app "
                          "asks for it (a form, not a link); start again.", 400)
         try:
             form = await request.form(max_files=0, max_fields=MAX_ANSWER_FIELDS, max_part_size=MAX_ANSWER_FIELD_BYTES)
         except (MultiPartException, HTTPException):  # too many or too large fields (Starlette raises either)
+            on_sign_in("rejected")
             return _page("Sign-in failed", "The sign-in answer was not understood; start again.", 400)
         params = {key: value for key, value in form.items() if isinstance(value, str)}
         # Redeeming the code calls Entra and writes the session store: off the event loop.
         return await run_in_threadpool(finish, request.cookies.get(SIGNIN_COOKIE), params)
 
     def finish(flow_cookie: str | None, params: dict[str, str]) -> Response:
+        outcome = "error"  # unless redeem() returns: an exception on the way is the app's failure, not the person's
+        try:
+            response, outcome = redeem(flow_cookie, params)
+            return response
+        finally:
+            on_sign_in(outcome)
+
+    def redeem(flow_cookie: str | None, params: dict[str, str]) -> tuple[Response, str]:
         try:
             done = signin.complete(flow_cookie, params)
         except SignInRejected as exc:
             log.warning("sign-in rejected: %s", exc)
-            response = _page("Sign-in failed", f"{exc}.", 400)
+            response, outcome = _page("Sign-in failed", f"{exc}.", 400), "rejected"
         else:
             draft = sessions.take_draft(done.resume_session) if done.resume_session else None
             sessions.delete(done.resume_session)
             session = sessions.create(done.identity, done.token_cache, draft)
             # 303: the browser follows with a GET of the page (a top-level navigation, so the Lax cookie goes along).
-            response = RedirectResponse("/", status_code=303)
+            response, outcome = RedirectResponse("/", status_code=303), "ok"
             response.set_cookie(SESSION_COOKIE, session.id, max_age=session_max_age, httponly=True, samesite="lax",
                                 secure=secure, path="/")
         response.delete_cookie(SIGNIN_COOKIE, path="/signin", secure=True, httponly=True, samesite="none")
-        return response
+        return response, outcome
 
     def signout(request: Request) -> Response:
         sessions.delete(request.cookies.get(SESSION_COOKIE))

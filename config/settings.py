@@ -102,6 +102,13 @@ class AppSettings(_Section):
                             "usage administration page")
     experimenter_role: str = Field("Chat.Experimenter", min_length=1, max_length=120, description="the app role "
                                    "that may see the side-by-side leaderboard (everyone may vote)")
+    metrics_token: SecretStr | None = Field(
+        None, description="a random secret of at least 32 characters that a Prometheus scraper sends as "
+        "Authorization: Bearer <token> to read /metrics (metrics are off while neither this nor APP_METRICS_NETWORKS "
+        "is set)")
+    metrics_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated IP addresses or networks (CIDR) that may read /metrics "
+        "without the token when they connect directly (not through a trusted proxy), e.g. 10.0.0.0/8")
     auth_disabled: bool = Field(False, description="true only for local experiments: no sign-in, a fixed local identity "
                                 "(refused unless APP_PUBLIC_URL is a localhost address)")
 
@@ -136,13 +143,18 @@ class AppSettings(_Section):
     def _url(cls, value: str) -> str:
         return _https_url(value, allow_http_loopback=True)
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "metrics_networks", mode="before")
     @classmethod
     def _proxies(cls, value: object) -> list[str]:
         proxies = _comma_list(value)
         for proxy in proxies:
             ipaddress.ip_network(proxy, strict=False)  # an address or a network; ValueError names the bad one
         return proxies
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _metrics_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value  # an empty variable: metrics off
 
     @field_validator("frame_ancestors", mode="before")
     @classmethod
@@ -163,7 +175,7 @@ class AppSettings(_Section):
             raise ValueError("'none' cannot be combined with other sources")
         return sources
 
-    @field_validator("session_secret")
+    @field_validator("session_secret", "metrics_token")
     @classmethod
     def _secret_length(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
@@ -176,6 +188,11 @@ class AppSettings(_Section):
             raise ValueError("APP_AUTH_DISABLED=true is allowed only for local experiments, when APP_PUBLIC_URL is a "
                              "localhost address")
         return self
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """/metrics is served (and metrics are counted) only when a token or a network may read them."""
+        return self.metrics_token is not None or bool(self.metrics_networks)
 
     @model_validator(mode="after")
     def _memory(self) -> "AppSettings":

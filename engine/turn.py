@@ -55,6 +55,7 @@ EXPIRED = ("Your sign-in has expired, so the message was not sent. It is kept: s
 
 UNAVAILABLE = ("Microsoft Entra ID could not be reached to check your sign-in, so the message was not sent. It is "
                "kept: send it again in a moment.")
+TURN_OUTCOMES = {"complete": "ok", "stopped": "stopped", "filtered": "filtered", "failed": "failed"}  # by answer status
 
 
 @dataclass(frozen=True)
@@ -471,7 +472,8 @@ class TurnEngine:
         answer.usage = usage_of(audit.records)
         if failure:
             log.warning("chat turn failed: %s", failure.kind)
-        if not commit:
+        if not commit:  # the caller stores it (a comparison's pair, a redone answer's version)
+            self._turn_ended(audit, answer, failure, saved=None)
             return Outcome(user, answer, False, failure, keep_draft)
         if user.excluded or state.sent is None:
             pass  # the model's memory stays as it was: a blocked message, or nothing reached the model
@@ -482,7 +484,14 @@ class TurnEngine:
         saved = self._commit(who.owner, conversation, user, answer, choices, documents,
                              spend=(audit.records, state.reservation))
         conversation.documents += documents  # attached from now on, also when storing failed (this page keeps them)
+        self._turn_ended(audit, answer, failure, saved=saved)
         return Outcome(user, answer, saved, failure, keep_draft)
+
+    def _turn_ended(self, audit: AuditHandler, answer: Turn, failure: Failure | None, *, saved: bool | None) -> None:
+        """One record per answer as the person got it (a turn may make several model calls, or none): how it ended,
+        the failure's kind, whether it was stored (None: its caller stores it). The metrics count turns from it."""
+        self.audit.event("turn_ended", audit.context, outcome=TURN_OUTCOMES.get(answer.status, answer.status),
+                         failure=failure.kind if failure else None, message_id=answer.id, saved=saved)
 
     def _commit(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn, choices: Choices,
                 documents: list[AttachedDocument], comparison: Comparison | None = None,

@@ -1,5 +1,5 @@
 """What the page needs from the layers below, built once per process (or per person where it must be): the database,
-the conversation store, the audit log with its chain-statistics listener, the turn engine, and who is asking."""
+the conversation store, the audit log with its listeners (chain statistics, metrics), the turn engine, and who asks."""
 from __future__ import annotations
 
 import hashlib
@@ -15,6 +15,7 @@ from auth.services import AuthServices
 from auth.sessions import AuthSession
 from callbacks.audit import AuditLog, configure_audit_log, session_reference
 from callbacks.chain_stats import ChainStatistics
+from callbacks.metrics import process_metrics
 from config.database import database_engine
 from config.settings import Settings
 from engine import Asker, TurnEngine
@@ -50,9 +51,12 @@ def _usage(database_url: str | None, data_dir: str) -> UsageLedger:
 
 
 @st.cache_resource(show_spinner=False)
-def _audit_log(database_url: str | None, data_dir: str, to_stdout: bool) -> AuditLog:
+def _audit_log(database_url: str | None, data_dir: str, to_stdout: bool, metrics: bool) -> AuditLog:
     logger = configure_audit_log(Path(data_dir), to_stdout=to_stdout)
-    return AuditLog(logger, listeners=[_statistics(database_url, data_dir).record])
+    listeners = [_statistics(database_url, data_dir).record]
+    if metrics:  # this process's Prometheus metrics (the /metrics route of app.py serves the same object)
+        listeners.append(process_metrics().record)
+    return AuditLog(logger, listeners=listeners)
 
 
 @st.cache_resource(show_spinner=False)
@@ -79,7 +83,7 @@ def usage_ledger(settings: Settings) -> UsageLedger:
 
 
 def audit_log(settings: Settings) -> AuditLog:
-    return _audit_log(*_database_key(settings), settings.app.audit_stdout)
+    return _audit_log(*_database_key(settings), settings.app.audit_stdout, settings.app.metrics_enabled)
 
 
 def turn_engine(settings: Settings) -> TurnEngine:

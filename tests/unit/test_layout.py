@@ -1,6 +1,6 @@
 """The architecture as the code states it: only app.py and ui/ import streamlit, dependencies point one way
-(ui → experiments → engine → documents → chains, memory, callbacks, auth → config; web, the HTTP middleware app.py
-adds, → auth → config), and product code never imports localdev."""
+(ui → experiments → engine → documents → chains, memory, callbacks, auth → config; web, the HTTP middleware and
+routes app.py adds, → callbacks (the metrics it serves), auth → config), and product code never imports localdev."""
 from __future__ import annotations
 
 import ast
@@ -18,7 +18,7 @@ ALLOWED = {
     "memory": {"memory", "chains", "config"},
     "callbacks": {"callbacks", "chains", "config"},
     "auth": {"auth", "config"},
-    "web": {"web", "auth", "config"},
+    "web": {"web", "callbacks", "auth", "config"},
     "config": {"config"},
 }
 PACKAGES = set(ALLOWED) | {"localdev", "tests", "bench"}
