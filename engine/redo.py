@@ -14,10 +14,9 @@ from dataclasses import replace
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from callbacks.audit import AuditHandler
-from documents.reader import SourceBook
 from documents.sources import sources_message
-from engine.events import Accepted, Blocked, Event, Outcome
-from engine.turn import Asker, Choices, TurnEngine, _Documents
+from engine.events import Blocked, Event, Outcome
+from engine.turn import Asker, Choices, TurnEngine
 from memory.conversation import Conversation, Turn, Version
 
 log = logging.getLogger("chat.engine")
@@ -49,8 +48,7 @@ class Redo:
         if provider is None:
             return
         audit = AuditHandler(context, choices.deployment, sink=engine.audit)
-        documents = _Documents(list(conversation.documents), [], SourceBook(),
-                               lambda: engine._embedder(who, context, audit, provider))
+        documents = engine.conversation_documents(who, conversation, context, audit, provider)
         tools = engine._tools(who, choices.deployment, documents) if choices.chain.uses_tools else None
         sources = engine._sources(conversation, question, documents, search_up_front=tools is None)
         up_front = [sources_message(sources)] if sources else []
@@ -63,12 +61,7 @@ class Redo:
         asked = replace(user, content=question, excluded=False, versions=[])
         engine.audit.event("exchange_redone", context, kind=kind, message_id=answer.id,
                            version=max(len(answer.versions), 1) + 1)
-        try:
-            yield Accepted(asked)
-        except GeneratorExit:  # stopped before the answer began: nothing will be spent
-            if admitted[0] is not None:
-                engine.usage.release(admitted[0])
-            raise
+        yield from engine.accepted(asked, admitted[0])
         settled: dict = {}
         events = engine._answer(who, conversation, asked, human, choices, provider, audit, tools, up_front, documents,
                                 sent=[*prior, human], commit=False, settled=settled, reservation=admitted[0],
@@ -129,8 +122,7 @@ class Redo:
                                           if self.engine.usage else None)
         except Exception as exc:  # noqa: BLE001 - said to the person; the usage is still recorded
             log.error("could not store a regenerated answer: %s", type(exc).__name__)
-            fresh.notice = (fresh.notice + " " if fresh.notice else "") + "This answer could not be saved."
-            self.engine._record_spend(who.owner, audit.records, reservation)
+            self.engine.not_saved(who.owner, fresh, "This answer could not be saved.", audit.records, reservation)
             saved = False
         return replace(outcome, user=asked, answer=fresh, saved=saved)
 

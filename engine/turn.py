@@ -198,8 +198,7 @@ class TurnEngine:
         draft = text
         text = text or (DEFAULT_QUESTION if extracted else "")
         new_message = human_message(text, images)
-        documents = _Documents(list(conversation.documents), [], SourceBook(),
-                               lambda: self._embedder(who, context, audit, provider))
+        documents = self.conversation_documents(who, conversation, context, audit, provider)
         if extracted:
             budget = self.documents.budget(choices.deployment, choices.chain.system_prompt, conversation.memory,
                                            new_message, choices.max_output_tokens, conversation.documents)
@@ -246,13 +245,23 @@ class TurnEngine:
                              passages=document.passage_count, embedding_tokens=document.embedding_tokens,
                              embedding_cost_usd=str(document.embedding_cost),
                              **({"document": document.name} if context.include_text else {}))
+        yield from self.accepted(user, reservation)
+        return _Begun(user, new_message, provider, audit, tools, up_front, documents, reservation)
+
+    def accepted(self, user: Turn, reservation: Reservation | None) -> Iterator[Event]:
+        """Yields `Accepted`; a Stop right then (nothing sent yet) releases the turn's budget reservation."""
         try:
             yield Accepted(user)
-        except GeneratorExit:  # stopped before the answer began: nothing will be spent
+        except GeneratorExit:
             if reservation is not None:
                 self.usage.release(reservation)
             raise
-        return _Begun(user, new_message, provider, audit, tools, up_front, documents, reservation)
+
+    def conversation_documents(self, who: Asker, conversation: Conversation, context: AuditContext,
+                               audit: AuditHandler, provider: TokenProvider) -> "_Documents":
+        """The conversation's documents for one turn, with an embedder made (and audited) only if a search needs it."""
+        return _Documents(list(conversation.documents), [], SourceBook(),
+                          lambda: self._embedder(who, context, audit, provider))
 
     # -- the checks before anything is sent ----------------------------------------------------------------------------
     def signed_in(self, who: Asker, context: AuditContext, draft: str) -> Iterator[Event]:
@@ -508,9 +517,14 @@ class TurnEngine:
             return True
         except Exception as exc:  # noqa: BLE001 - said to the person, logged without content
             log.error("could not store turn of conversation %s: %s", conversation.id, type(exc).__name__)
-            answer.notice = (answer.notice + " " if answer.notice else "") + "This exchange could not be saved."
-            self._record_spend(owner, records, reservation)
+            self.not_saved(owner, answer, "This exchange could not be saved.", records, reservation)
             return False
+
+    def not_saved(self, owner: Owner, answer: Turn, notice: str, records: list[dict],
+                  reservation: Reservation | None) -> None:
+        """Storing failed: the answer says so, and its calls still count against the budget."""
+        answer.notice = (answer.notice + " " if answer.notice else "") + notice
+        self._record_spend(owner, records, reservation)
 
     def _record_spend(self, owner: Owner, records: list[dict], reservation: Reservation | None = None) -> None:
         """Usage of calls whose turn was not stored: still counted against the budget."""
