@@ -222,18 +222,29 @@ def test_the_dark_theme_has_no_serious_violations(a11y_stack, a11y_browser, axe_
 
 
 def test_sidebar_dialogs_and_admin_have_no_serious_violations(a11y_stack, a11y_browser, axe_script):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page = sign_in(a11y_browser, a11y_stack.url)
     send(page, "Something for the sidebar to list")
     answer_ended(page, 1)
     sidebar = page.get_by_test_id("stSidebar")
     for title in ("Rename or delete this conversation", "Compare chains", "Your data"):
         open_expander(page, sidebar, title)
-    for _ in range(2):  # the typed confirmation (then Cancel); again if a rerun swallowed the click
-        if sidebar.get_by_role("button", name="Delete all my data…").count():
-            sidebar.get_by_role("button", name="Delete all my data…").click()
-            idle(page)
-        open_expander(page, sidebar, "Your data")  # a rerun may draw it closed
-    sidebar.get_by_label("Type DELETE to confirm").wait_for()
+    # The typed confirmation (then Cancel). A rerun may swallow the click or draw the expander closed while the click
+    # waits for the button to be visible, so each try is short and reopens the expander first.
+    confirm = sidebar.get_by_label("Type DELETE to confirm")
+    deadline = time.monotonic() + 90
+    while not confirm.count():
+        assert time.monotonic() < deadline, "the delete confirmation never showed"
+        open_expander(page, sidebar, "Your data")
+        button = sidebar.get_by_role("button", name="Delete all my data…")
+        if button.count():
+            try:
+                button.click(timeout=5_000)
+            except PlaywrightTimeout:
+                continue
+        idle(page)
+    confirm.wait_for()
     idle(page)
     problems = check_axe(page, "sidebar", axe_script)
     sidebar.get_by_role("button", name="Cancel").click()
