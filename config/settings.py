@@ -5,6 +5,7 @@ import ipaddress
 import os
 from decimal import Decimal
 import re
+import threading
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -322,6 +323,54 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", secrets_dir:
         raise ConfigError("Configuration problem:\n" + "\n".join(f"  - {p}" for p in problems))
     catalog = load_catalog(sections["azure_openai"].catalog_file)
     return Settings(catalog=catalog, **sections)
+
+
+class _SettingsCache:
+    """load_settings() again only when something it reads has changed: the environment, the .env file, the secrets
+    folder or the catalog file. A page reruns on every click and every streamed update; building four pydantic
+    settings sections and parsing the catalog each time was a tenth of one replica's CPU with 20 people chatting
+    (bench/capacity.py), while a changed setting still applies on the next rerun."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: tuple[tuple, Path, tuple, Settings] | None = None
+
+    @staticmethod
+    def _stat(path: Path | str | None) -> tuple:
+        try:
+            info = os.stat(path) if path else None
+        except OSError:
+            return ()
+        return () if info is None else (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    def _inputs(self, env_file, secrets_dir) -> tuple:
+        secrets_dir = secrets_dir or os.environ.get("APP_SECRETS_DIR") or None
+        secrets = ()
+        if secrets_dir and os.path.isdir(secrets_dir):
+            secrets = tuple((entry.name, self._stat(entry.path)) for entry in sorted(os.scandir(secrets_dir),
+                                                                                   key=lambda e: e.name))
+        return (tuple(sorted(os.environ.items())), os.getcwd(), str(env_file), self._stat(env_file), secrets_dir,
+                secrets)
+
+    def get(self, env_file, secrets_dir) -> Settings:
+        inputs = self._inputs(env_file, secrets_dir)
+        held = self._held
+        if held is not None and held[0] == inputs and held[2] == self._stat(held[1]):
+            return held[3]
+        with self._lock:
+            settings = load_settings(env_file, secrets_dir)
+            catalog_file = settings.azure_openai.catalog_file
+            self._held = (inputs, catalog_file, self._stat(catalog_file), settings)
+            return settings
+
+
+_CACHE = _SettingsCache()
+
+
+def current_settings(env_file: str | os.PathLike[str] | None = ".env", secrets_dir: str | None = None) -> Settings:
+    """The settings for this page run: load_settings()'s result, shared until an input changes. Read-only: treat it
+    as frozen (it is shared by every session of the process)."""
+    return _CACHE.get(env_file, secrets_dir)
 
 
 def _cross_checks(app: AppSettings, entra: EntraSettings) -> list[str]:

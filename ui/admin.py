@@ -12,7 +12,7 @@ import streamlit as st
 from auth.services import AuthServices, auth_services
 from auth.sessions import AuthSession
 from callbacks.audit import AuditContext, AuditLog
-from config import load_settings
+from config import current_settings
 from config.settings import Settings
 from memory.usage import UsageLedger, to_usd
 from memory.usage_reports import (UsageFilter, UsageReports, dollars, names_of, parse_budget, parse_object_id, roll_up,
@@ -28,7 +28,7 @@ TOP_SPENDERS = 10
 
 
 def admin_page() -> None:
-    settings = load_settings()  # the entrypoint has read them in this run already: they are valid
+    settings = current_settings()  # the entrypoint has read them in this run already: they are valid
     services, session = _signed_in(settings)
     audit = audit_log(settings)
     if settings.app.admin_role not in session.identity.roles:

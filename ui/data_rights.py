@@ -17,7 +17,7 @@ import streamlit as st
 from auth.services import AuthServices, auth_services
 from auth.sessions import AuthSession
 from callbacks.audit import AuditContext, AuditLog
-from config import load_settings
+from config import current_settings
 from config.settings import Settings
 from memory.conversation import Conversation
 from memory.export import conversation_json, conversation_markdown, delete_all_my_data, export_all
@@ -36,7 +36,7 @@ def data_rights(conversation: Conversation, store: ConversationStore, owner: Own
                 settings: Settings | None = None, services: AuthServices | None = None,
                 session: AuthSession | None = None) -> None:
     """The "Your data" expander (drawn inside the sidebar). Settings and session are found here when not given."""
-    settings = settings or load_settings()
+    settings = settings or current_settings()
     if session is None:
         services, session = _signed_in(settings)
         if session is None:  # signed out meanwhile: the page shows the sign-in screen on its next run

@@ -11,7 +11,7 @@ from auth.services import AuthServices, auth_services
 from auth.sessions import AuthSession
 from chains.images import UPLOAD_TYPES
 from documents.extract import DOCUMENT_EXTENSIONS
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, Settings, current_settings
 from engine import Blocked, NewMessage, Outcome, Redo, SideBySide, Upload
 from memory.conversation import Turn
 from ui.comparison import blind_order, compare_with, pending, run_comparison, show_pending, show_revealed
@@ -155,7 +155,7 @@ def main() -> None:
     # An emoji icon becomes a data: URL; a :material/…: one makes the browser fetch it from Google's font servers.
     st.set_page_config(page_title="Entra Chat", page_icon="💬")
     try:
-        settings = load_settings()  # cheap, and a changed setting applies on the next rerun
+        settings = current_settings()  # read again only when an input changed: a change applies on the next rerun
     except ConfigError as exc:
         st.error(str(exc), icon=":material/settings_alert:")
         st.stop()

@@ -167,3 +167,41 @@ def test_out_of_range_response_defaults_stop_start_up_naming_the_variable(monkey
     _set(monkeypatch, **VALID, **{name: value})
     with pytest.raises(ConfigError, match=f"{name} is invalid"):
         load_settings()
+
+
+def test_current_settings_are_shared_until_an_input_changes(monkeypatch, tmp_path):
+    """A page rerun reuses the settings; a changed variable, .env, secret file or catalog applies on the next one."""
+    from config import current_settings
+
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text((ROOT / "config" / "deployments.toml").read_text())
+    _set(monkeypatch, **{k: v for k, v in VALID.items() if k != "ENTRA_CLIENT_SECRET"},
+         AZURE_OPENAI_CATALOG_FILE=str(catalog))
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "ENTRA_CLIENT_SECRET").write_text("first-secret")
+    monkeypatch.setenv("APP_SECRETS_DIR", str(secrets_dir))
+    (tmp_path / ".env").write_text("APP_NAME=First name\n")
+    first = current_settings()
+    assert current_settings() is first and first.app.name == "First name"
+
+    monkeypatch.setenv("APP_LOG_LEVEL", "WARNING")
+    second = current_settings()
+    assert second is not first and second.app.log_level == "WARNING"
+
+    (tmp_path / ".env").write_text("APP_NAME=Second name, longer\n")
+    third = current_settings()
+    assert third.app.name == "Second name, longer"
+
+    (secrets_dir / "ENTRA_CLIENT_SECRET").write_text("second-secret, longer")
+    fourth = current_settings()
+    assert fourth.entra.client_secret.get_secret_value() == "second-secret, longer"
+
+    catalog.write_text(catalog.read_text().replace("gpt-4o-mini", "gpt-4o-mini-renamed"))
+    fifth = current_settings()
+    assert "gpt-4o-mini-renamed" in fifth.catalog.names
+    assert current_settings() is fifth
+
+    monkeypatch.setenv("APP_LOG_LEVEL", "shouting")  # a broken change is reported, never served from the cache
+    with pytest.raises(ConfigError, match="APP_LOG_LEVEL"):
+        current_settings()

@@ -1,0 +1,306 @@
+"""Capacity of one replica, and of two behind the proxy, measured at the protocol level (bench/crowd.py): the server,
+not the browsers.
+
+Levels of 1, 10, 25, 50 and 100 people chatting at once on one replica (the scripted emulator paced like a real
+deployment: first token after 0.5 s, then 40 tokens a second; no injected faults): p50/p95 time to the first visible
+answer text ÷ the single person's (level 1, measured in the same run), server CPU per turn, memory per open session,
+throughput, and the largest level whose p95 stays within 2× the single person. Then one replica vs two behind
+docs/deployment.md's nginx on one Postgres, the same crowd on each: the throughput ratio. Then the same crowd with 10%
+injected faults: turns lost (goal 0) and cross-person leaks (goal 0).
+
+`python -m bench.capacity [--levels 1,10,25,50,100 --turns 3]`; `make bench` runs it. The crowd runs as its own
+process; the emulators run in this one; each app replica is a child. Every wait is bounded."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.result import result  # noqa: E402
+from bench.stack import free_port  # noqa: E402
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
+
+TTFT_SECONDS, TOKENS_PER_SECOND = 0.5, 40.0
+RATIO_GOAL = 2.0
+SCALE_GOAL = 1.8
+FAULTS = ["429", "500", "cut", "prompt_filter"]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (all its threads)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+@dataclass
+class Level:
+    people: int
+    turns: list[dict] = field(default_factory=list)
+    chat_seconds: float = 0.0
+    open_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # the replicas' CPU during the chat phase
+    rss_added_mib: float = 0.0  # the replicas' resident memory added by opening the pages
+    sign_in_failures: list[str] = field(default_factory=list)
+    leaks: list[str] = field(default_factory=list)
+
+    def add(self, crowd: dict) -> None:
+        self.turns += crowd["turns"]
+        self.chat_seconds += crowd["chat_seconds"]
+        self.open_seconds += crowd["open_seconds"]
+        self.sign_in_failures += crowd["sign_in_failures"]
+        self.leaks += crowd["leaks"]
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for t in self.turns if t["outcome"] == outcome)
+
+    @property
+    def ttfts(self) -> list[float]:
+        return [t["ttft"] for t in self.turns if t["outcome"] == "completed" and t["ttft"] is not None]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.ttfts) if self.ttfts else float("nan")
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.ttfts, 0.95) if self.ttfts else float("nan")
+
+    @property
+    def throughput(self) -> float:
+        return self.count("completed") / self.chat_seconds if self.chat_seconds else 0.0
+
+    @property
+    def cpu_ms_per_turn(self) -> float:
+        return 1000 * self.cpu_seconds / max(1, len(self.turns))
+
+    @property
+    def mib_per_session(self) -> float:
+        return self.rss_added_mib / max(1, self.people)
+
+
+class People:
+    """Hands out account numbers (load-user-N) so that every crowd is made of people new to the app."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self, count: int) -> int:
+        first, self.next = self.next, self.next + count
+        return first
+
+
+def run_crowd(url: str, entra_ca: Path, first: int, people: int, turns: int, pids: list[int], level: Level,
+              scratch: Path, timeout: float = 120.0) -> None:
+    """One crowd (its own process): sign in and open every page, measure the replicas idle with all pages open, then
+    chat; the replicas' CPU is counted over the chat phase only."""
+    from tests.processes import Child
+
+    go, out = scratch / f"go-{first}", scratch / f"crowd-{first}.json"
+    rss_before = sum(rss_mib(p) for p in pids)
+    child = Child([sys.executable, "-m", "bench.crowd", "--url", url, "--entra-ca", str(entra_ca), "--people",
+                   str(people), "--first", str(first), "--turns", str(turns), "--timeout", str(timeout), "--go",
+                   str(go), "--out", str(out)], cwd=ROOT, name=f"crowd of {people}")
+    try:
+        child.wait_for_line(r"\[crowd\] open", timeout=60 + 3 * people)  # kills the crowd and raises if it hangs
+        time.sleep(1.0)  # the last page's run has ended; let the replicas settle
+        level.rss_added_mib += sum(rss_mib(p) for p in pids) - rss_before
+        cpu_before = sum(cpu_seconds(p) for p in pids)
+        go.touch()
+        child.stop(None, timeout=timeout * (turns + 1))  # waits for the crowd to exit; raises if it does not
+        level.cpu_seconds += sum(cpu_seconds(p) for p in pids) - cpu_before
+    finally:
+        child.kill()
+    level.add(json.loads(out.read_text()))
+
+
+@contextmanager
+def emulators_for(scratch: Path, people: int, app_port: int):
+    from localdev.stack import StackConfig, start_emulators
+
+    config = StackConfig(app_port=app_port, entra_port=0, aoai_port=0, graph_port=0, data_dir=scratch / "emulators",
+                         load_users=people, time_to_first_token=TTFT_SECONDS, tokens_per_second=TOKENS_PER_SECOND,
+                         engine="scripted")
+    emulators = start_emulators(config)
+    try:
+        yield config, emulators
+    finally:
+        emulators.stop()
+
+
+@contextmanager
+def replica(config, emulators, port: int, data_dir: Path, extra_env: dict[str, str] | None = None):
+    """One app replica (streamlit run app.py) as `make run` starts it, on `port`; yields its process id."""
+    from localdev.stack import StackConfig, app_environment, streamlit_command, wait_healthy
+    from tests.processes import Child
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_"))},
+           **app_environment(config, emulators), "APP_DATA_DIR": str(data_dir),
+           "APP_SIGNIN_REQUESTS_PER_MINUTE": "0",  # every simulated person signs in from 127.0.0.1
+           **(extra_env or {})}
+    child = Child(streamlit_command(StackConfig(app_port=port)), cwd=ROOT, env=env, capture=False,
+                  name=f"streamlit :{port}")
+    try:
+        if not wait_healthy(f"http://127.0.0.1:{port}", child.process, 120):
+            child.fail(f"the replica on :{port} did not start")
+        yield child.pid
+    finally:
+        child.stop(signal.SIGTERM, timeout=20, check=False)
+
+
+def one_replica_levels(levels: list[int], turns: int, scratch: Path) -> list[Level]:
+    people, measured = People(), []
+    port = free_port()
+    total = 3 + sum(levels) + 1
+    with emulators_for(scratch, total, port) as (config, emulators), \
+            replica(config, emulators, port, scratch / "one") as pid:
+        url = config.public_url
+        for size in levels:
+            level = Level(size)
+            # The single person three times in a row (different people), so the baseline has as many first turns
+            # per turn as the crowds do.
+            for _ in range(3 if size == 1 else 1):
+                run_crowd(url, emulators.tls.ca_file, people.take(size), size, turns, [pid], level, scratch)
+            if size == 1:
+                level.people = 1
+                level.rss_added_mib /= 3
+            measured.append(level)
+            print(f"[capacity] {size:>3} people: p50 {level.p50 * 1000:.0f} ms, p95 {level.p95 * 1000:.0f} ms, "
+                  f"{level.count('completed')}/{len(level.turns)} completed, {level.throughput:.1f} turns/s",
+                  file=sys.stderr, flush=True)
+    return measured
+
+
+def proxy_comparison(people: int, turns: int, scratch: Path) -> tuple[Level, Level]:
+    """The same crowd through nginx to one replica, then to two, each on one Postgres."""
+    from tests.nginx import PROXY_ADDRESS, running_nginx
+    from tests.postgres import running_postgres
+
+    results = []
+    for count in (1, 2):
+        with ExitStack() as stack:
+            database_url = stack.enter_context(running_postgres())
+            proxy_port = free_port()
+            config, emulators = stack.enter_context(emulators_for(scratch / f"proxy-{count}", people, proxy_port))
+            env = {"APP_DATABASE_URL": database_url, "APP_TRUSTED_PROXIES": PROXY_ADDRESS}
+            ports = [free_port() for _ in range(count)]
+            pids = [stack.enter_context(replica(config, emulators, port, scratch / f"proxy-{count}-{port}", env))
+                    for port in ports]
+            url, _ = stack.enter_context(running_nginx(ports, port=proxy_port))
+            level = Level(people)
+            run_crowd(url, emulators.tls.ca_file, 0, people, turns, pids, level, scratch / f"proxy-{count}")
+            results.append(level)
+            print(f"[capacity] {count} replica(s) behind nginx, {people} people: {level.throughput:.1f} turns/s, "
+                  f"p95 {level.p95 * 1000:.0f} ms", file=sys.stderr, flush=True)
+    return results[0], results[1]
+
+
+def with_faults(people: int, turns: int, scratch: Path) -> Level:
+    port = free_port()
+    with emulators_for(scratch / "faults", people, port) as (config, emulators), \
+            replica(config, emulators, port, scratch / "faults-app") as pid:
+        emulators.aoai.set_fault_rate(0.10, FAULTS, seed=11)
+        level = Level(people)
+        run_crowd(config.public_url, emulators.tls.ca_file, 0, people, turns, [pid], level, scratch / "faults")
+        stored = stored_questions(scratch / "faults-app", people)
+    lost_in_store = level.count("completed") - stored  # every answered question is stored
+    level.sign_in_failures += [f"{lost_in_store} answered turns missing from the store"] if lost_in_store > 0 else []
+    return level
+
+
+def stored_questions(data_dir: Path, people: int) -> int:
+    from config.database import database_engine
+    from localdev.stack import TENANT_ID, load_users
+    from memory.store import ConversationStore, Owner
+
+    store = ConversationStore(database_engine(None, data_dir, "conversations.db"))
+    count = 0
+    for person in load_users(people):
+        owner = Owner(person.oid, TENANT_ID)
+        for summary in store.list(owner):
+            count += sum(1 for t in store.load(owner, summary.id).turns if t.role == "user")
+    return count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,10,25,50,100")
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--proxy-people", type=int, default=50)
+    parser.add_argument("--fault-people", type=int, default=25)
+    parser.add_argument("--skip-proxy", action="store_true")
+    args = parser.parse_args()
+    levels = [int(n) for n in args.levels.split(",")]
+    if levels[0] != 1:
+        parser.error("the levels start with 1: the single person is the baseline")
+    scratch = Path(tempfile.mkdtemp(prefix="capacity-"))
+    started = time.monotonic()
+    measured = one_replica_levels(levels, args.turns, scratch)
+    single = measured[0]
+    print(f"capacity of one replica: scripted emulator (first token {TTFT_SECONDS} s, {TOKENS_PER_SECOND:g} tok/s), "
+          f"{args.turns} questions per person back to back, no faults; protocol-level crowd (bench/crowd.py)")
+    print("| people | p50 first text | p95 first text | p50 ÷ 1 | p95 ÷ 1 | completed | turns/s | server CPU per turn "
+          "| memory per open session |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    fits = 1
+    for level in measured:
+        r50, r95 = level.p50 / single.p50, level.p95 / single.p95
+        if r95 <= RATIO_GOAL and level.count("completed") == len(level.turns):
+            fits = max(fits, level.people)
+        print(f"| {level.people} | {level.p50 * 1000:.0f} ms | {level.p95 * 1000:.0f} ms | {r50:.2f} | {r95:.2f} | "
+              f"{level.count('completed')}/{len(level.turns)} | {level.throughput:.1f} | {level.cpu_ms_per_turn:.0f} ms "
+              f"| {level.mib_per_session:.2f} MiB |")
+    print(f"largest level with p95 ≤ {RATIO_GOAL:g}× the single person: {fits} people")
+    for level in measured[1:]:
+        result(f"capacity: {level.people} people, p95 first text ÷ single person", level.p95 / single.p95,
+               f"≤ {RATIO_GOAL:g}" if level.people <= 50 else "stated", level.p95 / single.p95 <= RATIO_GOAL
+               if level.people <= 50 else None)
+    result("capacity: people per replica with p95 ≤ 2× single", fits, "≥ 50", fits >= 50)
+    result("capacity: server CPU per turn at 50 people, ms", next((l.cpu_ms_per_turn for l in measured
+                                                                  if l.people == 50), measured[-1].cpu_ms_per_turn),
+           "stated", None)
+    result("capacity: memory per open session, MiB", measured[-1].mib_per_session, "stated", None)
+    if not args.skip_proxy:
+        one, two = proxy_comparison(args.proxy_people, args.turns, scratch)
+        ratio = two.throughput / one.throughput if one.throughput else float("nan")
+        print(f"two replicas vs one behind nginx ({args.proxy_people} people × {args.turns}): "
+              f"{one.throughput:.1f} → {two.throughput:.1f} turns/s (×{ratio:.2f}); p95 first text "
+              f"{one.p95 * 1000:.0f} → {two.p95 * 1000:.0f} ms")
+        result("capacity: throughput two replicas ÷ one (behind nginx)", ratio, f"≥ {SCALE_GOAL}", ratio >= SCALE_GOAL)
+    faults = with_faults(args.fault_people, args.turns, scratch)
+    lost = faults.count("lost")
+    print(f"with 10% injected faults ({', '.join(FAULTS)}), {args.fault_people} people × {args.turns}: "
+          f"completed {faults.count('completed')}, failed with a clear message {faults.count('failed')}, lost {lost}, "
+          f"leaks {len(faults.leaks)}; problems: {faults.sign_in_failures or 'none'}")
+    result("capacity with 10% faults: turns lost", lost, "0", lost == 0 and not faults.sign_in_failures)
+    result("capacity with 10% faults: cross-person leaks", len(faults.leaks), "0", not faults.leaks)
+    print(f"({time.monotonic() - started:.0f} s)")
+    return 0 if not lost and not faults.leaks else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
