@@ -1,8 +1,11 @@
 """Builds the AzureChatOpenAI model for one deployment, identity and security context."""
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 
+import openai
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_openai import AzureChatOpenAI
 
@@ -30,6 +33,36 @@ class AzureChatOpenAIWithFilterResults(AzureChatOpenAI):
         return generation
 
 
+_CLIENTS: dict[tuple, tuple[openai.DefaultHttpxClient, openai.DefaultAsyncHttpxClient]] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _trust_key() -> tuple:
+    """What the HTTP clients' certificate trust was built from (a changed CA bundle gets new clients)."""
+    key = []
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"):
+        value = os.environ.get(name)
+        try:
+            stat = os.stat(value) if value else None
+        except OSError:
+            stat = None
+        key.append((value, stat and (stat.st_mtime_ns, stat.st_size)))
+    return tuple(key)
+
+
+def shared_http_clients(endpoint: str) -> tuple[openai.DefaultHttpxClient, openai.DefaultAsyncHttpxClient]:
+    """One pair of HTTP clients per endpoint for the whole process. Without them every model built (two per turn)
+    makes openai create a sync and an async client of its own, each with its TLS context and connection pool: a third
+    of the product's extra server time to the first token over a minimal page (bench/render.py). Tokens and the
+    security context are per request, so sharing the connections shares nothing of a person's. The async client is
+    not used by the product's (synchronous) chains."""
+    key = (endpoint, _trust_key())
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS[key] = (openai.DefaultHttpxClient(), openai.DefaultAsyncHttpxClient())
+        return _CLIENTS[key]
+
+
 def build_chat_model(
     settings: Settings,
     deployment: Deployment,
@@ -42,8 +75,11 @@ def build_chat_model(
 ) -> AzureChatOpenAIWithFilterResults:
     """A chat model bound to one deployment; every request carries a fresh Entra token and the security context."""
     extra_body = {"user_security_context": dict(user_security_context)} if user_security_context else None
+    http_client, http_async_client = shared_http_clients(settings.azure_openai.endpoint)
     return AzureChatOpenAIWithFilterResults(
         azure_endpoint=settings.azure_openai.endpoint,
+        http_client=http_client,
+        http_async_client=http_async_client,
         azure_deployment=deployment.name,
         api_version=settings.azure_openai.api_version,
         azure_ad_token_provider=token_provider,

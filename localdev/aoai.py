@@ -233,7 +233,9 @@ class AzureOpenAIEmulator(EmulatorControls):
                   "token_claims": {name: claims.get(name) for name in RECORDED_CLAIMS}, "request_id": request_id,
                   "tools": _tool_names(tools), "tool_choice": body.get("tool_choice"),
                   "tool_messages": [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "tool"],
-                  "tool_calls": []}
+                  "tool_calls": [],
+                  # The caller's address and port: the same port on two calls means one kept-alive connection.
+                  "peer": f"{request.client.host}:{request.client.port}" if request.client else None}
         self.requests.append(record)
 
         requested = body.get("max_completion_tokens", body.get("max_tokens"))

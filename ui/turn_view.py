@@ -15,7 +15,7 @@ from ui.announce import announce_answer
 from ui.copy import copy_button
 
 Feedback = Callable[[Turn], None]
-REFRESH_SECONDS = 0.03  # at most one page update per 30 ms: the page keeps up with fast deployments
+REFRESH_SECONDS = 0.1  # at most ten page updates a second while streaming (see the note below)
 SHOWN_MESSAGES = 50  # a long conversation shows its newest messages; earlier ones on request, 50 at a time
 
 

@@ -1,6 +1,8 @@
 """A streamed chat turn through the model factory, over real TLS, with a real Entra token from the emulator."""
 from __future__ import annotations
 
+import os
+
 import jwt
 import openai
 import pytest
@@ -62,3 +64,33 @@ def test_rejected_token_is_an_authentication_error(settings):
     model = build_chat_model(settings, settings.catalog.get("gpt-4o"), lambda: "not-a-token")
     with pytest.raises(openai.AuthenticationError):
         model.invoke("hello")
+
+
+def test_models_share_one_http_client_and_its_connections(settings, emulators):
+    """Each turn builds its models afresh; they share the process's HTTP client (no TLS context built per model), so
+    a later call (another person's security context and token) can reuse the connection an earlier one opened. Shown
+    with unstreamed calls (the summary call): openai closes a stream's response at [DONE] before reading the end of
+    the body, so httpx cannot keep that connection."""
+    deployment = settings.catalog.get("gpt-4o")
+    provider = app_token_provider(settings.entra)
+    first = build_chat_model(settings, deployment, provider, user_security_context={"end_user_id": "person-a"})
+    second = build_chat_model(settings, deployment, provider, user_security_context={"end_user_id": "person-b"})
+    assert first.root_client._client is second.root_client._client
+    before = len(emulators.aoai.requests)
+    for model in (first, second):
+        assert model.invoke("Say something short").content
+    calls = emulators.aoai.requests[before:]
+    assert [c["body"]["user_security_context"]["end_user_id"] for c in calls] == ["person-a", "person-b"]
+    assert calls[0]["peer"] == calls[1]["peer"], "the second call opened a new connection"
+
+
+def test_a_changed_certificate_bundle_gets_new_http_clients(settings, monkeypatch, tmp_path):
+    from chains.model_factory import shared_http_clients
+
+    endpoint = settings.azure_openai.endpoint
+    before = shared_http_clients(endpoint)
+    assert shared_http_clients(endpoint) is before
+    bundle = tmp_path / "other-ca.pem"
+    bundle.write_text(open(os.environ["SSL_CERT_FILE"]).read())
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    assert shared_http_clients(endpoint) is not before
