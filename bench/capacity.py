@@ -2,11 +2,12 @@
 not the browsers.
 
 Levels of 1, 10, 25, 50 and 100 people chatting at once on one replica (the scripted emulator paced like a real
-deployment: first token after 0.5 s, then 40 tokens a second; no injected faults): p50/p95 time to the first visible
-answer text ÷ the single person's (level 1, measured in the same run), server CPU per turn, memory per open session,
-throughput, and the largest level whose p95 stays within 2× the single person. Then one replica vs two behind
-docs/deployment.md's nginx on one Postgres, the same crowd on each: the throughput ratio. Then the same crowd with 10%
-injected faults: turns lost (goal 0) and cross-person leaks (goal 0).
+deployment: first token after 0.5 s, then 40 tokens a second; no injected faults; each person reads an answer and sends
+the next question 5–15 s later): p50/p95 time to the first visible answer text ÷ the single person's (level 1,
+measured in the same run), server CPU per turn, memory per open session, throughput, and the largest level whose p95
+stays within 2× the single person. Then one replica vs two behind docs/deployment.md's nginx on one Postgres, the same
+crowd asking back to back (the load that saturates a replica): the throughput ratio. Then a crowd with 10% injected
+faults: turns lost (goal 0) and cross-person leaks (goal 0).
 
 `python -m bench.capacity [--levels 1,10,25,50,100 --turns 3]`; `make bench` runs it. The crowd runs as its own
 process; the emulators run in this one; each app replica is a child. Every wait is bounded."""
@@ -32,6 +33,7 @@ from bench.stack import free_port  # noqa: E402
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 TTFT_SECONDS, TOKENS_PER_SECOND = 0.5, 40.0
+THINK_SECONDS = (5.0, 15.0)  # between an answer and the person's next question: reading it, typing the next one
 RATIO_GOAL = 2.0
 SCALE_GOAL = 1.8
 FAULTS = ["429", "500", "cut", "prompt_filter"]
@@ -115,7 +117,8 @@ class People:
 
 
 def run_crowd(url: str, entra_ca: Path, first: int, people: int, turns: int, pids: list[int], level: Level,
-              scratch: Path, timeout: float = 120.0) -> None:
+              scratch: Path, timeout: float = 120.0, think: tuple[float, float] = (0.0, 0.0),
+              start_within: float = 1.0) -> None:
     """One crowd (its own process): sign in and open every page, measure the replicas idle with all pages open, then
     chat; the replicas' CPU is counted over the chat phase only."""
     from tests.processes import Child
@@ -124,14 +127,16 @@ def run_crowd(url: str, entra_ca: Path, first: int, people: int, turns: int, pid
     rss_before = sum(rss_mib(p) for p in pids)
     child = Child([sys.executable, "-m", "bench.crowd", "--url", url, "--entra-ca", str(entra_ca), "--people",
                    str(people), "--first", str(first), "--turns", str(turns), "--timeout", str(timeout), "--go",
-                   str(go), "--out", str(out)], cwd=ROOT, name=f"crowd of {people}")
+                   str(go), "--out", str(out), "--think", str(think[0]), str(think[1]), "--start-within",
+                   str(start_within)], cwd=ROOT, name=f"crowd of {people}")
     try:
         child.wait_for_line(r"\[crowd\] open", timeout=60 + 3 * people)  # kills the crowd and raises if it hangs
         time.sleep(1.0)  # the last page's run has ended; let the replicas settle
         level.rss_added_mib += sum(rss_mib(p) for p in pids) - rss_before
         cpu_before = sum(cpu_seconds(p) for p in pids)
         go.touch()
-        child.stop(None, timeout=timeout * (turns + 1))  # waits for the crowd to exit; raises if it does not
+        # Waits for the crowd to exit; raises (and kills it) if it does not.
+        child.stop(None, timeout=timeout * (turns + 1) + start_within + think[1] * turns)
         level.cpu_seconds += sum(cpu_seconds(p) for p in pids) - cpu_before
     finally:
         child.kill()
@@ -172,7 +177,8 @@ def replica(config, emulators, port: int, data_dir: Path, extra_env: dict[str, s
         child.stop(signal.SIGTERM, timeout=20, check=False)
 
 
-def one_replica_levels(levels: list[int], turns: int, scratch: Path) -> list[Level]:
+def one_replica_levels(levels: list[int], turns: int, scratch: Path,
+                       think: tuple[float, float] = THINK_SECONDS) -> list[Level]:
     people, measured = People(), []
     port = free_port()
     total = 3 + sum(levels) + 1
@@ -184,7 +190,8 @@ def one_replica_levels(levels: list[int], turns: int, scratch: Path) -> list[Lev
             # The single person three times in a row (different people), so the baseline has as many first turns
             # per turn as the crowds do.
             for _ in range(3 if size == 1 else 1):
-                run_crowd(url, emulators.tls.ca_file, people.take(size), size, turns, [pid], level, scratch)
+                run_crowd(url, emulators.tls.ca_file, people.take(size), size, turns, [pid], level, scratch,
+                          think=think, start_within=sum(think) / 2)
             if size == 1:
                 level.people = 1
                 level.rss_added_mib /= 3
@@ -262,7 +269,9 @@ def main() -> int:
     measured = one_replica_levels(levels, args.turns, scratch)
     single = measured[0]
     print(f"capacity of one replica: scripted emulator (first token {TTFT_SECONDS} s, {TOKENS_PER_SECOND:g} tok/s), "
-          f"{args.turns} questions per person back to back, no faults; protocol-level crowd (bench/crowd.py)")
+          f"{args.turns} questions per person, {THINK_SECONDS[0]:g}–{THINK_SECONDS[1]:g} s between an answer and the "
+          f"next question, no faults; protocol-level crowd (bench/crowd.py); first text = the delta carrying the "
+          f"answer's first words, as a browser receives it")
     print("| people | p50 first text | p95 first text | p50 ÷ 1 | p95 ÷ 1 | completed | turns/s | server CPU per turn "
           "| memory per open session |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -287,7 +296,8 @@ def main() -> int:
     if not args.skip_proxy:
         one, two = proxy_comparison(args.proxy_people, args.turns, scratch)
         ratio = two.throughput / one.throughput if one.throughput else float("nan")
-        print(f"two replicas vs one behind nginx ({args.proxy_people} people × {args.turns}): "
+        print(f"two replicas vs one behind nginx ({args.proxy_people} people × {args.turns} questions back to back, "
+              f"the saturating load): "
               f"{one.throughput:.1f} → {two.throughput:.1f} turns/s (×{ratio:.2f}); p95 first text "
               f"{one.p95 * 1000:.0f} → {two.p95 * 1000:.0f} ms")
         result("capacity: throughput two replicas ÷ one (behind nginx)", ratio, f"≥ {SCALE_GOAL}", ratio >= SCALE_GOAL)

@@ -2,10 +2,11 @@
 bench.crowd --url URL --entra-ca CA --people N --turns T --out result.json`.
 
 Everyone signs in through the real sign-in (a few at a time, as people arrive), opens the page, and once all pages are
-open everyone chats at once: T questions back to back, each tagged with a marker unique to the person and turn. The
-result file holds every turn's timing and outcome, the chat phase's start and end, sign-in and page failures, and
-cross-person leaks (any drawn text carrying another person's marker). Run as its own process so the crowd's CPU never
-shares a GIL with the emulators or the server being measured; every wait is bounded."""
+open everyone chats at once: T questions, each tagged with a marker unique to the person and turn, either back to back
+or with a think time between an answer and the next question. The result file holds every turn's timing and outcome,
+the chat phase's start and end, sign-in and page failures, and cross-person leaks (any drawn text carrying another
+person's marker). Run as its own process so the crowd's CPU never shares a GIL with the emulators or the server being
+measured; every wait is bounded."""
 from __future__ import annotations
 
 import argparse
@@ -42,16 +43,19 @@ async def _arrive(n: int, url: str, entra_ca: Path, gate: asyncio.Semaphore, tim
             return None
 
 
-async def _chat(n: int, person: StreamlitPerson, turns: int, start_within: float) -> list[TurnTiming]:
+async def _chat(n: int, person: StreamlitPerson, turns: int, start_within: float,
+                think: tuple[float, float]) -> list[TurnTiming]:
     await asyncio.sleep(random.uniform(0, start_within))  # not all in the same millisecond
     timings = []
     for t in range(turns):
+        if t:
+            await asyncio.sleep(random.uniform(*think))  # reading the answer, typing the next question
         timings.append(await person.ask(QUESTION.format(marker=f"[p{n}t{t}]")))
     return timings
 
 
 async def crowd(url: str, entra_ca: Path, people: list[int], turns: int, timeout: float, arrivals: int,
-                start_within: float, go: Path | None = None) -> dict:
+                start_within: float, go: Path | None = None, think: tuple[float, float] = (0.0, 0.0)) -> dict:
     failures: list[str] = []
     gate = asyncio.Semaphore(arrivals)
     opened_at = time.monotonic()
@@ -69,7 +73,7 @@ async def crowd(url: str, entra_ca: Path, people: list[int], turns: int, timeout
                 raise TimeoutError(f"{go} did not appear within {timeout:g} s")
             await asyncio.sleep(0.05)
     started = time.monotonic()
-    results = await asyncio.gather(*(_chat(n, p, turns, start_within) for n, p in present))
+    results = await asyncio.gather(*(_chat(n, p, turns, start_within, think) for n, p in present))
     ended = time.monotonic()
     leaks = []
     for (n, person), _ in zip(present, results):
@@ -95,12 +99,14 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds any single wait may take")
     parser.add_argument("--arrivals", type=int, default=8, help="people signing in and opening the page at once")
     parser.add_argument("--start-within", type=float, default=1.0, help="first questions spread over this many s")
+    parser.add_argument("--think", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"),
+                        help="seconds between an answer and the person's next question (uniform); 0 0: back to back")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--go", type=Path, help="once every page is open, print '[crowd] open' and wait for this file")
     args = parser.parse_args()
     people = list(range(args.first, args.first + args.people))
     result = asyncio.run(crowd(args.url, args.entra_ca, people, args.turns, args.timeout, args.arrivals,
-                               args.start_within, args.go))
+                               args.start_within, args.go, tuple(args.think)))
     args.out.write_text(json.dumps(result))
     return 0
 

@@ -204,26 +204,28 @@ class UsageLedger:
 
     def reserve(self, oid: str, tenant: str, estimate_nanousd: int, budget_nanousd: int | None) -> Reservation:
         """Hold `estimate` against this month's budget, or raise OverBudget. One conditional UPDATE decides, so
-        concurrent turns (other tabs, other replicas) are counted exactly."""
+        concurrent turns (other tabs, other replicas) are counted exactly; expired holds are reclaimed and the month's
+        row created in the same transaction (one commit before every turn, not three)."""
         now = self.clock()
         month = month_of(now)
-        self._reclaim_expired(oid, tenant, now)
-        self.ensure_month(oid, tenant, month)
         reservation = Reservation(str(uuid.uuid4()), oid, tenant, month, estimate_nanousd)
         with Session(self._engine) as db, db.begin():
+            self._reclaim_expired(db, oid, tenant, now)
+            self._insert_missing(db, _MonthRow, dict(oid=oid, tenant=tenant, month=month, spent_nanousd=0,
+                                                     reserved_nanousd=0))
             condition = [_MonthRow.oid == oid, _MonthRow.tenant == tenant, _MonthRow.month == month]
             if budget_nanousd is not None:
                 condition.append(_MonthRow.spent_nanousd + _MonthRow.reserved_nanousd + estimate_nanousd
                                  <= budget_nanousd)
             result = db.execute(update(_MonthRow).where(*condition)
                                 .values(reserved_nanousd=_MonthRow.reserved_nanousd + estimate_nanousd))
-            if result.rowcount != 1:
-                db.rollback()
-                raise OverBudget(self.state(oid, tenant, budget_nanousd), estimate_nanousd)
-            db.add(_ReservationRow(id=reservation.id, oid=oid, tenant=tenant, month=month,
-                                   amount_nanousd=estimate_nanousd,
-                                   expires_at=now + timedelta(minutes=RESERVATION_MINUTES)))
-        return reservation
+            if result.rowcount == 1:
+                db.add(_ReservationRow(id=reservation.id, oid=oid, tenant=tenant, month=month,
+                                       amount_nanousd=estimate_nanousd,
+                                       expires_at=now + timedelta(minutes=RESERVATION_MINUTES)))
+                return reservation
+        # Refused: the expired holds reclaimed and the month's row above are kept (committed); nothing is reserved.
+        raise OverBudget(self.state(oid, tenant, budget_nanousd), estimate_nanousd)
 
     def release(self, reservation: Reservation) -> None:
         """Give a reservation back without spending (nothing was sent after all)."""
@@ -237,28 +239,34 @@ class UsageLedger:
                                                _MonthRow.month == reservation.month)
                        .values(reserved_nanousd=_MonthRow.reserved_nanousd - reservation.amount_nanousd))
 
-    def _reclaim_expired(self, oid: str, tenant: str, now: datetime) -> None:
-        with Session(self._engine) as db, db.begin():
-            expired = db.scalars(select(_ReservationRow).where(_ReservationRow.oid == oid,
-                                                               _ReservationRow.tenant == tenant,
-                                                               _ReservationRow.expires_at < now)).all()
-            for row in expired:
-                self._release(db, Reservation(row.id, row.oid, row.tenant, row.month, row.amount_nanousd))
+    def _reclaim_expired(self, db: Session, oid: str, tenant: str, now: datetime) -> None:
+        expired = db.scalars(select(_ReservationRow).where(_ReservationRow.oid == oid, _ReservationRow.tenant == tenant,
+                                                           _ReservationRow.expires_at < now)).all()
+        for row in expired:
+            self._release(db, Reservation(row.id, row.oid, row.tenant, row.month, row.amount_nanousd))
 
     def ensure_month(self, oid: str, tenant: str, month: str) -> None:
-        self._ensure(_MonthRow, (oid, tenant, month),
-                     dict(oid=oid, tenant=tenant, month=month, spent_nanousd=0, reserved_nanousd=0))
+        with Session(self._engine) as db, db.begin():
+            self._insert_missing(db, _MonthRow, dict(oid=oid, tenant=tenant, month=month, spent_nanousd=0,
+                                                     reserved_nanousd=0))
 
-    def _ensure(self, table, key: tuple, values: dict) -> None:
-        """The row exists afterwards: inserted here, or by another replica that got there first."""
-        with Session(self._engine) as db:
-            if db.get(table, key) is not None:
-                return
-        try:
-            with Session(self._engine) as db, db.begin():
-                db.execute(insert(table).values(**values))
-        except IntegrityError:
-            pass
+    def _insert_missing(self, db: Session, table, values: dict) -> bool:
+        """Inside the caller's transaction: the row exists afterwards, inserted here (True) or by another replica
+        that got there first. INSERT … ON CONFLICT DO NOTHING on SQLite and Postgres: no failed statement, so the
+        transaction goes on (Postgres aborts a transaction at a failed INSERT)."""
+        dialect = db.get_bind().dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:  # another database: a savepoint keeps the transaction usable after a duplicate key
+            try:
+                with db.begin_nested():
+                    db.execute(insert(table).values(**values))
+                return True
+            except IntegrityError:
+                return False
+        return db.execute(dialect_insert(table).values(**values).on_conflict_do_nothing()).rowcount == 1
 
     # -- rate limits -------------------------------------------------------------------------------------------------
     def count_request(self, oid: str, tenant: str, tokens: int, max_requests: int | None,
@@ -267,9 +275,9 @@ class UsageLedger:
         per-minute limit. Fixed one-minute windows, shared by every replica through the database."""
         now = self.clock()
         minute = now.replace(second=0, microsecond=0)
-        self._ensure(_MinuteRow, (oid, tenant, minute), dict(oid=oid, tenant=tenant, minute=minute, requests=0,
-                                                               tokens=0))
         with Session(self._engine) as db, db.begin():
+            new_minute = self._insert_missing(db, _MinuteRow, dict(oid=oid, tenant=tenant, minute=minute,
+                                                                   requests=0, tokens=0))
             condition = [_MinuteRow.oid == oid, _MinuteRow.tenant == tenant, _MinuteRow.minute == minute]
             if max_requests is not None:
                 condition.append(_MinuteRow.requests + 1 <= max_requests)
@@ -277,14 +285,14 @@ class UsageLedger:
                 condition.append(_MinuteRow.tokens + tokens <= max_tokens)
             result = db.execute(update(_MinuteRow).where(*condition).values(requests=_MinuteRow.requests + 1,
                                                                             tokens=_MinuteRow.tokens + tokens))
-            if result.rowcount != 1:
-                db.rollback()
-                row = self._minute(oid, tenant, minute)
-                what = ("requests" if max_requests is not None and row and row.requests + 1 > max_requests
-                        else "tokens")
-                raise RateLimited(minute + timedelta(minutes=1), what)
-            db.execute(delete(_MinuteRow).where(_MinuteRow.oid == oid, _MinuteRow.tenant == tenant,
-                                                _MinuteRow.minute < minute - timedelta(minutes=5)))
+            if result.rowcount == 1:
+                if new_minute:  # once a minute per person: forget the minutes no limit looks at any more
+                    db.execute(delete(_MinuteRow).where(_MinuteRow.oid == oid, _MinuteRow.tenant == tenant,
+                                                        _MinuteRow.minute < minute - timedelta(minutes=5)))
+                return
+        row = self._minute(oid, tenant, minute)
+        what = "requests" if max_requests is not None and row and row.requests + 1 > max_requests else "tokens"
+        raise RateLimited(minute + timedelta(minutes=1), what)
 
     def _minute(self, oid: str, tenant: str, minute: datetime) -> _MinuteRow | None:
         with Session(self._engine) as db:
