@@ -33,6 +33,7 @@ from bench.stack import free_port  # noqa: E402
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 TTFT_SECONDS, TOKENS_PER_SECOND = 0.5, 40.0
+MEMORY_PROBE = 100  # pages opened at once to measure memory per open session
 THINK_SECONDS = (5.0, 15.0)  # between an answer and the person's next question: reading it, typing the next one
 RATIO_GOAL = 2.0
 SCALE_GOAL = 1.8
@@ -67,6 +68,7 @@ class Level:
     open_seconds: float = 0.0
     cpu_seconds: float = 0.0  # the replicas' CPU during the chat phase
     rss_added_mib: float = 0.0  # the replicas' resident memory added by opening the pages
+    rss_end_mib: float = 0.0  # the replica's resident memory after the level
     sign_in_failures: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
 
@@ -121,6 +123,7 @@ def run_crowd(url: str, entra_ca: Path, first: int, people: int, turns: int, pid
               start_within: float = 1.0) -> None:
     """One crowd (its own process): sign in and open every page, measure the replicas idle with all pages open, then
     chat; the replicas' CPU is counted over the chat phase only."""
+    from localdev.stack import dies_with_this_process
     from tests.processes import Child
 
     go, out = scratch / f"go-{first}", scratch / f"crowd-{first}.json"
@@ -128,7 +131,7 @@ def run_crowd(url: str, entra_ca: Path, first: int, people: int, turns: int, pid
     child = Child([sys.executable, "-m", "bench.crowd", "--url", url, "--entra-ca", str(entra_ca), "--people",
                    str(people), "--first", str(first), "--turns", str(turns), "--timeout", str(timeout), "--go",
                    str(go), "--out", str(out), "--think", str(think[0]), str(think[1]), "--start-within",
-                   str(start_within)], cwd=ROOT, name=f"crowd of {people}")
+                   str(start_within)], cwd=ROOT, preexec_fn=dies_with_this_process(), name=f"crowd of {people}")
     try:
         child.wait_for_line(r"\[crowd\] open", timeout=60 + 3 * people)  # kills the crowd and raises if it hangs
         time.sleep(1.0)  # the last page's run has ended; let the replicas settle
@@ -160,7 +163,7 @@ def emulators_for(scratch: Path, people: int, app_port: int):
 @contextmanager
 def replica(config, emulators, port: int, data_dir: Path, extra_env: dict[str, str] | None = None):
     """One app replica (streamlit run app.py) as `make run` starts it, on `port`; yields its process id."""
-    from localdev.stack import StackConfig, app_environment, streamlit_command, wait_healthy
+    from localdev.stack import StackConfig, app_environment, dies_with_this_process, streamlit_command, wait_healthy
     from tests.processes import Child
 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_"))},
@@ -168,7 +171,7 @@ def replica(config, emulators, port: int, data_dir: Path, extra_env: dict[str, s
            "APP_SIGNIN_REQUESTS_PER_MINUTE": "0",  # every simulated person signs in from 127.0.0.1
            **(extra_env or {})}
     child = Child(streamlit_command(StackConfig(app_port=port)), cwd=ROOT, env=env, capture=False,
-                  name=f"streamlit :{port}")
+                  preexec_fn=dies_with_this_process(), name=f"streamlit :{port}")
     try:
         if not wait_healthy(f"http://127.0.0.1:{port}", child.process, 120):
             child.fail(f"the replica on :{port} did not start")
@@ -178,13 +181,20 @@ def replica(config, emulators, port: int, data_dir: Path, extra_env: dict[str, s
 
 
 def one_replica_levels(levels: list[int], turns: int, scratch: Path,
-                       think: tuple[float, float] = THINK_SECONDS) -> list[Level]:
+                       think: tuple[float, float] = THINK_SECONDS) -> tuple[list[Level], Level]:
     people, measured = People(), []
     port = free_port()
-    total = 3 + sum(levels) + 1
+    total = 1 + MEMORY_PROBE + 3 + sum(levels) + 1
     with emulators_for(scratch, total, port) as (config, emulators), \
             replica(config, emulators, port, scratch / "one") as pid:
         url = config.public_url
+        # A server that has answered before, as in production: the process's first turn loads what every later turn
+        # reuses (imports, tokenizer, connections) and would otherwise be the single person's p95.
+        run_crowd(url, emulators.tls.ca_file, people.take(1), 1, 2, [pid], Level(1), scratch)
+        # Memory per open session: 100 people sign in and load the page on the warm server (no earlier sessions whose
+        # freed memory the new ones could reuse), the replica's resident memory before and with all pages open.
+        probe = Level(MEMORY_PROBE)
+        run_crowd(url, emulators.tls.ca_file, people.take(MEMORY_PROBE), MEMORY_PROBE, 0, [pid], probe, scratch)
         for size in levels:
             level = Level(size)
             # The single person three times in a row (different people), so the baseline has as many first turns
@@ -196,10 +206,11 @@ def one_replica_levels(levels: list[int], turns: int, scratch: Path,
                 level.people = 1
                 level.rss_added_mib /= 3
             measured.append(level)
+            level.rss_end_mib = rss_mib(pid)
             print(f"[capacity] {size:>3} people: p50 {level.p50 * 1000:.0f} ms, p95 {level.p95 * 1000:.0f} ms, "
                   f"{level.count('completed')}/{len(level.turns)} completed, {level.throughput:.1f} turns/s",
                   file=sys.stderr, flush=True)
-    return measured
+    return measured, probe
 
 
 def proxy_comparison(people: int, turns: int, scratch: Path) -> tuple[Level, Level]:
@@ -255,7 +266,7 @@ def stored_questions(data_dir: Path, people: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="1,10,25,50,100")
+    parser.add_argument("--levels", default="1,10,25,50,75,100")
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--proxy-people", type=int, default=50)
     parser.add_argument("--fault-people", type=int, default=25)
@@ -266,14 +277,14 @@ def main() -> int:
         parser.error("the levels start with 1: the single person is the baseline")
     scratch = Path(tempfile.mkdtemp(prefix="capacity-"))
     started = time.monotonic()
-    measured = one_replica_levels(levels, args.turns, scratch)
+    measured, probe = one_replica_levels(levels, args.turns, scratch)
     single = measured[0]
     print(f"capacity of one replica: scripted emulator (first token {TTFT_SECONDS} s, {TOKENS_PER_SECOND:g} tok/s), "
           f"{args.turns} questions per person, {THINK_SECONDS[0]:g}–{THINK_SECONDS[1]:g} s between an answer and the "
           f"next question, no faults; protocol-level crowd (bench/crowd.py); first text = the delta carrying the "
           f"answer's first words, as a browser receives it")
     print("| people | p50 first text | p95 first text | p50 ÷ 1 | p95 ÷ 1 | completed | turns/s | server CPU per turn "
-          "| memory per open session |")
+          "| replica memory after |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     fits = 1
     for level in measured:
@@ -282,8 +293,10 @@ def main() -> int:
             fits = max(fits, level.people)
         print(f"| {level.people} | {level.p50 * 1000:.0f} ms | {level.p95 * 1000:.0f} ms | {r50:.2f} | {r95:.2f} | "
               f"{level.count('completed')}/{len(level.turns)} | {level.throughput:.1f} | {level.cpu_ms_per_turn:.0f} ms "
-              f"| {level.mib_per_session:.2f} MiB |")
+              f"| {level.rss_end_mib:.0f} MiB |")
     print(f"largest level with p95 ≤ {RATIO_GOAL:g}× the single person: {fits} people")
+    print(f"memory per open session: {probe.mib_per_session:.2f} MiB ({MEMORY_PROBE} signed-in pages opened on the warm "
+          f"replica: {probe.rss_added_mib:.0f} MiB resident added; {len(probe.sign_in_failures)} could not open)")
     for level in measured[1:]:
         result(f"capacity: {level.people} people, p95 first text ÷ single person", level.p95 / single.p95,
                f"≤ {RATIO_GOAL:g}" if level.people <= 50 else "stated", level.p95 / single.p95 <= RATIO_GOAL
@@ -292,7 +305,7 @@ def main() -> int:
     result("capacity: server CPU per turn at 50 people, ms", next((l.cpu_ms_per_turn for l in measured
                                                                   if l.people == 50), measured[-1].cpu_ms_per_turn),
            "stated", None)
-    result("capacity: memory per open session, MiB", measured[-1].mib_per_session, "stated", None)
+    result("capacity: memory per open session, MiB", probe.mib_per_session, "stated", None)
     if not args.skip_proxy:
         one, two = proxy_comparison(args.proxy_people, args.turns, scratch)
         ratio = two.throughput / one.throughput if one.throughput else float("nan")

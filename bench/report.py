@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 from tests.processes import ChildFailure, run as run_benchmark  # noqa: E402
 
 REPORT = ROOT / "docs" / "bench-report.md"
-TIMEOUT_SECONDS = 1800  # per benchmark; the longest (load, 50 people) takes about 6 minutes
+TIMEOUT_SECONDS = 1800  # per benchmark; the longest (capacity: five levels, two proxy runs, faults) takes about 10 minutes
 BENCHMARKS = [
     ("bench.ttft", []),
     ("bench.render", []),
@@ -29,7 +29,8 @@ BENCHMARKS = [
     ("bench.experiment", []),
     ("bench.admin", []),
     ("bench.search", []),
-    ("bench.load", ["--users", os.environ.get("BENCH_LOAD_USERS", "50"), "--turns", os.environ.get("BENCH_LOAD_TURNS", "10")]),
+    ("bench.capacity", []),
+    ("bench.load", ["--users", os.environ.get("BENCH_LOAD_USERS", "12"), "--turns", os.environ.get("BENCH_LOAD_TURNS", "4")]),
 ]
 OPTIONAL = [("bench.local_engine", [])]  # present once the local-model engine lands
 
