@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import statistics
 import sys
@@ -55,6 +56,13 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, all cores (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -69,6 +77,8 @@ class Level:
     cpu_seconds: float = 0.0  # the replicas' CPU during the chat phase
     rss_added_mib: float = 0.0  # the replicas' resident memory added by opening the pages
     rss_end_mib: float = 0.0  # the replica's resident memory after the level
+    machine_busy: float = 0.0  # share of all the machine's cores busy during the chat phase (anything running)
+    crowd_cpu_seconds: float = 0.0  # the load generator's own CPU over its whole run
     sign_in_failures: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
 
@@ -127,6 +137,7 @@ def run_crowd(url: str, entra_ca: Path, first: int, people: int, turns: int, pid
     from tests.processes import Child
 
     go, out = scratch / f"go-{first}", scratch / f"crowd-{first}.json"
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)  # the crowd is the only child reaped in between
     rss_before = sum(rss_mib(p) for p in pids)
     child = Child([sys.executable, "-m", "bench.crowd", "--url", url, "--entra-ca", str(entra_ca), "--people",
                    str(people), "--first", str(first), "--turns", str(turns), "--timeout", str(timeout), "--go",
@@ -137,10 +148,15 @@ def run_crowd(url: str, entra_ca: Path, first: int, people: int, turns: int, pid
         time.sleep(1.0)  # the last page's run has ended; let the replicas settle
         level.rss_added_mib += sum(rss_mib(p) for p in pids) - rss_before
         cpu_before = sum(cpu_seconds(p) for p in pids)
+        machine_before = machine_ticks()
         go.touch()
         # Waits for the crowd to exit; raises (and kills it) if it does not.
         child.stop(None, timeout=timeout * (turns + 1) + start_within + think[1] * turns)
         level.cpu_seconds += sum(cpu_seconds(p) for p in pids) - cpu_before
+        busy, total = (after - before for after, before in zip(machine_ticks(), machine_before))
+        level.machine_busy = busy / total if total else 0.0
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        level.crowd_cpu_seconds += now.ru_utime + now.ru_stime - reaped.ru_utime - reaped.ru_stime
     finally:
         child.kill()
     level.add(json.loads(out.read_text()))
@@ -233,7 +249,9 @@ def proxy_comparison(people: int, turns: int, scratch: Path) -> tuple[Level, Lev
             run_crowd(url, emulators.tls.ca_file, 0, people, turns, pids, level, scratch / f"proxy-{count}")
             results.append(level)
             print(f"[capacity] {count} replica(s) behind nginx, {people} people: {level.throughput:.1f} turns/s, "
-                  f"p95 {level.p95 * 1000:.0f} ms", file=sys.stderr, flush=True)
+                  f"p95 {level.p95 * 1000:.0f} ms; machine {100 * level.machine_busy:.0f}% busy, the replicas "
+              f"{level.cpu_seconds / level.chat_seconds:.2f} cores, the crowd {level.crowd_cpu_seconds:.0f} s CPU",
+              file=sys.stderr, flush=True)
     return results[0], results[1]
 
 
@@ -284,8 +302,8 @@ def main() -> int:
           f"next question, no faults; protocol-level crowd (bench/crowd.py); first text = the delta carrying the "
           f"answer's first words, as a browser receives it")
     print("| people | p50 first text | p95 first text | p50 ÷ 1 | p95 ÷ 1 | completed | turns/s | server CPU per turn "
-          "| replica memory after |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| machine CPU busy | replica memory after |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     fits = 1
     for level in measured:
         r50, r95 = level.p50 / single.p50, level.p95 / single.p95
@@ -293,7 +311,7 @@ def main() -> int:
             fits = max(fits, level.people)
         print(f"| {level.people} | {level.p50 * 1000:.0f} ms | {level.p95 * 1000:.0f} ms | {r50:.2f} | {r95:.2f} | "
               f"{level.count('completed')}/{len(level.turns)} | {level.throughput:.1f} | {level.cpu_ms_per_turn:.0f} ms "
-              f"| {level.rss_end_mib:.0f} MiB |")
+              f"| {100 * level.machine_busy:.0f}% | {level.rss_end_mib:.0f} MiB |")
     print(f"largest level with p95 ≤ {RATIO_GOAL:g}× the single person: {fits} people")
     print(f"memory per open session: {probe.mib_per_session:.2f} MiB ({MEMORY_PROBE} signed-in pages opened on the warm "
           f"replica: {probe.rss_added_mib:.0f} MiB resident added; {len(probe.sign_in_failures)} could not open)")
@@ -313,6 +331,10 @@ def main() -> int:
               f"the saturating load): "
               f"{one.throughput:.1f} → {two.throughput:.1f} turns/s (×{ratio:.2f}); p95 first text "
               f"{one.p95 * 1000:.0f} → {two.p95 * 1000:.0f} ms")
+        print(f"  the {os.cpu_count()} cores of this machine were {100 * one.machine_busy:.0f}% → "
+              f"{100 * two.machine_busy:.0f}% busy (the replicas, and on the same cores the crowd, both emulators, "
+              f"nginx and Postgres); the replicas used {one.cpu_seconds / one.chat_seconds:.2f} → "
+              f"{two.cpu_seconds / two.chat_seconds:.2f} cores")
         result("capacity: throughput two replicas ÷ one (behind nginx)", ratio, f"≥ {SCALE_GOAL}", ratio >= SCALE_GOAL)
     faults = with_faults(args.fault_people, args.turns, scratch)
     lost = faults.count("lost")
