@@ -79,6 +79,7 @@ class Level:
     rss_end_mib: float = 0.0  # the replica's resident memory after the level
     machine_busy: float = 0.0  # share of all the machine's cores busy during the chat phase (anything running)
     crowd_cpu_seconds: float = 0.0  # the load generator's own CPU over its whole run
+    emulator_cpu_seconds: float = 0.0  # this process's CPU during the chat phase: the emulators (Entra, Azure OpenAI)
     sign_in_failures: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
 
@@ -149,10 +150,13 @@ def run_crowd(url: str, entra_ca: Path, first: int, people: int, turns: int, pid
         level.rss_added_mib += sum(rss_mib(p) for p in pids) - rss_before
         cpu_before = sum(cpu_seconds(p) for p in pids)
         machine_before = machine_ticks()
+        own_before = resource.getrusage(resource.RUSAGE_SELF)
         go.touch()
         # Waits for the crowd to exit; raises (and kills it) if it does not.
         child.stop(None, timeout=timeout * (turns + 1) + start_within + think[1] * turns)
         level.cpu_seconds += sum(cpu_seconds(p) for p in pids) - cpu_before
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        level.emulator_cpu_seconds += own.ru_utime + own.ru_stime - own_before.ru_utime - own_before.ru_stime
         busy, total = (after - before for after, before in zip(machine_ticks(), machine_before))
         level.machine_busy = busy / total if total else 0.0
         now = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -250,7 +254,8 @@ def proxy_comparison(people: int, turns: int, scratch: Path) -> tuple[Level, Lev
             results.append(level)
             print(f"[capacity] {count} replica(s) behind nginx, {people} people: {level.throughput:.1f} turns/s, "
                   f"p95 {level.p95 * 1000:.0f} ms; machine {100 * level.machine_busy:.0f}% busy, the replicas "
-              f"{level.cpu_seconds / level.chat_seconds:.2f} cores, the crowd {level.crowd_cpu_seconds:.0f} s CPU",
+              f"{level.cpu_seconds / level.chat_seconds:.2f} cores, the emulators "
+              f"{level.emulator_cpu_seconds / level.chat_seconds:.2f}, the crowd {level.crowd_cpu_seconds:.0f} s CPU",
               file=sys.stderr, flush=True)
     return results[0], results[1]
 
@@ -334,8 +339,15 @@ def main() -> int:
         print(f"  the {os.cpu_count()} cores of this machine were {100 * one.machine_busy:.0f}% → "
               f"{100 * two.machine_busy:.0f}% busy (the replicas, and on the same cores the crowd, both emulators, "
               f"nginx and Postgres); the replicas used {one.cpu_seconds / one.chat_seconds:.2f} → "
-              f"{two.cpu_seconds / two.chat_seconds:.2f} cores")
+              f"{two.cpu_seconds / two.chat_seconds:.2f} cores, the emulators (one process) "
+              f"{one.emulator_cpu_seconds / one.chat_seconds:.2f} → {two.emulator_cpu_seconds / two.chat_seconds:.2f}")
+        per_core = [level.count("completed") / level.cpu_seconds if level.cpu_seconds else float("nan")
+                    for level in (one, two)]
+        print(f"  turns per CPU-second the replicas used: {per_core[0]:.1f} → {per_core[1]:.1f} "
+              f"(×{per_core[1] / per_core[0]:.2f}): the replicas scale with the cores they get; this host has "
+              f"{os.cpu_count()} for everything")
         result("capacity: throughput two replicas ÷ one (behind nginx)", ratio, f"≥ {SCALE_GOAL}", ratio >= SCALE_GOAL)
+        result("capacity: turns per replica CPU-second, two replicas ÷ one", per_core[1] / per_core[0], "stated", None)
     faults = with_faults(args.fault_people, args.turns, scratch)
     lost = faults.count("lost")
     print(f"with 10% injected faults ({', '.join(FAULTS)}), {args.fault_people} people × {args.turns}: "
