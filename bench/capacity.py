@@ -222,9 +222,7 @@ def one_replica_levels(levels: list[int], turns: int, scratch: Path,
             for _ in range(3 if size == 1 else 1):
                 run_crowd(url, emulators.tls.ca_file, people.take(size), size, turns, [pid], level, scratch,
                           think=think, start_within=sum(think) / 2)
-            if size == 1:
-                level.people = 1
-                level.rss_added_mib /= 3
+            level.people = size
             measured.append(level)
             level.rss_end_mib = rss_mib(pid)
             print(f"[capacity] {size:>3} people: p50 {level.p50 * 1000:.0f} ms, p95 {level.p95 * 1000:.0f} ms, "
@@ -254,9 +252,9 @@ def proxy_comparison(people: int, turns: int, scratch: Path) -> tuple[Level, Lev
             results.append(level)
             print(f"[capacity] {count} replica(s) behind nginx, {people} people: {level.throughput:.1f} turns/s, "
                   f"p95 {level.p95 * 1000:.0f} ms; machine {100 * level.machine_busy:.0f}% busy, the replicas "
-              f"{level.cpu_seconds / level.chat_seconds:.2f} cores, the emulators "
-              f"{level.emulator_cpu_seconds / level.chat_seconds:.2f}, the crowd {level.crowd_cpu_seconds:.0f} s CPU",
-              file=sys.stderr, flush=True)
+                  f"{level.cpu_seconds / level.chat_seconds:.2f} cores, the emulators "
+                  f"{level.emulator_cpu_seconds / level.chat_seconds:.2f}, the crowd {level.crowd_cpu_seconds:.0f} s CPU",
+                  file=sys.stderr, flush=True)
     return results[0], results[1]
 
 
