@@ -2,6 +2,8 @@
 else SQLite files in the data directory. Their schema comes from the migrations in config/migrations."""
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
@@ -18,8 +20,23 @@ def database_engine(database_url: str | None, data_dir: Path, sqlite_name: str) 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(connection, _record) -> None:  # WAL: readers do not block the writer
         cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        _wal(cursor)
         cursor.close()
 
     return engine
+
+
+def _wal(cursor, within: float = 30.0) -> None:
+    """Switch the file to WAL. Two processes opening a new file at once (replicas starting together) can get
+    "database is locked" at once, without the busy timeout: SQLite needs the file to itself to change the journal mode.
+    The mode is stored in the file, so the other process's switch usually ends the wait."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
