@@ -4,14 +4,10 @@ sign-ins and open page sessions (Streamlit's own WebSocket)."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import ssl
 import time
 from collections import Counter
-from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,14 +22,12 @@ from auth.signin import SIGNIN_COOKIE
 from callbacks.metrics import CALL_BUCKETS, TTFT_BUCKETS, process_metrics
 from config import load_settings
 from localdev.server import start_in_thread
-from localdev.stack import StackConfig, app_environment, streamlit_command, wait_healthy
 from tests.integration.apptest import open_page
+from tests.integration.real_app import running_app
 from tests.integration.signin import entra_answer, sign_in
-from tests.processes import Child
 from web import security_middleware
 from web.metrics import metrics_middleware, metrics_route
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "metrics-token-for-the-scraper-0123456789"
 BEARER = {"authorization": f"Bearer {TOKEN}"}
 
@@ -136,29 +130,6 @@ def test_a_scrape_after_a_few_turns_matches_the_audit_log(settings, signed_in, e
 
 
 # -- the running app ----------------------------------------------------------------------------------------------------
-@contextmanager
-def running_app(emulators, tmp: Path, **settings: str):
-    """`streamlit run app.py` on a free port with the stack's environment plus `settings`; yields its URL."""
-    with socket.socket() as sock:  # a free port: bind 0 and let go
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    (tmp / "netguard.log").touch()
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_"))}
-    env.update(app_environment(emulators.config, emulators))
-    env.update({"APP_DATA_DIR": str(tmp / "data"), "APP_PUBLIC_URL": url, **settings,
-                "NETGUARD": "1", "NETGUARD_LOG": str(tmp / "netguard.log"),
-                "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "netguard"), str(ROOT)])})
-    child = Child(streamlit_command(StackConfig(app_port=port)), cwd=ROOT, env=env, name="streamlit run app.py")
-    try:
-        assert wait_healthy(url, child.process, timeout=90), f"the app did not start:\n{child.output[-3000:]}"
-        yield url
-    finally:
-        child.stop(timeout=20, check=False)
-    assert (tmp / "netguard.log").read_text() == "", "the app tried to reach beyond 127.0.0.1"
-
-
 @pytest.mark.slow
 def test_metrics_are_off_in_the_running_app_unless_configured(emulators, tmp_path):
     with running_app(emulators, tmp_path) as url, httpx.Client(base_url=url, timeout=15) as http:

@@ -3,50 +3,23 @@ carries the security headers, and the sign-in routes are rate-limited per client
 Retry-After; another address, or another person behind a trusted proxy, is not affected)."""
 from __future__ import annotations
 
-import os
 import re
-import socket
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
-from localdev.stack import StackConfig, app_environment, streamlit_command, wait_healthy
-from tests.processes import Child
+from tests.integration.real_app import running_app
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 PROXY = "127.0.0.9"  # a reverse proxy on this host, listed in APP_TRUSTED_PROXIES
 LIMIT = 20  # the default APP_SIGNIN_REQUESTS_PER_MINUTE
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(emulators, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("web-security")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    (tmp / "netguard.log").touch()
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("APP_", "ENTRA_", "AZURE_OPENAI_", "GRAPH_"))}
-    env.update(app_environment(emulators.config, emulators))
-    env.update({"APP_DATA_DIR": str(tmp / "data"), "APP_PUBLIC_URL": url, "APP_TRUSTED_PROXIES": PROXY,
-                "NETGUARD": "1", "NETGUARD_LOG": str(tmp / "netguard.log"),
-                "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "netguard"), str(ROOT)])})
-    child = Child(streamlit_command(StackConfig(app_port=port)), cwd=ROOT, env=env, name="streamlit run app.py")
-    try:
-        assert wait_healthy(url, child.process, timeout=90), f"the app did not start:\n{child.output[-3000:]}"
+    with running_app(emulators, tmp_path_factory.mktemp("web-security"), APP_TRUSTED_PROXIES=PROXY) as url:
         yield url
-    finally:
-        child.stop(timeout=20, check=False)
-    assert (tmp / "netguard.log").read_text() == "", "the app tried to reach beyond 127.0.0.1"
 
 
 def http_client(url: str, address: str = "127.0.0.1") -> httpx.Client:
