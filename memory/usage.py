@@ -211,8 +211,7 @@ class UsageLedger:
         reservation = Reservation(str(uuid.uuid4()), oid, tenant, month, estimate_nanousd)
         with Session(self._engine) as db, db.begin():
             self._reclaim_expired(db, oid, tenant, now)
-            self._insert_missing(db, _MonthRow, dict(oid=oid, tenant=tenant, month=month, spent_nanousd=0,
-                                                     reserved_nanousd=0))
+            self._month_row(db, oid, tenant, month)
             condition = [_MonthRow.oid == oid, _MonthRow.tenant == tenant, _MonthRow.month == month]
             if budget_nanousd is not None:
                 condition.append(_MonthRow.spent_nanousd + _MonthRow.reserved_nanousd + estimate_nanousd
@@ -247,8 +246,11 @@ class UsageLedger:
 
     def ensure_month(self, oid: str, tenant: str, month: str) -> None:
         with Session(self._engine) as db, db.begin():
-            self._insert_missing(db, _MonthRow, dict(oid=oid, tenant=tenant, month=month, spent_nanousd=0,
-                                                     reserved_nanousd=0))
+            self._month_row(db, oid, tenant, month)
+
+    def _month_row(self, db: Session, oid: str, tenant: str, month: str) -> None:
+        self._insert_missing(db, _MonthRow, dict(oid=oid, tenant=tenant, month=month, spent_nanousd=0,
+                                                 reserved_nanousd=0))
 
     def _insert_missing(self, db: Session, table, values: dict) -> bool:
         """Inside the caller's transaction: the row exists afterwards, inserted here (True) or by another replica

@@ -15,7 +15,9 @@ from ui.announce import announce_answer
 from ui.copy import copy_button
 
 Feedback = Callable[[Turn], None]
-REFRESH_SECONDS = 0.1  # at most ten page updates a second while streaming (see the note below)
+# At most ten page updates a second while streaming: each update re-sends the whole markdown; the first token and
+# the end of the answer are shown at once, so time to first text and render throughput do not depend on it.
+REFRESH_SECONDS = 0.1
 SHOWN_MESSAGES = 50  # a long conversation shows its newest messages; earlier ones on request, 50 at a time
 
 
