@@ -21,6 +21,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
 from chains.errors import classify, filtered_categories
+from chains.request_rules import audited
 from chains.tokens import count_text
 from config.catalog import Deployment
 
@@ -119,6 +120,7 @@ class _Call:
     prompt_text: str | None
     messages: list
     first_token: float | None = None
+    sent: dict | None = None  # the parameters the request carried (chains/request_rules.py applied)
 
 
 class AuditHandler(BaseCallbackHandler):
@@ -144,7 +146,8 @@ class AuditHandler(BaseCallbackHandler):
         text = None
         if self.context.include_text:
             text = "\n".join(f"{m.type}: {m.text}" for batch in messages for m in batch)
-        self._calls[run_id] = _Call(time.perf_counter(), purpose, text, [m for batch in messages for m in batch])
+        sent = audited(kwargs.get("invocation_params") or {}) if kwargs.get("invocation_params") else None
+        self._calls[run_id] = _Call(time.perf_counter(), purpose, text, [m for batch in messages for m in batch], sent=sent)
 
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
         call = self._calls.get(run_id)
@@ -223,6 +226,8 @@ class AuditHandler(BaseCallbackHandler):
             "run_id": str(run_id),
             "purpose": call.purpose,
             **{k: v for k, v in asdict(self.context).items() if k != "include_text"},
+            # What this call sent (a summary's temperature is not the person's): the context's values are the turn's.
+            **(call.sent or {}),
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "usage_estimated": estimated,

@@ -9,13 +9,26 @@ import openai
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_openai import AzureChatOpenAI
 
+from chains.request_rules import conform
 from config.catalog import Deployment
 from config.settings import Settings
 
 
 class AzureChatOpenAIWithFilterResults(AzureChatOpenAI):
-    """AzureChatOpenAI that keeps Azure's content-filter verdicts when streaming (the base class keeps them only
-    for non-streamed calls), so the audit log can say what the filter flagged."""
+    """AzureChatOpenAI that sends only what its deployment accepts (chains/request_rules.py: also parameters a chain
+    binds later), and keeps Azure's content-filter verdicts when streaming (the base class keeps them only for
+    non-streamed calls), so the audit log can say what the filter flagged."""
+
+    deployment_capabilities: Deployment | None = None
+
+    def _get_request_payload(self, input_, *, stop=None, **kwargs) -> dict:
+        payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+        return conform(payload, self.deployment_capabilities) if self.deployment_capabilities else payload
+
+    def _get_invocation_params(self, stop=None, **kwargs) -> dict:
+        # What callbacks (the audit) see as the call's parameters: the same rules, so the record says what was sent.
+        params = super()._get_invocation_params(stop=stop, **kwargs)
+        return conform(params, self.deployment_capabilities) if self.deployment_capabilities else params
 
     def _convert_chunk_to_generation_chunk(self, chunk: dict, default_chunk_class: type,
                                            base_generation_info: dict | None):
@@ -71,9 +84,12 @@ def build_chat_model(
     user_security_context: Mapping[str, str] | None = None,
     temperature: float | None = None,
     max_output_tokens: int | None = None,
+    reasoning_effort: str | None = None,
     callbacks: Sequence[BaseCallbackHandler] | None = None,
 ) -> AzureChatOpenAIWithFilterResults:
-    """A chat model bound to one deployment; every request carries a fresh Entra token and the security context."""
+    """A chat model bound to one deployment; every request carries a fresh Entra token and the security context, and
+    only the parameters the deployment accepts (`temperature` is dropped for reasoning models; `reasoning_effort`
+    falls back to the deployment's default where it offers efforts)."""
     extra_body = {"user_security_context": dict(user_security_context)} if user_security_context else None
     http_client, http_async_client = shared_http_clients(settings.azure_openai.endpoint)
     return AzureChatOpenAIWithFilterResults(
@@ -90,8 +106,11 @@ def build_chat_model(
         stream_usage=True,
         # Azure's request id (apim-request-id) reaches the audit record through the response headers.
         include_response_headers=True,
-        temperature=temperature,
+        deployment_capabilities=deployment,
+        temperature=temperature if deployment.accepts_sampling else None,
         max_tokens=max_output_tokens,
+        reasoning_effort=deployment.effort(reasoning_effort),
+        disable_streaming=not deployment.streaming,
         timeout=settings.azure_openai.timeout_seconds,
         max_retries=settings.azure_openai.max_retries,
         extra_body=extra_body,

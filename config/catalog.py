@@ -8,22 +8,37 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from config.capabilities import Capabilities, ImageRule, family_capabilities
 from config.errors import ConfigError
 
 DEFAULT_CATALOG_FILE = Path(__file__).with_name("deployments.toml")
 
 
+CAPABILITY_FIELDS = tuple(Capabilities.model_fields)
+# A reasoning model spends hidden tokens before it answers: its default answer limit leaves room for both.
+REASONING_DEFAULT_OUTPUT_TOKENS = 8000
+
+
 class Deployment(BaseModel):
-    """One Azure OpenAI deployment as the app knows it."""
+    """One Azure OpenAI deployment as the app knows it. Its capabilities (config/capabilities.py) come from its model's
+    family; any of them can be set on the row to override."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Azure deployment name")
-    model: str = Field(min_length=1, description="model name, e.g. gpt-4o")
+    model: str = Field(min_length=1, description="model name, e.g. gpt-5-mini")
     label: str = ""
+    # Capabilities: filled from the model's family before validation (see _with_family).
+    reasoning: bool = False
+    accepts_sampling: bool = True
+    reasoning_efforts: tuple[str, ...] = ()
+    default_effort: str | None = None
     accepts_images: bool = False
-    # Reasoning models (o-series) reject temperature: the page hides the slider and sends none.
-    accepts_temperature: bool = True
+    image_rule: ImageRule | None = None
+    max_images: int = Field(10, gt=0)
+    streaming: bool = True
+    # The answer limit offered first (None: the app's default, or 8000 for a reasoning model), within max_output_tokens.
+    default_output_tokens: int | None = Field(None, gt=0)
     # Whose identity calls this deployment: the app's own, the signed-in person's (on-behalf-of), or the person's choice.
     identity: Literal["app", "on_behalf_of", "either"] = "app"
     # App roles that may pick this deployment (any one of them); empty means everyone signed in.
@@ -35,20 +50,62 @@ class Deployment(BaseModel):
     input_price_per_1m: Decimal = Field(ge=0)
     output_price_per_1m: Decimal = Field(ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _with_family(cls, data: object) -> object:
+        """The row's capabilities over its family's, checked together (e.g. a default effort the model offers)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "accepts_temperature" in data:  # the seed's name for sampling parameters
+            data.setdefault("accepts_sampling", data.pop("accepts_temperature"))
+        family = family_capabilities(str(data.get("model", ""))).model_dump()
+        given = {k: data[k] for k in CAPABILITY_FIELDS if k in data}
+        if given.get("accepts_images") is False:
+            family["image_rule"] = None
+        merged = Capabilities.model_validate({**family, **given})
+        data.update({k: getattr(merged, k) for k in CAPABILITY_FIELDS})
+        return data
+
     @model_validator(mode="after")
     def _output_fits_context(self) -> "Deployment":
         if self.max_output_tokens >= self.context_window:
             raise ValueError(
                 f"max_output_tokens ({self.max_output_tokens}) must be smaller than context_window ({self.context_window})"
             )
+        if self.default_output_tokens is not None and self.default_output_tokens > self.max_output_tokens:
+            raise ValueError(f"default_output_tokens ({self.default_output_tokens}) must not exceed max_output_tokens "
+                             f"({self.max_output_tokens})")
         return self
 
     @property
     def display_name(self) -> str:
         return self.label or self.name
 
+    @property
+    def accepts_temperature(self) -> bool:
+        return self.accepts_sampling
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(**{k: getattr(self, k) for k in CAPABILITY_FIELDS})
+
+    def answer_limit(self, app_default: int) -> int:
+        """The answer limit offered before anybody chose: the row's, else room for reasoning, else the app's."""
+        if self.default_output_tokens is not None:
+            return self.default_output_tokens
+        wanted = max(app_default, REASONING_DEFAULT_OUTPUT_TOKENS) if self.reasoning else app_default
+        return min(wanted, self.max_output_tokens)
+
+    def effort(self, chosen: str | None) -> str | None:
+        """The reasoning_effort to send: the person's choice when this deployment offers it, else its default."""
+        if not self.reasoning_efforts:
+            return None
+        return chosen if chosen in self.reasoning_efforts else self.default_effort
+
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
-        """Cost in USD of one call with these token counts, at this deployment's prices."""
+        """Cost in USD of one call with these token counts, at this deployment's prices (reasoning tokens are part of
+        completion_tokens: Azure bills them as output)."""
         million = Decimal(1_000_000)
         return (prompt_tokens * self.input_price_per_1m + completion_tokens * self.output_price_per_1m) / million
 
