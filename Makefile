@@ -21,7 +21,7 @@ bench: install-dev tiktoken chromium
 # same arguments). Running it again resumes.
 experiment: install tiktoken
 	$(PY) -m $(if $(AZURE_OPENAI_ENDPOINT),experiments,localdev.experiment) run experiments/example.jsonl \
-	  --chains assistant@1,concise@1 --judge gpt-4o-mini
+	  --chains assistant@1,concise@1 --judge gpt-5.4-nano
 
 install: $(VENV)/.installed-localdev
 install-dev: $(VENV)/.installed-dev

@@ -20,6 +20,7 @@ from tests.processes import ChildFailure, run as run_benchmark  # noqa: E402
 REPORT = ROOT / "docs" / "bench-report.md"
 TIMEOUT_SECONDS = 1800  # per benchmark; the longest (capacity: five levels, two proxy runs, faults) takes about 10 minutes
 BENCHMARKS = [
+    ("bench.conformance", []),
     ("bench.ttft", []),
     ("bench.render", []),
     ("bench.memory", []),

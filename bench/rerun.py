@@ -55,7 +55,7 @@ FEEDBACK_EVERY = 20  # one feedback vote per 20 model calls
 # -- data: an audit log ------------------------------------------------------------------------------------------------
 
 CHAINS = ["assistant@1", "assistant@1", "assistant@1", "concise@1", "draft_refine@1"]
-DEPLOYMENTS = ["gpt-4o", "gpt-4o", "gpt-4o-mini", "gpt-35-turbo"]
+DEPLOYMENTS = ["gpt-5-mini", "gpt-5-mini", "gpt-5.4-nano", "gpt-5.1"]
 FAILURES = [("throttled", 429), ("server_error", 500), ("timeout", None), ("stream_cut", None),
             ("prompt_filtered", 400), ("answer_filtered", None)]
 
@@ -119,12 +119,18 @@ def audit_records(model_calls: int, *, seed: int = 15, feedback_every: int = FEE
         outcome, status = ("ok", None) if roll < 0.95 else (("stopped", None) if roll < 0.97 else rng.choice(FAILURES))
         prompt = rng.randrange(40, 6000)
         completion = 0 if outcome in ("throttled", "server_error", "timeout", "prompt_filtered") else rng.randrange(5, 900)
+        # Reasoning deployments: part of the output is hidden reasoning; the call says what it sent (request_rules).
+        reasoning = rng.randrange(0, completion + 1) if deployment.reasoning and completion else 0
+        effort = deployment.effort(None)
+        sent = {"temperature": None if deployment.reasoning else temperature, "top_p": None,
+                "max_completion_tokens": context["max_output_tokens"], "reasoning_effort": effort}
         streamed = purpose != "summary" and completion > 0
         latency = rng.randrange(300, 9000)
         record = {
             "time": when.isoformat(timespec="milliseconds"), "event": "model_call",
-            "run_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "purpose": purpose, **context,
-            "prompt_tokens": prompt, "completion_tokens": completion, "usage_estimated": outcome in ("stopped", "stream_cut"),
+            "run_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "purpose": purpose, **context, **sent,
+            "prompt_tokens": prompt, "completion_tokens": completion, "reasoning_tokens": reasoning,
+            "usage_estimated": outcome in ("stopped", "stream_cut"),
             "cost_usd": str(deployment.cost(prompt, completion)), "latency_ms": latency,
             "time_to_first_token_ms": rng.randrange(150, min(latency, 2500) + 1) if streamed else None,
             "finish_reason": {"ok": "stop", "answer_filtered": "content_filter"}.get(outcome),
@@ -224,7 +230,7 @@ def _store(data_dir: Path):
     return ConversationStore(database_engine(None, data_dir, "conversations.db"), ImageFiles(data_dir / "images"))
 
 
-def _commit_turns(store, owner, conversation, turns: int, rng: random.Random, *, deployment: str = "gpt-4o",
+def _commit_turns(store, owner, conversation, turns: int, rng: random.Random, *, deployment: str = "gpt-5-mini",
                   chain: str = "assistant@1") -> None:
     from langchain_core.messages import AIMessage, HumanMessage
 

@@ -159,7 +159,8 @@ class AuditHandler(BaseCallbackHandler):
         metadata = getattr(message, "response_metadata", None) or {}
         finish = metadata.get("finish_reason")
         verdicts = _verdicts(metadata)
-        outcome = "answer_filtered" if finish == "content_filter" else "ok"
+        # "length": the answer reached max_completion_tokens (a reasoning model may have spent all of it thinking).
+        outcome = {"content_filter": "answer_filtered", "length": "length"}.get(finish, "ok")
         self._write(run_id, outcome=outcome, message=message, finish_reason=finish, verdicts=verdicts,
                     request_id=_request_id(metadata))
 
@@ -174,7 +175,9 @@ class AuditHandler(BaseCallbackHandler):
         verdicts = {"prompt": list(failure.categories)} if failure and failure.kind == "prompt_filtered" else {}
         self._write(run_id, outcome=outcome, message=message, finish_reason=None, verdicts=verdicts,
                     request_id=failure.request_id if failure else None,
-                    status_code=failure.status_code if failure else None)
+                    status_code=failure.status_code if failure else None,
+                    error_code=failure.error_code if failure else None,
+                    error_param=failure.error_param if failure else None)
 
     def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID, **kwargs: Any) -> None:
         name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
@@ -208,17 +211,20 @@ class AuditHandler(BaseCallbackHandler):
 
     # -- the record -------------------------------------------------------------------------------------------------
     def _write(self, run_id: UUID, *, outcome: str, message, finish_reason: str | None, verdicts: dict,
-               request_id: str | None, status_code: int | None = None) -> None:
+               request_id: str | None, status_code: int | None = None, error_code: str | None = None,
+               error_param: str | None = None) -> None:
         call = self._calls.pop(run_id, None) or _Call(time.perf_counter(), "answer", None, [])
         now = time.perf_counter()
         usage = getattr(message, "usage_metadata", None) or {}
         prompt_tokens, completion_tokens = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+        reasoning_tokens = _reasoning_tokens(usage)  # part of completion_tokens: billed as output, priced with them
         estimated = False
         if not usage and outcome in ("stopped", "stream_cut"):
             # A stopped or cut stream never receives Azure's usage chunk: estimate both sides with tiktoken, and say so.
             prompt_text = "\n".join(m.text for m in call.messages)
             prompt_tokens = _estimate_tokens(prompt_text, self.deployment.model) if prompt_text else 0
             completion_tokens = _estimate_tokens(message.text, self.deployment.model) if message is not None else 0
+            reasoning_tokens = 0  # hidden reasoning cannot be estimated from the text
             estimated = True
         record = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
@@ -230,6 +236,7 @@ class AuditHandler(BaseCallbackHandler):
             **(call.sent or {}),
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
+            "reasoning_tokens": reasoning_tokens,
             "usage_estimated": estimated,
             "cost_usd": str(self.deployment.cost(prompt_tokens, completion_tokens)),
             "latency_ms": round((now - call.started) * 1000),
@@ -238,6 +245,8 @@ class AuditHandler(BaseCallbackHandler):
             "content_filter": verdicts,
             "azure_request_id": request_id,
             "status_code": status_code,
+            # Azure's own reason for a refusal (e.g. unsupported_value, temperature): codes, never message text.
+            **({"error_code": error_code, "error_param": error_param} if error_code or error_param else {}),
             "outcome": outcome,
         }
         if self.context.include_text:
@@ -274,6 +283,13 @@ def _verdicts(metadata: dict) -> dict:
 def _request_id(metadata: dict) -> str | None:
     headers = {k.lower(): v for k, v in (metadata.get("headers") or {}).items()}
     return headers.get("apim-request-id") or headers.get("x-request-id") or metadata.get("id")
+
+
+def _reasoning_tokens(usage: dict) -> int:
+    """Hidden reasoning tokens in LangChain's usage metadata (`completion_tokens_details.reasoning_tokens`), under
+    "reasoning" or, for a priority or flex service tier, "<tier>_reasoning"; 0 for models that do not reason."""
+    details = usage.get("output_token_details") or {}
+    return sum(int(v or 0) for k, v in details.items() if k == "reasoning" or k.endswith("_reasoning"))
 
 
 def _estimate_tokens(text: str, model: str) -> int:

@@ -39,6 +39,7 @@ class _ChainRow(_Base):
     answers: Mapped[int] = mapped_column(Integer, default=0)
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # of completion_tokens
     cost_nanousd: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     ttft_ms: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -60,6 +61,7 @@ def _increments(record: dict) -> dict[str, int]:
             "calls": 1, "answers": int(record.get("purpose") == "answer"),
             "prompt_tokens": int(record.get("prompt_tokens") or 0),
             "completion_tokens": int(record.get("completion_tokens") or 0),
+            "reasoning_tokens": int(record.get("reasoning_tokens") or 0),
             "cost_nanousd": int(Decimal(record.get("cost_usd") or 0) * NANO),
             "latency_ms": int(record.get("latency_ms") or 0),
             "ttft_ms": int(ttft or 0), "ttft_calls": int(ttft is not None),
@@ -104,6 +106,7 @@ class ChainStatistics:
             chain=r.chain, calls=r.calls, answers=r.answers,
             mean_prompt_tokens=r.prompt_tokens / r.calls if r.calls else 0.0,
             mean_completion_tokens=r.completion_tokens / r.calls if r.calls else 0.0,
+            mean_reasoning_tokens=r.reasoning_tokens / r.calls if r.calls else 0.0,
             total_cost_usd=Decimal(r.cost_nanousd) / NANO,
             mean_latency_ms=r.latency_ms / r.calls if r.calls else 0.0,
             mean_ttft_ms=r.ttft_ms / r.ttft_calls if r.ttft_calls else None,

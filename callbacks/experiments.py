@@ -22,6 +22,7 @@ class ChainStats:
     failures: int
     thumbs_up: int
     thumbs_down: int
+    mean_reasoning_tokens: float = 0.0  # of mean_completion_tokens: the hidden reasoning of reasoning models
 
     @property
     def thumbs_up_ratio(self) -> float | None:
@@ -63,5 +64,6 @@ def compare_chains(records: list[dict]) -> list[ChainStats]:
             mean_ttft_ms=mean(ttfts) if ttfts else None,
             failures=sum(1 for r in rows if r.get("outcome") not in ("ok", "stopped")),
             thumbs_up=votes[chain].count(1), thumbs_down=votes[chain].count(0),
+            mean_reasoning_tokens=mean(r.get("reasoning_tokens") or 0 for r in rows) if rows else 0.0,
         ))
     return stats

@@ -69,6 +69,12 @@ class ChatMetrics:
         self.tokens = Counter("chat_tokens", "Tokens of model calls by deployment, purpose and kind (prompt or "
                               "completion), as audited (estimated for stopped streams).",
                               ["deployment", "purpose", "kind"], registry=r)
+        # A counter of its own, not a third kind of chat_tokens: reasoning tokens are some of the completion tokens,
+        # and sum(chat_tokens_total) must not count them twice.
+        self.reasoning_tokens = Counter("chat_reasoning_tokens", "Hidden reasoning tokens of reasoning models by "
+                                        "deployment and purpose: part of chat_tokens{kind=\"completion\"} (billed "
+                                        "as output), never shown. 0 for stopped streams (not estimated).",
+                                        ["deployment", "purpose"], registry=r)
         self.cost = Counter("chat_cost_usd", "Cost of model calls in US dollars at the catalog's prices.",
                             ["deployment", "purpose"], registry=r)
         self.time_to_first_token = Histogram("chat_time_to_first_token_seconds", "Seconds from a streamed model "
@@ -116,6 +122,9 @@ class ChatMetrics:
             tokens = _number(record.get(f"{kind}_tokens"))
             if tokens > 0:
                 self.tokens.labels(deployment, purpose, kind).inc(tokens)
+        reasoning = _number(record.get("reasoning_tokens"))
+        if reasoning > 0:
+            self.reasoning_tokens.labels(deployment, purpose).inc(reasoning)
         try:
             cost = Decimal(str(record.get("cost_usd") or 0))
         except InvalidOperation:

@@ -16,6 +16,8 @@ class Failure:
     categories: tuple[str, ...] = field(default=())
     status_code: int | None = None
     request_id: str | None = None
+    error_code: str | None = None  # Azure's error code and parameter, for a 400 (e.g. unsupported_value, temperature)
+    error_param: str | None = None
 
 
 def classify(exc: BaseException, *, partial_answer: bool = False) -> Failure:
@@ -54,8 +56,9 @@ def classify(exc: BaseException, *, partial_answer: bool = False) -> Failure:
             return Failure("context_too_long", "The conversation is too long for this deployment's context window. "
                            "Start a new conversation, shorten the answer limit, or pick a deployment with a larger "
                            "window.", status_code=400, request_id=request_id)
-        return Failure("bad_request", "Azure OpenAI could not accept this request (400).", status_code=400,
-                       request_id=request_id)
+        error = _error_body(exc)
+        return Failure("bad_request", _bad_request_message(exc), status_code=400, request_id=request_id,
+                       error_code=_short(error.get("code")), error_param=_short(error.get("param")))
     if isinstance(exc, openai.APITimeoutError):
         return Failure("timeout", "Azure OpenAI did not answer in time, even after retrying. Please send again.")
     if isinstance(exc, openai.InternalServerError) or (isinstance(status, int) and status >= 500):
@@ -68,6 +71,26 @@ def classify(exc: BaseException, *, partial_answer: bool = False) -> Failure:
         return Failure("server_error", "Azure OpenAI could not be reached. Please send again in a moment.")
     return Failure("unknown", "The answer failed because of an unexpected error. Please send again; the details "
                    "are in the server log.")
+
+
+def _error_body(exc: openai.BadRequestError) -> dict:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    return body.get("error") if isinstance(body.get("error"), dict) else body
+
+
+def _short(value: object) -> str | None:
+    return str(value)[:80] if value not in (None, "") else None
+
+
+def _bad_request_message(exc: openai.BadRequestError) -> str:
+    """Azure's reason in the page's words: its code, the parameter and its own sentence (never the request body)."""
+    error = _error_body(exc)
+    code, param, reason = error.get("code"), error.get("param"), error.get("message")
+    detail = ", ".join(filter(None, [str(code) if code else None, f"parameter '{param}'" if param else None]))
+    text = f"Azure OpenAI could not accept this request (400{': ' + detail if detail else ''})."
+    if isinstance(reason, str) and reason:
+        text += f" Azure said: “{reason[:300]}”"
+    return text + " Your conversation is kept: pick another deployment or chain and send again."
 
 
 def answer_filtered(categories: tuple[str, ...]) -> Failure:

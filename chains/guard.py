@@ -34,7 +34,7 @@ class ContextCheck:
 def check_context(system_prompt: str, messages: list[BaseMessage], deployment: Deployment,
                   max_output_tokens: int, tools: list[dict] | None = None) -> ContextCheck:
     """`tools`: the Chat Completions tool definitions an agent sends with every call (they count as prompt)."""
-    prompt = estimate_prompt_tokens([SystemMessage(system_prompt), *messages], deployment.model)
+    prompt = estimate_prompt_tokens([SystemMessage(system_prompt), *messages], deployment.model, deployment.image_rule)
     prompt += tool_definition_tokens(tools, deployment.model)
     return ContextCheck(prompt, max_output_tokens, deployment.context_window)
 

@@ -1,24 +1,31 @@
-"""Images for gpt-4o, prepared with Pillow the way Azure itself scales them, so nothing is sent that Azure would throw
-away, and priced with Azure's tile formula before sending.
+"""Images for the chosen deployment's model, prepared with Pillow the way Azure itself scales them for that model, so
+nothing is sent that the model would throw away, and priced with that model's image rule before sending.
 
 - The format is sniffed from the bytes (only the PNG, JPEG, WebP and GIF decoders may parse them), not the file name.
 - Size guards before decoding: the file's bytes, then its declared pixel count (a per-call check on `image.size`,
   so no global Pillow or warnings state is changed: Streamlit runs sessions in threads).
 - Big phone photos (108, 200 MP): a JPEG is decoded at 1/2, 1/4 or 1/8 scale (Pillow's draft: libjpeg scales while
-  decoding), the largest reduction still at least the size Azure scales to, so the pixel guard applies to what is
-  decoded. Only one-pass JPEGs (sequential, a single scan: what cameras write) are read that way when over the guard:
-  libjpeg buffers a progressive or multi-scan file whole, as DCT coefficients, whatever the output scale. Other
+  decoding), the largest reduction still at least the size the model's rule scales to, so the pixel guard applies to
+  what is decoded. Only one-pass JPEGs (sequential, a single scan: what cameras write) are read that way when over the
+  guard: libjpeg buffers a progressive or multi-scan file whole, as DCT coefficients, whatever the output scale. Other
   formats, and JPEGs over the guard even at 1/8, are refused as before; the byte limit applies to all. Output size
   and tokens are computed from the original size: exactly what Azure makes of the original.
 - EXIF orientation applied; first frame of animations; CMYK and ICC-tagged images converted to sRGB; 16-bit scaled by
   value; palette, LA and tRNS transparency kept.
-- high: fit within 2048×2048, then the shortest side down to 768; low: fit within 512×512. Never upscaled.
-- auto: OpenAI documents that the model picks from the image size. We resolve it here — low when the image already fits
-  512×512 (Azure then sees the same pixels and low costs 85, not 255), else high — and send the resolved detail, so
-  the estimate is exact and computed from the image actually sent.
+- The rule (config/capabilities.py; None is gpt-4o's tile rule, 85/170) decides the size and the price:
+  - tile (gpt-4o, gpt-4o-mini, gpt-5, gpt-5.1, o1, o3): high fits `max_side`² (2048), then the short side down to
+    `short_side` (768), and costs `base + tile` per 512-px tile; low fits `low_side`² (512) and costs `base`.
+  - patch (gpt-5-mini, gpt-5-nano, gpt-5.2, gpt-5.4*, gpt-5.5, o4-mini, gpt-4.1-mini/nano): fit `max_side`² (low:
+    `low_max_side`² where the model has one), count 32-px patches, shrink to at most `patch_budget` (low:
+    `low_patch_budget`) with OpenAI's formula, and cost ceil(patches × multiplier). There is no 768-px short side: a
+    1024×768 image stays 1024×768 on gpt-5-mini.
+  Never upscaled. The image sent is the size the model processes, so Azure scales it no further.
+- auto: OpenAI documents that the model picks from the image size. We resolve it here and send the resolved detail, so
+  the estimate is exact and computed from the image actually sent: on a tile rule low when the image already fits the
+  low square (Azure then sees the same pixels, and low costs `base`, not `base + tile`), else high; on a patch rule
+  high, unless low gives the same pixels for fewer tokens.
 - Metadata (EXIF, ICC, text chunks) stripped; JPEG quality 90 without chroma subsampling (keeps coloured text in
   screenshots sharp), or PNG when some pixel is transparent.
-- Tokens: low 85; high 85 + 170 per 512-px tile of the scaled image.
 """
 from __future__ import annotations
 
@@ -29,16 +36,23 @@ import math
 import re
 import struct
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from PIL import ExifTags, Image, ImageCms, JpegImagePlugin, UnidentifiedImageError
+
+from config.capabilities import ImageRule, PatchRule, TileRule
 
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif"]
 ALLOWED_NAMES = "PNG, JPEG, WebP or GIF"
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs); phones make 12-50 MP,
 # some 108 or 200 MP: those JPEGs are decoded reduced, and it is the reduced size that must stay under this
+# gpt-4o's tile rule, the default when no rule is given (kept as constants for older callers)
 LOW_TOKENS, TILE_TOKENS, TILE = 85, 170, 512
 HIGH_FIT, HIGH_SHORT, LOW_FIT = 2048, 768, 512
+GPT4O_RULE = TileRule(base_tokens=LOW_TOKENS, tile_tokens=TILE_TOKENS, max_side=HIGH_FIT, short_side=HIGH_SHORT,
+                      low_side=LOW_FIT)
+PATCH = 32  # the side of a patch, in pixels
 JPEG_QUALITY = 90
 
 # Signatures of the allowed formats: a file that starts like one but cannot be opened is damaged, not "not an image".
@@ -90,49 +104,109 @@ class PreparedImage:
         return f"data:{self.mime};base64,{base64.b64encode(self.data).decode()}"
 
 
-def high_detail_size(width: int, height: int) -> tuple[int, int]:
-    """Fit within 2048×2048, then shortest side to 768 (integer arithmetic, as Azure's and the emulator's count)."""
-    if width > HIGH_FIT or height > HIGH_FIT:
+def _rule(rule: ImageRule | None) -> ImageRule:
+    return GPT4O_RULE if rule is None else rule
+
+
+def _fit(width: int, height: int, side: int) -> tuple[int, int]:
+    """Fit within side×side keeping the aspect ratio, never upscaled (integer arithmetic, as Azure's count)."""
+    if width > side or height > side:
         if width > height:
-            width, height = HIGH_FIT, height * HIGH_FIT // width
+            width, height = side, height * side // width
         else:
-            width, height = width * HIGH_FIT // height, HIGH_FIT
-    if width > HIGH_SHORT and height > HIGH_SHORT:
-        if width > height:
-            width, height = width * HIGH_SHORT // height, HIGH_SHORT
-        else:
-            width, height = HIGH_SHORT, height * HIGH_SHORT // width
+            width, height = width * side // height, side
     return max(width, 1), max(height, 1)
 
 
-def low_detail_size(width: int, height: int) -> tuple[int, int]:
-    """Fit within 512×512, never upscaled."""
-    scale = min(1.0, LOW_FIT / width, LOW_FIT / height)
-    return max(int(width * scale), 1), max(int(height * scale), 1)
+def patch_count(width: int, height: int) -> int:
+    """32-px patches covering the image."""
+    return math.ceil(width / PATCH) * math.ceil(height / PATCH)
 
 
-def image_tokens(width: int, height: int, detail: str) -> int:
-    """Azure's price of one image: 85 at low detail, else 85 + 170 per 512-px tile after high-detail scaling."""
+def _within_patch_budget(width: int, height: int, budget: int) -> tuple[int, int]:
+    """OpenAI's shrink for a patch rule: over `budget` patches, scale by s = sqrt(32²·budget/(w·h)), corrected so that
+    whole patches fit (s' = s·min(floor(w·s/32)/(w·s/32), floor(h·s/32)/(h·s/32))), to floor(w·s')×floor(h·s')."""
+    if patch_count(width, height) <= budget:
+        return width, height
+    scale = math.sqrt(PATCH * PATCH * budget / (width * height))
+    across, down = width * scale / PATCH, height * scale / PATCH
+    scale *= min(math.floor(across) / across, math.floor(down) / down)
+    return max(math.floor(width * scale), 1), max(math.floor(height * scale), 1)
+
+
+def _patch_sides(rule: PatchRule, detail: str) -> tuple[int, int]:
+    """(max side, patch budget) of a patch rule at `detail`: low has its own where the model has them."""
     if detail == "low":
-        return LOW_TOKENS
-    w, h = high_detail_size(width, height)
-    return LOW_TOKENS + TILE_TOKENS * math.ceil(w / TILE) * math.ceil(h / TILE)
+        return rule.low_max_side or rule.max_side, rule.low_patch_budget or rule.patch_budget
+    return rule.max_side, rule.patch_budget
 
 
-def resolve_detail(detail: str, width: int, height: int) -> str:
-    """low/high as asked; auto becomes low when the image already fits 512×512, else high."""
+def detail_size(width: int, height: int, detail: str, rule: ImageRule | None = None) -> tuple[int, int]:
+    """The size the model processes the image at, at "low" or (anything else) "high" detail, under `rule` (None:
+    gpt-4o). Tile: high fits max_side², then the short side to short_side; low fits low_side². Patch: fits the
+    detail's max side, then shrinks to its patch budget. Never upscaled; a fixed point (the size sent is not scaled
+    again)."""
+    rule = _rule(rule)
+    if isinstance(rule, PatchRule):
+        side, budget = _patch_sides(rule, detail)
+        return _within_patch_budget(*_fit(width, height, side), budget)
+    if detail == "low":
+        scale = min(1.0, rule.low_side / width, rule.low_side / height)
+        return max(int(width * scale), 1), max(int(height * scale), 1)
+    width, height = _fit(width, height, rule.max_side)
+    short = rule.short_side
+    if width > short and height > short:
+        if width > height:
+            width, height = width * short // height, short
+        else:
+            width, height = short, height * short // width
+    return max(width, 1), max(height, 1)
+
+
+def high_detail_size(width: int, height: int, rule: ImageRule | None = None) -> tuple[int, int]:
+    """The high-detail size under `rule`; for gpt-4o (None): fit within 2048×2048, then shortest side to 768."""
+    return detail_size(width, height, "high", rule)
+
+
+def low_detail_size(width: int, height: int, rule: ImageRule | None = None) -> tuple[int, int]:
+    """The low-detail size under `rule`; for gpt-4o (None): fit within 512×512, never upscaled."""
+    return detail_size(width, height, "low", rule)
+
+
+def image_tokens(width: int, height: int, detail: str, rule: ImageRule | None = None) -> int:
+    """Azure's price of one image of this (original) size at `detail` ("low", else high) under `rule` (None: gpt-4o).
+    Tile: base at low, else base + tile per 512-px tile of the high-detail size. Patch: ceil(patches × multiplier)
+    of the detail's size."""
+    rule = _rule(rule)
+    if isinstance(rule, PatchRule):
+        return math.ceil(Decimal(patch_count(*detail_size(width, height, detail, rule))) * rule.multiplier)
+    if detail == "low":
+        return rule.base_tokens
+    w, h = detail_size(width, height, "high", rule)
+    return rule.base_tokens + rule.tile_tokens * math.ceil(w / TILE) * math.ceil(h / TILE)
+
+
+def resolve_detail(detail: str, width: int, height: int, rule: ImageRule | None = None) -> str:
+    """low/high as asked. auto: on a tile rule low when the image already fits the low square, else high; on a patch
+    rule high, unless low gives the model the same pixels for fewer tokens."""
     if detail in ("low", "high"):
         return detail
-    return "low" if width <= LOW_FIT and height <= LOW_FIT else "high"
+    rule = _rule(rule)
+    if isinstance(rule, PatchRule):
+        same = detail_size(width, height, "low", rule) == detail_size(width, height, "high", rule)
+        cheaper = image_tokens(width, height, "low", rule) < image_tokens(width, height, "high", rule)
+        return "low" if same and cheaper else "high"
+    return "low" if width <= rule.low_side and height <= rule.low_side else "high"
 
 
 def prepare_image(name: str, data: bytes, detail: str = "auto", max_bytes: int = 20 * 1024 * 1024,
-                  max_pixels: int = MAX_PIXELS) -> PreparedImage:
-    """Check, normalise, scale and encode one uploaded image; ImageRejected carries a reason a person understands."""
+                  max_pixels: int = MAX_PIXELS, *, rule: ImageRule | None = None) -> PreparedImage:
+    """Check, normalise, scale and encode one uploaded image for a model with image `rule` (the deployment's
+    `image_rule`; None: gpt-4o's tile rule); ImageRejected carries a reason a person understands."""
     image = _open_checked(name, data, max_bytes)
-    width, height = image.size  # as stored: both size rules are symmetric, so orientation can wait
-    chosen = resolve_detail(detail, width, height)
-    size = low_detail_size(width, height) if chosen == "low" else high_detail_size(width, height)
+    width, height = image.size  # as stored: every size rule is symmetric, so orientation can wait
+    chosen = resolve_detail(detail, width, height, rule)
+    size = detail_size(width, height, chosen, rule)
     scale = 1
     if isinstance(image, JpegImagePlugin.JpegImageFile) and size != image.size:  # JPEG, or MPO (its first frame)
         # decode at 1/2, 1/4 or 1/8 scale, the largest still at least `size` in both directions: a 108 MP photo
@@ -165,7 +239,7 @@ def prepare_image(name: str, data: bytes, detail: str = "auto", max_bytes: int =
         mime = "image/jpeg"
     # the size was computed from the original's (`size`, transposed with it), and so is the price: what Azure charges
     return PreparedImage(name, mime, buffer.getvalue(), image.width, image.height, chosen,
-                         image_tokens(width, height, chosen))
+                         image_tokens(width, height, chosen, rule))
 
 
 def _open_checked(name: str, data: bytes, max_bytes: int) -> Image.Image:

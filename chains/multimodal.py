@@ -1,6 +1,7 @@
 """Multimodal message builders: a person's text and prepared images as one LangChain HumanMessage in the OpenAI
-`image_url` form that Azure's Chat Completions accepts, with the detail kept; and the prompt estimate (tokens and cost)
-shown before sending."""
+`image_url` form that Azure's Chat Completions accepts, with the detail kept; the checks that a deployment takes the
+attached images; and the prompt estimate (tokens and cost, images priced with the deployment's own image rule) shown
+before sending."""
 from __future__ import annotations
 
 import base64
@@ -15,6 +16,7 @@ from PIL import Image
 
 from chains.images import ALLOWED_FORMATS, PreparedImage, image_tokens
 from chains.tokens import estimate_prompt_tokens
+from config.capabilities import ImageRule
 from config.catalog import Deployment
 
 __all__ = ["ImagesNotAccepted", "PromptEstimate", "check_deployment_accepts", "estimate_draft", "estimate_prompt",
@@ -22,7 +24,7 @@ __all__ = ["ImagesNotAccepted", "PromptEstimate", "check_deployment_accepts", "e
 
 
 class ImagesNotAccepted(ValueError):
-    """Images were attached for a deployment whose catalog entry does not accept them."""
+    """Images were attached for a deployment whose catalog entry does not accept them, or more than it accepts."""
 
 
 def human_message(text: str, images: Sequence[PreparedImage], message_id: str | None = None) -> HumanMessage:
@@ -36,7 +38,13 @@ def human_message(text: str, images: Sequence[PreparedImage], message_id: str | 
 
 
 def check_deployment_accepts(deployment: Deployment, images: Sequence, alternatives: Iterable[Deployment] = ()) -> None:
-    """Refuse images for a text-only deployment before anything is sent, naming the deployments that do accept them."""
+    """Refuse images before anything is sent: for a text-only deployment, naming the deployments that do accept them;
+    and more images in one message than the deployment's `max_images`."""
+    if images and deployment.accepts_images and len(images) > deployment.max_images:
+        extra = len(images) - deployment.max_images
+        raise ImagesNotAccepted(f"{deployment.display_name} accepts at most {deployment.max_images} "
+                                f"image{'s' if deployment.max_images != 1 else ''} per message, and {len(images)} are "
+                                f"attached. Remove {extra} of them and send again; your text is kept.")
     if images and not deployment.accepts_images:
         vision = [d.display_name for d in alternatives if d.accepts_images]
         pick = " or ".join(vision) if vision else "a deployment that accepts images (for example gpt-4o)"
@@ -51,24 +59,17 @@ def image_blocks(message: BaseMessage) -> list[dict]:
     return [b for b in content if isinstance(b, dict) and b.get("type") == "image_url"]
 
 
-def message_image_tokens(messages: Sequence[BaseMessage]) -> int:
-    """Azure's tile formula over every image part, sized from the image data itself. A part without `detail: low`
-    counts as high (we always send a resolved detail; Azure bills an explicit "auto" by the image, like high)."""
-    total = 0
-    for message in messages:
-        for block in image_blocks(message):
-            detail = block["image_url"].get("detail", "auto")
-            size = _data_url_size(block["image_url"].get("url", ""))
-            if size is None:
-                continue
-            total += image_tokens(*size, "low" if detail == "low" else "high")
-    return total
+def message_image_tokens(messages: Sequence[BaseMessage], rule: ImageRule | None = None) -> int:
+    """The image `rule` (a deployment's `image_rule`; None: gpt-4o's tile rule, 85/170) over every image part, sized
+    from the image data itself. A part without `detail: low` counts as high (we always send a resolved detail; Azure
+    bills an explicit "auto" by the image, like high)."""
+    return sum(image_tokens(*size, detail, rule) for size, detail in _image_parts(messages))
 
 
 @dataclass(frozen=True)
 class PromptEstimate:
-    """What a prompt will cost before it is sent: all its tokens (text with tiktoken, images with the tile formula)
-    and their price at the deployment's input rate."""
+    """What a prompt will cost before it is sent: all its tokens (text with tiktoken, images with the deployment's
+    image rule: tiles or patches) and their price at the deployment's input rate."""
 
     tokens: int
     image_tokens: int
@@ -83,17 +84,33 @@ class PromptEstimate:
 
 
 def estimate_prompt(messages: Sequence[BaseMessage], deployment: Deployment) -> PromptEstimate:
-    tokens = estimate_prompt_tokens(list(messages), deployment.model)
+    """The prompt tokens Azure will bill for `messages` on `deployment` (OpenAI's per-message recipe with the model's
+    encoding, images by the deployment's `image_rule`), and their cost."""
+    parts = _image_parts(messages)
+    pictures = sum(image_tokens(*size, detail, deployment.image_rule) for size, detail in parts)
+    tokens = estimate_prompt_tokens(list(messages), deployment.model, deployment.image_rule)
     images = sum(len(image_blocks(m)) for m in messages)
-    return PromptEstimate(tokens, message_image_tokens(messages), images, deployment.cost(tokens, 0),
-                          deployment.display_name)
+    return PromptEstimate(tokens, pictures, images, deployment.cost(tokens, 0), deployment.display_name)
 
 
 def estimate_draft(deployment: Deployment, text: str, images: Sequence[PreparedImage] = (),
                    history: Sequence[BaseMessage] = (), system_prompt: str | None = None) -> PromptEstimate:
-    """The estimate of sending `text` and `images` now, after the system prompt and the conversation's memory."""
+    """The estimate of sending `text` and `images` now, after the system prompt and the conversation's memory, on
+    `deployment` (its encoding, its image rule, its input price). The images should have been prepared with the same
+    deployment's rule (`prepare_image(..., rule=deployment.image_rule)`): the estimate prices what they are."""
     system = [SystemMessage(system_prompt)] if system_prompt else []
     return estimate_prompt([*system, *history, human_message(text, images)], deployment)
+
+
+def _image_parts(messages: Sequence[BaseMessage]) -> list[tuple[tuple[int, int], str]]:
+    """((width, height), "low" or "high") of every image part with a readable data URL, in order."""
+    parts = []
+    for message in messages:
+        for block in image_blocks(message):
+            size = _data_url_size(block["image_url"].get("url", ""))
+            if size is not None:
+                parts.append((size, "low" if block["image_url"].get("detail") == "low" else "high"))
+    return parts
 
 
 def _data_url_size(url: str) -> tuple[int, int] | None:

@@ -24,14 +24,16 @@ def count_text(text: str, model: str) -> int:
     return len(encoding_for(model).encode(text, disallowed_special=()))
 
 
-def estimate_prompt_tokens(messages: list[BaseMessage], model: str) -> int:
-    """Text with tiktoken plus images with Azure's tile formula, per OpenAI's per-message recipe."""
+def estimate_prompt_tokens(messages: list[BaseMessage], model: str, image_rule=None) -> int:
+    """Text with tiktoken plus images by the model's image rule (tile or patch; `image_rule` from the deployment's
+    catalog row, else the model family's), per OpenAI's per-message recipe."""
     from chains.multimodal import message_image_tokens
+    from config.capabilities import family_capabilities
 
     total = REPLY_PRIMING
     for message in messages:
         total += TOKENS_PER_MESSAGE + count_text(_ROLES.get(message.type, message.type), model) + count_text(message.text, model)
-    return total + message_image_tokens(messages)
+    return total + message_image_tokens(messages, image_rule or family_capabilities(model).image_rule)
 
 
 # OpenAI's documented approximation of what tool definitions add to a prompt (its token-counting cookbook).

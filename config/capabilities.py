@@ -105,7 +105,7 @@ FAMILIES: tuple[tuple[str, Capabilities], ...] = (
     (r"gpt-35-turbo|gpt-3\.5-turbo", Capabilities(**_CLASSIC)),
     (r"gpt-4o-mini", Capabilities(**_CLASSIC, accepts_images=True, image_rule=_tile(2833, 5667))),
     (r"gpt-4o|gpt-4\.1$|gpt-4\.5", Capabilities(**_CLASSIC, accepts_images=True, image_rule=_tile(85, 170))),
-    (r"gpt-4\.1-mini", Capabilities(**_CLASSIC, accepts_images=True, image_rule=_patch(1536, "1.62"))),
+    (r"gpt-4\.1-mini", Capabilities(**_CLASSIC, accepts_images=True, image_rule=_patch(6144, "1.62"))),
     (r"gpt-4\.1-nano", Capabilities(**_CLASSIC, accepts_images=True, image_rule=_patch(1536, "2.46"))),
     (r"gpt-5-mini", Capabilities(**_REASONING, reasoning_efforts=_GPT5, default_effort="medium", accepts_images=True,
                                  image_rule=_patch(1536, "1.2"))),

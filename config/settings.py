@@ -83,6 +83,8 @@ class AppSettings(_Section):
     image_detail: Literal["auto", "low", "high"] = Field("auto", description="one of auto, low, high")
     default_max_output_tokens: int = Field(1000, gt=0, le=100_000, description="a whole number of tokens, e.g. 1000")
     default_temperature: float = Field(0.7, ge=0.0, le=2.0, description="a number from 0 to 2")
+    summary_deployment: str | None = Field(None, description="the catalog deployment that writes conversation "
+                                           "summaries (e.g. a cheaper one); default: the deployment of the turn")
     banner: str | None = Field(None, max_length=500, description="a notice shown at the top of the page")
     monthly_budget_usd: Decimal | None = Field(Decimal("50"), ge=0, description="dollars each person may spend per "
                                                "calendar month (UTC), e.g. 50; none for no limit")
@@ -322,6 +324,10 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", secrets_dir:
     if problems:
         raise ConfigError("Configuration problem:\n" + "\n".join(f"  - {p}" for p in problems))
     catalog = load_catalog(sections["azure_openai"].catalog_file)
+    summary = sections["app"].summary_deployment
+    if summary and summary not in catalog.names:
+        raise ConfigError("Configuration problem:\n  - APP_SUMMARY_DEPLOYMENT is invalid: expected one of the catalog's "
+                          f"deployments ({', '.join(catalog.names)}), got {summary!r}")
     return Settings(catalog=catalog, **sections)
 
 

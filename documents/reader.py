@@ -93,7 +93,7 @@ class DocumentDesk:
     def budget(self, deployment: Deployment, system_prompt: str, memory: Sequence[BaseMessage],
                new_message: BaseMessage, max_output_tokens: int, attached: Sequence[AttachedDocument]) -> int:
         """Tokens left for documents sent whole after everything else this turn sends."""
-        used = estimate_prompt_tokens([SystemMessage(system_prompt), *memory, new_message], deployment.model)
+        used = estimate_prompt_tokens([SystemMessage(system_prompt), *memory, new_message], deployment.model, deployment.image_rule)
         used += self.sources_tokens(attached)
         return deployment.context_window - used - max_output_tokens - MARGIN_TOKENS
 

@@ -3,6 +3,18 @@ chain), shown blind as A and B. Both calls are audited and costed under their ow
 stored with A kept; the person's vote then keeps the better one (A on a tie or when both are bad), and the memory
 follows the kept answer.
 
+A failed side (an error such as a 400, throttling or a timeout; a filtered or cut answer; an answer that ended without
+any text, e.g. at the length limit; or one stopped before any text) is never kept and never voted on:
+
+- one side failed: the other answer is kept at once, when the pair is stored. There is nothing to vote on, so no vote is
+  asked for or counted: a failure is not a preference, and counting it as a win would rank reliability as quality on
+  the leaderboard. The person sees the good answer and, in the other column, why that side failed (still blind);
+- both failed: A's failed answer is stored (marked failed, like any failed turn), there is no vote, and the person's
+  message stays in the conversation to be sent again.
+
+The vote (here, and the store's `set_vote`) refuses any vote on a comparison with a failed side, and the audit record
+`comparison_ended` says which side failed and the failure's kind.
+
 Each side streams in its own worker thread and the events arrive here tagged with their side. Closing the iterator is
 Stop for both: each worker closes its own stream (a generator can only be closed by the thread running it), both
 partial answers are settled, and the pair is stored.
@@ -14,17 +26,17 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Literal
 
 from langchain_core.messages import AIMessage
 
 from callbacks.audit import AuditHandler
-from chains.errors import classify
-from engine.events import Event, Status
+from chains.errors import Failure, classify
+from engine.events import Event, Outcome, Status
 from engine.turn import Asker, Choices, NewMessage, TurnEngine
-from memory.comparisons import VOTES, Comparison, question_hash
+from memory.comparisons import VOTES, Comparison, question_hash, with_failure
 from memory.conversation import Conversation, Turn, Usage
 from memory.store import answer_from_record, answer_record
 
@@ -42,12 +54,21 @@ class Sided:
 
 @dataclass(frozen=True)
 class Compared:
-    """Both answers have ended. The conversation keeps A until the vote; `saved` False if storing failed."""
+    """Both answers have ended. The conversation keeps A until the vote; `saved` False if storing failed.
+    `failed`: the sides whose answer failed ("A"/"B" → the Failure; their answers carry its message as the notice).
+    With a failed side there is no vote: `kept` is the side kept at once (the good one; A when both failed)."""
 
     user: Turn
     answers: dict  # "A"/"B" → the answer Turn as shown
     comparison_id: str
     saved: bool
+    failed: dict = field(default_factory=dict)
+    kept: Side = "A"
+
+    @property
+    def votable(self) -> bool:
+        """Both answers can be kept, so the person votes; otherwise the engine has kept the good one (if any)."""
+        return not self.failed
 
 
 class SideBySide:
@@ -81,9 +102,7 @@ class SideBySide:
         if len(conversation.memory) + 1 < engine.memory.trigger_messages:
             return [*conversation.memory, begun.new_message]
         yield Status("summarising", "Summarising earlier messages…")
-        summarizer = engine.model_factory(engine.settings, a.deployment, begun.provider, temperature=0,
-                                          user_security_context=who.security_context.as_payload(),
-                                          callbacks=[begun.audit])
+        summarizer = engine.summarizer(who, a, begun.provider, begun.audit)
         try:
             return engine.memory.prepare(conversation.memory, begun.new_message, summarizer)
         except Exception as exc:  # noqa: BLE001 - said by each side's own attempt
@@ -94,8 +113,14 @@ class SideBySide:
                settled: dict[str, dict], audits: dict[str, AuditHandler]) -> Compared:
         user = begun.user
         answers = {side: settled[side]["outcome"].answer for side in ("A", "B") if "outcome" in settled[side]}
-        kept = answers.get("A") or Turn(role="assistant", content="", status="stopped",
-                                        notice="Stopped before the answer began.")
+        for side in ("A", "B"):  # a side that never settled stopped before its answer began
+            answers.setdefault(side, Turn(role="assistant", content="", status="stopped",
+                                          notice="Stopped before the answer began."))
+        failed = {side: f for side in ("A", "B")
+                  if (f := side_failure(settled[side].get("outcome"), audits[side].records, answers[side]))}
+        answers = {side: _marked(answer, failed.get(side)) for side, answer in answers.items()}
+        kept_side: Side = "B" if "A" in failed and "B" not in failed else "A"  # never a failed answer over a good one
+        kept = answers[kept_side]
         stored = replace(kept, usage=_combined(answers.values()))  # the conversation pays for both answers
         sent = settled["A"].get("sent") or settled["B"].get("sent")
         if sent is not None and not user.excluded:
@@ -103,23 +128,32 @@ class SideBySide:
         comparison = Comparison(
             id=str(uuid.uuid4()), conversation_id=conversation.id, message_id=stored.id, chain_a=a.chain.label,
             deployment_a=a.deployment.name, chain_b=b.chain.label, deployment_b=b.deployment.name,
-            answer_a=answer_record(answers["A"]) if "A" in answers else None,
-            answer_b=answer_record(answers["B"]) if "B" in answers else None, vote=None)
+            answer_a=_record(answers, failed, "A"), answer_b=_record(answers, failed, "B"), vote=None)
         conversation.add(stored)
         records = [*audits["A"].records, *audits["B"].records]
         saved = self.engine._commit(who.owner, conversation, user, stored, a, begun.documents.added,
                                     comparison=comparison, spend=(records, begun.reservation))
         conversation.documents += begun.documents.added
-        return Compared(user, answers, comparison.id, saved)
+        # The audit record of the pair: which side failed and why, and which answer the conversation keeps.
+        self.engine.audit.event("comparison_ended", audits["A"].context, comparison_id=comparison.id,
+                                chain_a=comparison.chain_a, deployment_a=comparison.deployment_a,
+                                chain_b=comparison.chain_b, deployment_b=comparison.deployment_b,
+                                failed_a=failed["A"].kind if "A" in failed else None,
+                                failed_b=failed["B"].kind if "B" in failed else None,
+                                kept=kept_side.lower(), vote_open=not failed, saved=saved,
+                                question_sha256=question_hash(user.content))
+        return Compared(user, answers, comparison.id, saved, failed, kept_side)
 
     def vote(self, who: Asker, conversation: Conversation, comparison_id: str, vote: str,
              choices: Choices) -> Turn | None:
         """Record the vote; keep B's answer if B won (A otherwise) in the conversation, its memory and the store.
-        Returns the kept answer, or None if there is no such comparison of this person's or it has a vote already."""
+        Returns the kept answer, or None if there is no such comparison of this person's, it has a vote already, or
+        one of its sides failed (refused: a failed answer is never kept; the good one was kept when the pair was
+        stored, and the store refuses the vote too)."""
         if vote not in VOTES:
             raise ValueError(f"a vote is one of {', '.join(VOTES)}")
         comparison = self.engine.store.comparison(who.owner, comparison_id)
-        if comparison is None or comparison.vote is not None or comparison.answer_b is None:
+        if comparison is None or comparison.vote is not None or comparison.answer_b is None or comparison.failed:
             return None
         index = next((i for i, t in enumerate(conversation.turns) if t.id == comparison.message_id), None)
         kept = None
@@ -141,6 +175,43 @@ class SideBySide:
         return kept if kept is not None else (conversation.turns[index] if index is not None else None)
 
 
+def side_failure(outcome: Outcome | None, records: list[dict] = (), answer: Turn | None = None) -> Failure | None:
+    """Why one side's answer cannot be kept, or None if it can: the call failed (any error: 400, throttled, timeout,
+    cut), the answer was filtered, it ended without any text (e.g. finish reason "length" before the first word), or it
+    was stopped before any text. A stopped answer with text is partial, not failed: it can still win a vote.
+    `records`: the side's audit records (they hold the finish reason)."""
+    answer = outcome.answer if outcome is not None else answer
+    if outcome is not None and outcome.failure is not None:
+        return outcome.failure
+    if answer is None:
+        return Failure("stopped", "Stopped before the answer began.")
+    if answer.status in ("failed", "filtered"):
+        return Failure("unknown", answer.notice or "This answer failed.")
+    if answer.content.strip():
+        return None
+    if answer.status == "stopped":
+        return Failure("stopped", answer.notice or "Stopped before any of the answer arrived.")
+    if answer.notice:  # e.g. the engine's own words for an answer cut off at its limit before any text
+        return Failure("empty_answer", answer.notice)
+    if any(r.get("finish_reason") == "length" for r in records if r.get("event") == "model_call"):
+        return Failure("empty_answer", "No answer: the model reached its answer limit (finish reason “length”) "
+                       "before writing any text. Raise the answer limit or send again.")
+    return Failure("empty_answer", "No answer: the model ended without writing any text. Please send again.")
+
+
+def _marked(answer: Turn, failure: Failure | None) -> Turn:
+    """A failed answer says so: its notice is the failure's message (unless it has its own), never a blank bubble."""
+    if failure is None:
+        return answer
+    return replace(answer, notice=answer.notice or failure.message,
+                   status="failed" if answer.status == "complete" else answer.status)
+
+
+def _record(answers: dict, failed: dict, side: Side) -> dict:
+    record = answer_record(answers[side])
+    return with_failure(record, failed[side].kind) if side in failed else record
+
+
 def _scratch(conversation: Conversation) -> Conversation:
     """The conversation as one side sees it: same id and memory, its own list of turns (the pair is stored later)."""
     return Conversation(id=conversation.id, title=conversation.title, memory=list(conversation.memory),
@@ -154,6 +225,7 @@ def _combined(answers) -> Usage | None:
         return None
     return Usage(prompt_tokens=sum(u.prompt_tokens for u in usages),
                  completion_tokens=sum(u.completion_tokens for u in usages),
+                 reasoning_tokens=sum(u.reasoning_tokens for u in usages),
                  cost_usd=sum((u.cost_usd for u in usages), Decimal(0)),
                  estimated=any(u.estimated for u in usages), model_calls=sum(u.model_calls for u in usages),
                  embedding_tokens=sum(u.embedding_tokens for u in usages))

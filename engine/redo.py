@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from callbacks.audit import AuditHandler
 from documents.sources import sources_message
 from engine.events import Blocked, Event, Outcome
-from engine.turn import Asker, Choices, TurnEngine
+from engine.turn import Asker, Choices, TurnEngine, remembered_answer
 from memory.conversation import Conversation, Turn, Version
 
 log = logging.getLogger("chat.engine")
@@ -164,11 +164,11 @@ def split_memory(memory: list[BaseMessage], user: Turn, answer: Turn) -> tuple[l
 
 
 def memory_tail(human: HumanMessage, answer: Turn, excluded: bool) -> list[BaseMessage]:
-    """What the model remembers of an exchange: nothing of a blocked question, else the question and any answer text
-    (a partial, stopped answer too, as after any turn)."""
+    """What the model remembers of an exchange: nothing of a blocked question, else the question and the answer's text
+    (a partial, stopped answer too, as after any turn), or a note that there was none."""
     if excluded:
         return []
-    return [human, AIMessage(answer.content, id=answer.id)] if answer.content else [human]
+    return [human, remembered_answer(answer)]
 
 
 def with_text(message: HumanMessage, text: str) -> HumanMessage:

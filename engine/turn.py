@@ -27,7 +27,8 @@ from chains.errors import Failure, classify
 from chains.guard import check_context, from_azure_error
 from chains.images import UPLOAD_TYPES, ImageRejected, PreparedImage, prepare_image
 from chains.model_factory import build_chat_model
-from chains.multimodal import ImagesNotAccepted, check_deployment_accepts, human_message
+from chains.request_rules import lightest_effort
+from chains.multimodal import ImagesNotAccepted, check_deployment_accepts, human_message, image_blocks
 from chains.spec import ChainSpec
 from chains.tools.graph import GraphClient
 from chains.tools.registry import available, langchain_tools
@@ -55,7 +56,11 @@ EXPIRED = ("Your sign-in has expired, so the message was not sent. It is kept: s
 
 UNAVAILABLE = ("Microsoft Entra ID could not be reached to check your sign-in, so the message was not sent. It is "
                "kept: send it again in a moment.")
-TURN_OUTCOMES = {"complete": "ok", "stopped": "stopped", "filtered": "filtered", "failed": "failed"}  # by answer status
+TURN_OUTCOMES = {"complete": "ok", "stopped": "stopped", "filtered": "filtered", "failed": "failed",
+                 "cut_off": "length"}  # by answer status
+# What the model remembers of an exchange that has no answer text (cut off, failed, stopped at once): the question and
+# this note, so user and assistant messages keep alternating and a later retry still has the question (and images).
+NO_ANSWER = "(No answer was given to this message.)"
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,11 @@ class Choices:
     temperature: float | None = None  # ignored where the chain fixes it or the model takes none
     identity_mode: str = "app"  # app | on_behalf_of
     image_detail: str = "auto"
+    reasoning_effort: str | None = None  # where the deployment offers efforts; else its default (None: none sent)
+
+    @property
+    def effective_effort(self) -> str | None:
+        return self.deployment.effort(self.reasoning_effort)
 
     @property
     def effective_temperature(self) -> float | None:
@@ -280,7 +290,17 @@ class TurnEngine:
 
     def fits(self, who: Asker, conversation: Conversation, choices: Choices, messages: list[BaseMessage],
              tools: list | None, draft: str) -> Iterator[Event]:
-        """The guard's check of what would be sent; or yields `Blocked` (too long) and returns None."""
+        """The guard's check of what would be sent; or yields `Blocked` (too long, or more images in one request than
+        the deployment takes: Azure counts the remembered messages' images too) and returns None."""
+        pictures = sum(len(image_blocks(m)) for m in messages)
+        if pictures > choices.deployment.max_images:
+            self.audit.event("message_not_sent", self.audit_context(who, conversation, choices), outcome="not_sent",
+                             reason="too_many_images", images=pictures)
+            yield Blocked("too_many_images", f"{choices.deployment.display_name} accepts at most "
+                          f"{choices.deployment.max_images} images per request, and this message with the conversation's "
+                          f"remembered messages holds {pictures}. Start a new conversation, or summarise this one "
+                          "(summaries keep no images), and send again.", draft)
+            return None
         check = check_context(choices.chain.system_prompt, messages, choices.deployment, choices.max_output_tokens,
                               [convert_to_openai_tool(t) for t in tools or ()])
         if check.fits:
@@ -395,10 +415,8 @@ class TurnEngine:
         payload = who.security_context.as_payload()
         model = self.model_factory(self.settings, deployment, provider, user_security_context=payload,
                                    temperature=None if spec.temperature is not None else choices.effective_temperature,
-                                   max_output_tokens=choices.max_output_tokens)
-        # The summary call: same identity, security context and audit, never streamed to the page.
-        summarizer = self.model_factory(self.settings, deployment, provider, user_security_context=payload,
-                                        temperature=0, callbacks=[audit, steps])
+                                   max_output_tokens=choices.max_output_tokens, **effort_of(choices.effective_effort))
+        summarizer = self.summarizer(who, choices, provider, audit, steps)
         config = {"callbacks": [audit, steps], "metadata": {"conversation_id": conversation.id, "chain": spec.label},
                   "run_name": spec.name}
         runnable = spec.build(model, tools or []) if spec.uses_tools else spec.build(model)
@@ -468,6 +486,9 @@ class TurnEngine:
                 state.stream.close()
             result = state.stream.outcome()
             answer.content, answer.status, failure = result.text, result.status, result.failure
+            if result.status == "complete" and result.finish_reason == "length":
+                answer.status, answer.notice = "cut_off", cut_off_notice(audit.records, choices.max_output_tokens,
+                                                                         bool(answer.content))
             if failure:
                 answer.notice = failure.message
                 if failure.kind == "context_too_long":  # the same words as the guard's, from Azure's numbers
@@ -486,10 +507,8 @@ class TurnEngine:
             return Outcome(user, answer, False, failure, keep_draft)
         if user.excluded or state.sent is None:
             pass  # the model's memory stays as it was: a blocked message, or nothing reached the model
-        elif answer.content:
-            conversation.memory = [*state.sent, AIMessage(answer.content, id=answer.id)]
         else:
-            conversation.memory = state.sent
+            conversation.memory = [*state.sent, remembered_answer(answer)]
         saved = self._commit(who.owner, conversation, user, answer, choices, documents,
                              spend=(audit.records, state.reservation))
         conversation.documents += documents  # attached from now on, also when storing failed (this page keeps them)
@@ -512,7 +531,8 @@ class TurnEngine:
         try:
             conversation.settings.update(deployment=choices.deployment.name, chain=choices.chain.name,
                                          max_output_tokens=choices.max_output_tokens,
-                                         temperature=choices.temperature)
+                                         temperature=choices.temperature,
+                                         reasoning_effort=choices.effective_effort)
             self.store.commit_turn(owner, conversation, user, answer, documents, comparison, usage=usage)
             return True
         except Exception as exc:  # noqa: BLE001 - said to the person, logged without content
@@ -546,8 +566,7 @@ class TurnEngine:
         except SignInExpired:
             return Failure("auth_failed", EXPIRED.replace(", so the message was not sent. It is kept:", ":"))
         audit = AuditHandler(self.audit_context(who, conversation, choices), choices.deployment, sink=self.audit)
-        summarizer = self.model_factory(self.settings, choices.deployment, provider, temperature=0, callbacks=[audit],
-                                        user_security_context=who.security_context.as_payload())
+        summarizer = self.summarizer(who, choices, provider, audit)
         *older, last = conversation.memory
         try:
             conversation.memory = SummaryBufferMemory(trigger_messages=2, keep_messages=1).prepare(older, last,
@@ -570,6 +589,22 @@ class TurnEngine:
         deployment = turn.deployment or context.deployment
         self.audit.event("feedback", replace(context, chain=turn.chain or context.chain, deployment=deployment),
                          message_id=turn.id, score=score, previous_score=previous)
+
+    def summarizer(self, who: Asker, choices: Choices, provider: TokenProvider, audit: AuditHandler,
+                   *more_callbacks) -> object:
+        """The model that writes summaries: the same identity, security context and audit as the turn, never streamed
+        to the page; on APP_SUMMARY_DEPLOYMENT when set (a cheaper one), else the turn's deployment, at its lightest
+        reasoning effort and temperature 0 where the deployment takes them (chains/request_rules.py drops the rest).
+        Its calls are costed at its own deployment's prices, in the turn's records."""
+        name = self.settings.app.summary_deployment
+        deployment = self.settings.catalog.get(name) if name else choices.deployment
+        handler = audit
+        if deployment.name != choices.deployment.name:
+            handler = AuditHandler(replace(audit.context, deployment=deployment.name), deployment, sink=self.audit)
+            handler.records = audit.records  # one turn, one list of records: the totals include the summary
+        return self.model_factory(self.settings, deployment, provider, temperature=0,
+                                  **effort_of(lightest_effort(deployment)), callbacks=[handler, *more_callbacks],
+                                  user_security_context=who.security_context.as_payload())
 
     def _tools(self, who: Asker, deployment: Deployment, documents: _Documents | None = None) -> list:
         """The tools this person may use on this deployment, acting with their own Graph token where needed, and a
@@ -617,7 +652,7 @@ class TurnEngine:
         for upload in uploads:
             try:
                 images.append(prepare_image(upload.name, upload.data, choices.image_detail,
-                                            self.settings.app.max_image_bytes))
+                                            self.settings.app.max_image_bytes, rule=choices.deployment.image_rule))
             except ImageRejected as exc:
                 rejected.append(exc)
         return images, rejected
@@ -687,6 +722,32 @@ class _TurnState:
     summary_failure: Failure | None = None
 
 
+def effort_of(effort: str | None) -> dict:
+    """The model factory's reasoning_effort argument, only where there is one (factories for classic models, tests'
+    fakes among them, need not know it)."""
+    return {"reasoning_effort": effort} if effort else {}
+
+
+def remembered_answer(answer: Turn) -> AIMessage:
+    """What the model remembers of an answer: its text, or a short note when it has none."""
+    return AIMessage(answer.content or NO_ANSWER, id=answer.id)
+
+
+def cut_off_notice(records: list[dict], limit: int, has_text: bool) -> str:
+    """What the person reads when the answer reached its limit: how much of it was hidden reasoning, and what helps."""
+    answers = [r for r in records if r.get("event") == "model_call" and r.get("purpose") in ("answer", "evaluation")]
+    last = answers[-1] if answers else {}
+    reasoning = int(last.get("reasoning_tokens") or 0)
+    spent = f"{int(last.get('completion_tokens') or limit):,} tokens"
+    if reasoning:
+        spent += f", {reasoning:,} of them reasoning"
+    if has_text:
+        return (f"The answer reached its limit of {limit:,} tokens ({spent}) and is incomplete. Continue it, or retry "
+                "with a higher limit.")
+    return (f"No answer: the model used its whole limit of {limit:,} tokens ({spent}) before writing any text. "
+            "Retry with a higher limit, or choose a lower reasoning effort.")
+
+
 def usage_of(records: list[dict]) -> Usage | None:
     """A turn's usage, summed over every model call it made (drafts and summaries included), from its audit records:
     the page and the audit log cannot disagree."""
@@ -696,6 +757,7 @@ def usage_of(records: list[dict]) -> Usage | None:
     chat = [r for r in records if r.get("purpose") != "embedding"]
     return Usage(prompt_tokens=sum(r["prompt_tokens"] for r in chat),
                  completion_tokens=sum(r["completion_tokens"] for r in chat),
+                 reasoning_tokens=sum(r.get("reasoning_tokens") or 0 for r in chat),
                  cost_usd=sum((Decimal(r["cost_usd"]) for r in records), Decimal(0)),
                  estimated=any(r["usage_estimated"] for r in records), model_calls=len(chat),
                  embedding_tokens=sum(r["prompt_tokens"] for r in records if r.get("purpose") == "embedding"))

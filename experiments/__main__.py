@@ -1,6 +1,6 @@
 """`python -m experiments`: evaluate chains over a JSONL dataset from the command line, no browser.
 
-    python -m experiments run DATASET --chains assistant@1,concise@1 [--deployment gpt-4o] [--judge gpt-4o-mini]
+    python -m experiments run DATASET --chains assistant@1,concise@1 [--deployment gpt-5-mini] [--judge gpt-5.4-nano]
                                       [--concurrency 4] [--out DIR] [--restart] [--retry-failed]
     python -m experiments report DIR
 

@@ -18,12 +18,20 @@ from typing import Literal
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from callbacks.audit import AuditContext, AuditHandler, AuditLog
+from chains.request_rules import lightest_effort
 from config.catalog import Deployment
 from config.settings import Settings
 from experiments.dataset import Item
 
 JUDGE_LABEL = "judge@1"  # what the audit log's `chain` field says for judge calls
 JUDGE_MAX_OUTPUT_TOKENS = 16
+# A reasoning deployment spends hidden tokens before its one-letter verdict: room for them, at its lightest effort.
+JUDGE_REASONING_MAX_OUTPUT_TOKENS = 2000
+
+
+def judge_limit(deployment: Deployment) -> int:
+    return min(JUDGE_REASONING_MAX_OUTPUT_TOKENS if deployment.reasoning else JUDGE_MAX_OUTPUT_TOKENS,
+               deployment.max_output_tokens)
 VERDICTS = ("1", "2", "tie")
 JUDGE_PROMPT = (
     "You are an impartial judge. You compare two answers to the last user message of a conversation and decide "
@@ -107,7 +115,7 @@ def judge_audit_handler(audit_log: AuditLog, deployment: Deployment, *, owner_oi
     """The audit handler for one judgement's calls: origin evaluation, chain `judge@1`, temperature 0."""
     context = AuditContext(user_oid=owner_oid, tenant_id=tenant_id, source_ip=None, session=session,
                            conversation_id=str(uuid.uuid4()), chain=JUDGE_LABEL, deployment=deployment.name,
-                           identity_mode="app", include_text=include_text, max_output_tokens=JUDGE_MAX_OUTPUT_TOKENS,
+                           identity_mode="app", include_text=include_text, max_output_tokens=judge_limit(deployment),
                            temperature=0.0 if deployment.accepts_temperature else None, origin="evaluation")
     return AuditHandler(context, deployment, sink=audit_log)
 
@@ -118,6 +126,8 @@ def build_judge_model(settings: Settings, deployment: Deployment, token_provider
     """The judge's chat model on its deployment, with the app's token provider and the audit handler."""
     if model_factory is None:
         from chains.model_factory import build_chat_model as model_factory
+    effort = lightest_effort(deployment)
     return model_factory(settings, deployment, token_provider, user_security_context=security_context,
                          temperature=0.0 if deployment.accepts_temperature else None,
-                         max_output_tokens=JUDGE_MAX_OUTPUT_TOKENS, callbacks=[handler])
+                         max_output_tokens=judge_limit(deployment), callbacks=[handler],
+                         **({"reasoning_effort": effort} if effort else {}))

@@ -44,6 +44,7 @@ class ChainRow:
     cost: Decimal = Decimal(0)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0  # of completion_tokens: a reasoning model's hidden thinking (billed as output)
     latencies_ms: list[float] = field(default_factory=list)
     ttfts_ms: list[float] = field(default_factory=list)
 
@@ -131,6 +132,7 @@ def build_report(records: list[dict], *, problems: list[str] = ()) -> Report:
         row.cost += Decimal(record.get("cost_usd") or 0)
         row.prompt_tokens += record.get("prompt_tokens") or 0
         row.completion_tokens += record.get("completion_tokens") or 0
+        row.reasoning_tokens += record.get("reasoning_tokens") or 0
         if record.get("latency_ms") is not None and record.get("status") in ANSWERED:
             row.latencies_ms.append(record["latency_ms"])
         if record.get("ttft_ms") is not None:
@@ -215,7 +217,8 @@ def _chain_table(report: Report) -> tuple[list[str], list[list[str]]]:
         failed = ", ".join(f"{n} {kind}" for kind, n in sorted(row.failures.items())) or "0"
         score = "—" if row.mean_score is None else f"{_pct(row.mean_score)}{_interval(row.interval)} of {row.scored}"
         rows.append([row.chain, str(row.answers), str(row.answered), failed, score, _money(row.cost),
-                     _money(row.cost_per_item), f"{row.prompt_tokens} / {row.completion_tokens}",
+                     _money(row.cost_per_item), f"{row.prompt_tokens} / {row.completion_tokens}"
+                     + (f" ({row.reasoning_tokens} reasoning)" if row.reasoning_tokens else ""),
                      _ms(row.latencies_ms, 0.5), _ms(row.latencies_ms, 0.9), _ms(row.ttfts_ms, 0.5)])
     return headers, rows
 

@@ -572,11 +572,12 @@ class Runner:
                           score=score(item.scorer, answer, item.reference) if end.status == "complete" else None,
                           prompt_tokens=usage.prompt_tokens if usage else 0,
                           completion_tokens=usage.completion_tokens if usage else 0,
+                          reasoning_tokens=usage.reasoning_tokens if usage else 0,
                           cost_usd=str(usage.cost_usd if usage else Decimal(0)))
         else:  # Blocked (nothing was sent), or no event at all
             record.update(status="blocked", failure=end.reason if end else "no_outcome",
                           notice=end.message if end else None, answer="", score=None, prompt_tokens=0,
-                          completion_tokens=0, cost_usd="0")
+                          completion_tokens=0, reasoning_tokens=0, cost_usd="0")
         record.update(ttft_ms=None if ttft is None else round(ttft * 1000, 1), latency_ms=round(latency * 1000, 1),
                       call_latency_ms=round(call_latency_ms, 1), model_calls=calls, attempts=attempts,
                       conversation_id=conversation.id, finished_at=_now())
@@ -615,13 +616,14 @@ class Runner:
             call_latency_ms=float(sum(r.get("latency_ms") or 0 for r in calls)), model_calls=len(calls),
             prompt_tokens=sum(r.get("prompt_tokens") or 0 for r in calls),
             completion_tokens=sum(r.get("completion_tokens") or 0 for r in calls),
+            reasoning_tokens=sum(r.get("reasoning_tokens") or 0 for r in calls),
             cost_usd=str(sum((Decimal(r.get("cost_usd") or 0) for r in calls), Decimal(0))))
 
     def _judgement_record(self, item: Item, a: ChainSpec, b: ChainSpec, **fields) -> dict:
         base = {"kind": JUDGEMENT, "item": item.id, "chains": [a.label, b.label], "judge": self.plan.judge.name,
                 "tags": list(item.tags), "verdict": None, "winner": None, "first": None, "second": None,
                 "replies": [], "error": None, "reason": None, "latency_ms": 0.0, "call_latency_ms": 0.0,
-                "model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": "0"}
+                "model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0, "cost_usd": "0"}
         return {**base, **fields, "finished_at": _now()}
 
     def _error_record(self, task, exc: Exception) -> dict:
@@ -630,7 +632,8 @@ class Runner:
                     "deployment": self.plan.deployment.name, "tags": list(task.item.tags),
                     "reference": task.item.reference, "scorer": task.item.scorer, "status": "error",
                     "failure": "unknown", "notice": f"the run failed on this item ({type(exc).__name__})",
-                    "answer": "", "score": None, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": "0",
+                    "answer": "", "score": None, "prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0,
+                    "cost_usd": "0",
                     "ttft_ms": None, "latency_ms": None, "call_latency_ms": 0.0, "model_calls": 0, "attempts": 1,
                     "conversation_id": None, "finished_at": _now()}
         return self._judgement_record(task.item, task.a, task.b, verdict="no_verdict", error="unknown",

@@ -10,6 +10,13 @@ Embeddings: `POST /openai/deployments/{deployment}/embeddings` on the catalog's 
 request (a string, strings, token ids or lists of token ids; `dimensions`, `encoding_format` float or base64) and
 response shapes, limits and errors; the engine's `embed` writes the vectors. Calling one kind of deployment with the
 other's operation is Azure's 400 OperationNotSupported.
+Model families (config/capabilities.py): each request is checked against the rules of its deployment's MODEL family,
+never the catalog row's overrides (a catalog that claims too much gets Azure's 400, as on Azure). Reasoning models
+refuse `max_tokens` and the sampling parameters (temperature/top_p other than 1, penalties, logprobs, logit_bias);
+`reasoning_effort` must be one of the family's efforts (absent: the family's default); a family that cannot stream
+refuses `stream: true`; more images than the family allows is a 400. A reasoning answer bills hidden reasoning tokens,
+fixed per effort (REASONING_TOKENS), out of the answer limit first: `usage.completion_tokens` counts them and
+`completion_tokens_details.reasoning_tokens` names them; a limit they use up gives an empty answer at "length".
 Test knobs: fault injection (in process or under `/_emulator/`; `endpoint="embeddings"` or `"chat"` aims a fault at
 one operation) and a record of every authenticated request (`kind` "chat" or "embeddings").
 """
@@ -38,12 +45,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from config.capabilities import Capabilities, family_capabilities
 from config.catalog import Catalog, EmbeddingDeployment
 from localdev.embeddings import accepts_dimensions, as_float32, hashed_vectors, native_dimensions, to_base64
 from localdev.engines import (FAULT_MARKER, ChatRequest, Engine, ScriptedEngine, ToolCallPiece, image_parts,
                               last_user_text)
 from localdev.faults import EmulatorControls, FaultQueue
-from localdev.prompt_tokens import UnreadableImage, encoding_for_model
+from localdev.prompt_tokens import UnreadableImage, count_image_tokens, encoding_for_model
 from localdev.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -57,7 +65,15 @@ RECORDED_CLAIMS = ("oid", "tid", "appid", "azp", "idtyp", "scp", "roles")
 SECRET_HEADERS = {"authorization", "api-key", "cookie"}
 # Dated versions Azure reports in `model`; a model not listed here is reported as the catalog names it.
 MODEL_VERSIONS = {"gpt-4o": "2024-11-20", "gpt-4o-mini": "2024-07-18", "gpt-4.1": "2025-04-14",
-                  "gpt-4.1-mini": "2025-04-14", "gpt-4": "0613", "gpt-35-turbo": "0125"}
+                  "gpt-4.1-mini": "2025-04-14", "gpt-4": "0613", "gpt-35-turbo": "0125",
+                  "gpt-5": "2025-08-07", "gpt-5-mini": "2025-08-07", "gpt-5-nano": "2025-08-07",
+                  "gpt-5.1": "2025-11-13", "gpt-5.4": "2026-03-05", "gpt-5.4-mini": "2026-03-17",
+                  "gpt-5.4-nano": "2026-03-17", "gpt-5.5": "2026-04-24", "o4-mini": "2025-04-16", "o3": "2025-04-16"}
+# Hidden reasoning tokens a reasoning model spends per effort (deterministic here; real models vary per question).
+REASONING_TOKENS = {"none": 0, "minimal": 16, "low": 64, "medium": 256, "high": 1024, "xhigh": 2048}
+# Sampling parameters a reasoning model accepts at their default value only; the others it refuses outright.
+DEFAULT_ONLY = {"temperature": 1, "top_p": 1}
+REFUSED_BY_REASONING = ("presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias")
 REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE = 1000, 150_000
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 MAX_TOOL_NAME, MAX_TOOLS = 64, 128
@@ -233,13 +249,16 @@ class AzureOpenAIEmulator(EmulatorControls):
                   "token_claims": {name: claims.get(name) for name in RECORDED_CLAIMS}, "request_id": request_id,
                   "tools": _tool_names(tools), "tool_choice": body.get("tool_choice"),
                   "tool_messages": [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "tool"],
-                  "tool_calls": [],
+                  "tool_calls": [], "reasoning_effort": None, "reasoning_tokens": None,
                   # The caller's address and port: the same port on two calls means one kept-alive connection.
                   "peer": f"{request.client.host}:{request.client.port}" if request.client else None}
         self.requests.append(record)
 
-        requested = body.get("max_completion_tokens", body.get("max_tokens"))
-        error = _check_tools(body) or _check_tool_messages(body["messages"])
+        # Azure's rules are the model family's, whatever the catalog row claims.
+        family = family_capabilities(deployment.model)
+        limit_param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+        requested = body.get(limit_param)
+        error = _check_family(body, family) or _check_tools(body) or _check_tool_messages(body["messages"])
         if error:
             return JSONResponse(error, 400, headers)
         chat = ChatRequest(deployment=deployment, messages=body["messages"], max_tokens=requested,
@@ -247,7 +266,7 @@ class AzureOpenAIEmulator(EmulatorControls):
                            stop=body.get("stop"), seed=body.get("seed"), body=body, tools=tools,
                            tool_choice=body.get("tool_choice") if tools else None,
                            parallel_tool_calls=body.get("parallel_tool_calls") if tools else None)
-        error = _check_request(chat, requested)
+        error = _check_request(chat, requested, limit_param, family)
         if error:
             return JSONResponse(error, 400, headers)
         try:
@@ -258,9 +277,16 @@ class AzureOpenAIEmulator(EmulatorControls):
         window = deployment.context_window
         if prompt_tokens + (requested or 0) > window or prompt_tokens >= window:
             return JSONResponse(_context_error(window, prompt_tokens, requested), 400, headers)
-        chat.max_tokens = min(requested or deployment.max_output_tokens, deployment.max_output_tokens, window - prompt_tokens)
+        limit = min(requested or deployment.max_output_tokens, deployment.max_output_tokens, window - prompt_tokens)
         record["prompt_tokens"] = prompt_tokens
-        headers.update(self._rate_headers(prompt_tokens + chat.max_tokens))
+        # The images' share of the bill (tests and bench/conformance.py compare it with the app's estimate).
+        record["image_tokens"] = await run_in_threadpool(count_image_tokens, body["messages"], deployment.model)
+        headers.update(self._rate_headers(prompt_tokens + limit))
+        # Reasoning comes out of the answer limit first; the engine writes at most what is left (maybe nothing).
+        effort = (body.get("reasoning_effort") or family.default_effort) if family.reasoning else None
+        reasoning = min(REASONING_TOKENS.get(effort, 0), limit)
+        record["reasoning_effort"], record["reasoning_tokens"] = effort, reasoning
+        chat.max_tokens = limit - reasoning
         try:
             fault = self.faults.next_fault(last_user_text(chat.messages))
         except (TypeError, ValueError) as exc:
@@ -282,9 +308,9 @@ class AzureOpenAIEmulator(EmulatorControls):
                 "system_fingerprint": "fp_" + hashlib.sha256(deployment.model.encode()).hexdigest()[:10]}
         if chat.stream:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            events = self._stream(chat, fault, meta, prompt_tokens, include_usage, record)
+            events = self._stream(chat, fault, meta, prompt_tokens, include_usage, record, reasoning)
             return _EventStream(events, headers=headers, media_type="text/event-stream")
-        return await self._complete(chat, fault, meta, prompt_tokens, record, headers)
+        return await self._complete(chat, fault, meta, prompt_tokens, record, headers, reasoning)
 
     async def _embeddings(self, request: Request) -> Response:
         """Azure's embeddings operation: checks as for chat (api-version, token, deployment), then the input limits,
@@ -382,7 +408,11 @@ class AzureOpenAIEmulator(EmulatorControls):
 
     async def _pieces(self, chat: ChatRequest, fault: Fault | None) -> AsyncIterator[str | ToolCallPiece | _Finish]:
         """The engine's pieces (run in a worker thread), capped at max_tokens and cut short by answer faults;
-        the last item is always a _Finish ("tool_calls" instead of "stop" when the answer called tools)."""
+        the last item is always a _Finish ("tool_calls" instead of "stop" when the answer called tools). No room left
+        after reasoning (max_tokens 0): an empty answer at "length", the engine never asked."""
+        if chat.max_tokens <= 0:
+            yield _Finish("length")
+            return
         ends = fault.kind if fault and fault.kind in ("cut", "completion_filter") else None
         generator = self.engine.generate(chat)
         chunks, tokens, called = 0, 0, False
@@ -405,7 +435,7 @@ class AzureOpenAIEmulator(EmulatorControls):
             stop.set()  # the worker closes the generator: a local model stops when the answer ends early or the client leaves
 
     async def _stream(self, chat: ChatRequest, fault: Fault | None, meta: dict, prompt_tokens: int,
-                      include_usage: bool, record: dict) -> AsyncIterator[bytes | None]:
+                      include_usage: bool, record: dict, reasoning: int = 0) -> AsyncIterator[bytes | None]:
         """SSE events in Azure's order: prompt filter results, role, one chunk per token, finish, usage, [DONE].
         A None item means: drop the connection here (the "cut" fault)."""
         chunk = {**meta, "object": "chat.completion.chunk"}
@@ -432,18 +462,18 @@ class AzureOpenAIEmulator(EmulatorControls):
             else:
                 count += 1
                 yield _sse({**chunk, "choices": [_choice(delta={"content": item}, content_filter_results=_filter_results())]})
-        record["usage"] = _usage(prompt_tokens, count)
+        record["usage"] = usage = _usage(prompt_tokens, reasoning + count, reasoning)
         if finish == "cut":
             yield None
             return
         results = _filter_results(fault) if finish == "content_filter" else {}
         yield _sse({**chunk, "choices": [_choice(delta={}, finish_reason=finish, content_filter_results=results)]})
         if include_usage:
-            yield _sse({**chunk, "choices": [], "usage": _usage(prompt_tokens, count)})
+            yield _sse({**chunk, "choices": [], "usage": usage})
         yield b"data: [DONE]\n\n"
 
     async def _complete(self, chat: ChatRequest, fault: Fault | None, meta: dict, prompt_tokens: int, record: dict,
-                        headers: dict) -> Response:
+                        headers: dict, reasoning: int = 0) -> Response:
         items = [item async for item in self._pieces(chat, fault)]
         pieces, finish = items[:-1], items[-1].reason
         texts = [piece for piece in pieces if isinstance(piece, str)]
@@ -451,7 +481,8 @@ class AzureOpenAIEmulator(EmulatorControls):
         for piece in pieces:
             if isinstance(piece, ToolCallPiece):
                 calls.add(piece)
-        record["usage"] = usage = _usage(prompt_tokens, sum(_tokens_of(piece) for piece in pieces))
+        visible = sum(_tokens_of(piece) for piece in pieces)
+        record["usage"] = usage = _usage(prompt_tokens, reasoning + visible, reasoning)
         message = {"annotations": [], "content": "".join(texts), "refusal": None, "role": "assistant"}
         if calls.calls:
             message["content"] = message["content"] or None
@@ -753,20 +784,78 @@ async def _from_worker_thread(generator, stop: threading.Event) -> AsyncIterator
         yield item
 
 
-def _check_request(chat: ChatRequest, requested: object) -> dict | None:
-    """Azure's 400 body for a bad token limit or an image sent to a text-only model; None when the request is fine."""
+def _check_request(chat: ChatRequest, requested: object, param: str, family: Capabilities) -> dict | None:
+    """Azure's 400 body for a bad token limit (named as sent: `param` is max_completion_tokens or max_tokens), an
+    image sent to a text-only model family, or more images than the family takes; None when the request is fine."""
     if requested is not None and (not isinstance(requested, int) or isinstance(requested, bool) or requested < 1):
-        return _invalid(f"Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got "
-                        f"{requested!r} instead.", "max_tokens", "integer_below_min_value")
+        return _invalid(f"Invalid '{param}': integer below minimum value. Expected a value >= 1, but got "
+                        f"{requested!r} instead.", param, "integer_below_min_value")
     cap = chat.deployment.max_output_tokens
     if requested is not None and requested > cap:
-        return _invalid(f"max_tokens is too large: {requested}. This model supports at most {cap} completion tokens, "
-                        f"whereas you provided {requested}.", "max_tokens", "invalid_value")
-    if not chat.deployment.accepts_images and image_parts(chat.messages):
+        return _invalid(f"{param} is too large: {requested}. This model supports at most {cap} completion tokens, "
+                        f"whereas you provided {requested}.", param, "invalid_value")
+    images = image_parts(chat.messages)
+    if images and not family.accepts_images:
         return _invalid("Invalid content type. image_url is only supported by certain models. The model behind "
                         f"deployment {chat.deployment.name} ({chat.deployment.model}) does not support image input.",
                         "messages", "BadRequest")
+    if len(images) > family.max_images:
+        return _invalid(f"Too many images in request. Max is {family.max_images}.", "messages", "BadRequest")
     return None
+
+
+def _check_family(body: dict, family: Capabilities) -> dict | None:
+    """Azure's 400 body for a parameter the model family refuses (config/capabilities.py): on reasoning models
+    `max_tokens`, temperature/top_p other than 1 and the other sampling parameters; a `reasoning_effort` the family
+    does not offer; `stream: true` on a family that cannot stream. None (and null values) when all is accepted."""
+    sent = {name: value for name, value in body.items() if value is not None}
+    if family.reasoning:
+        if "max_tokens" in sent:
+            return _unsupported_parameter("max_tokens", " Use 'max_completion_tokens' instead.")
+        for name, default in DEFAULT_ONLY.items():
+            value = sent.get(name, default)
+            if isinstance(value, bool) or value != default:
+                return _unsupported_value(name, _render(value), f"Only the default ({default}) value is supported.")
+        for name in REFUSED_BY_REASONING:
+            if name in sent:
+                return _unsupported_parameter(name)
+    if "reasoning_effort" in sent:
+        effort = sent["reasoning_effort"]
+        if not family.reasoning_efforts:
+            return _unsupported_parameter("reasoning_effort")
+        if not isinstance(effort, str):
+            return _wrong_type("reasoning_effort", "a string", effort)
+        if effort not in family.reasoning_efforts:
+            return _unsupported_value("reasoning_effort", f"'{effort}'",
+                                      f"Supported values are: {_listed(family.reasoning_efforts)}.")
+    if sent.get("stream") and not family.streaming:
+        return _unsupported_value("stream", "true", "Supported values are: false.")
+    return None
+
+
+def _unsupported_parameter(param: str, advice: str = "") -> dict:
+    return _invalid(f"Unsupported parameter: '{param}' is not supported with this model.{advice}", param,
+                    "unsupported_parameter")
+
+
+def _unsupported_value(param: str, rendered: str, advice: str) -> dict:
+    return _invalid(f"Unsupported value: '{param}' does not support {rendered} with this model. {advice}", param,
+                    "unsupported_value")
+
+
+def _render(value: object) -> str:
+    """A value as Azure's messages print it: JSON, a whole float without its ".0" (0.0 -> 0, 0.7 -> 0.7)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(value)
+
+
+def _listed(values: tuple[str, ...]) -> str:
+    """'a', 'b', and 'c' (OpenAI's way of listing supported values)."""
+    quoted = [f"'{value}'" for value in values]
+    if len(quoted) <= 2:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
 
 
 def _operation_not_supported(operation: str, model: str) -> dict:
@@ -876,9 +965,11 @@ def _choice(*, delta: dict | None = None, message: dict | None = None, finish_re
     return {**choice, "delta": delta} if message is None else {**choice, "message": message}
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+def _usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> dict:
+    """Azure's usage object; `completion_tokens` includes the hidden `reasoning_tokens` (billed as output)."""
     return {"completion_tokens": completion_tokens,
-            "completion_tokens_details": {"accepted_prediction_tokens": 0, "audio_tokens": 0, "reasoning_tokens": 0,
+            "completion_tokens_details": {"accepted_prediction_tokens": 0, "audio_tokens": 0,
+                                          "reasoning_tokens": reasoning_tokens,
                                           "rejected_prediction_tokens": 0},
             "prompt_tokens": prompt_tokens, "prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 0},
             "total_tokens": prompt_tokens + completion_tokens}

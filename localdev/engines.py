@@ -75,8 +75,10 @@ SUBJECT_FILLERS = {"a", "an", "the", "my", "our", "me", "for", "called", "named"
 class ChatRequest:
     """One validated chat completion request, as an engine sees it.
 
-    `max_tokens` is the effective limit (the caller's `max_completion_tokens`/`max_tokens`, capped by the
-    deployment and the context window); `body` is the whole JSON body for engines that want more fields.
+    `max_tokens` is the effective limit of the visible answer (the caller's `max_completion_tokens`/`max_tokens`,
+    capped by the deployment and the context window, less the hidden reasoning tokens a reasoning model spends first;
+    when reasoning uses it all the emulator answers empty without asking the engine); `body` is the whole JSON body
+    for engines that want more fields.
     """
 
     deployment: Deployment

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.catalog import load_catalog
+from localdev import LOCAL_CATALOG_FILE
 from localdev.aoai import AzureOpenAIEmulator
 from localdev.engines import ScriptedEngine
 from localdev.entra import EntraEmulator, RegisteredClient, TestUser
@@ -113,7 +114,7 @@ def start_emulators(config: StackConfig, client_secret: str | None = None) -> Em
             banner = ("The local model could not be loaded, so answers come from the scripted test engine "
                       f"(it repeats your message). Reason: {reason[:200]}")
     aoai = AzureOpenAIEmulator(
-        load_catalog(),
+        load_catalog(LOCAL_CATALOG_FILE),
         jwks_url=f"{entra_server.url}/{TENANT_ID}/discovery/v2.0/keys",
         ca_file=tls.ca_file,
         engine=engine,
@@ -161,6 +162,7 @@ def app_environment(config: StackConfig, emulators: Emulators) -> dict[str, str]
         "ENTRA_AUTHORITY_HOST": emulators.entra_server.url,
         "ENTRA_REDIRECT_URI": f"{config.public_url}/signin/callback",
         "AZURE_OPENAI_ENDPOINT": emulators.aoai_server.url,
+        "AZURE_OPENAI_CATALOG_FILE": str(LOCAL_CATALOG_FILE),
         "GRAPH_ENDPOINT": emulators.graph_server.url,
         **({"APP_BANNER": emulators.banner} if emulators.banner else {}),
         "TIKTOKEN_CACHE_DIR": os.environ.get("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken")),

@@ -3,6 +3,9 @@
 A row holds both answers (as shown, blind, A and B), which chain and deployment wrote each, a hash of the question (not
 the question), who voted and how. The leaderboard is computed from these rows. Deleting the conversation erases the
 answers' text but keeps the vote: the leaderboard does not change when people clear their history.
+
+A side whose answer failed has the failure's kind in its answer's JSON (`"failure"`). Such a comparison takes no vote
+(`set_vote` refuses it): the good answer, if any, was kept when the pair was stored, and a failed answer is never kept.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from sqlalchemy import JSON, DateTime, String, Text, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 VOTES = ("a", "b", "tie", "both_bad")
+FAILURE = "failure"  # key of an answer's JSON: the failure's kind when that side failed
 
 
 class ComparisonBase(DeclarativeBase):
@@ -58,6 +62,21 @@ class Comparison:
         """What the leaderboard ranks: chain@version, and the deployment it ran on."""
         return f"{self.chain_a} · {self.deployment_a}" if side == "a" else f"{self.chain_b} · {self.deployment_b}"
 
+    @property
+    def failed(self) -> dict[str, str]:
+        """The sides whose answer failed ("a"/"b" → the failure's kind); such a comparison takes no vote."""
+        return failed_sides(self.answer_a, self.answer_b)
+
+
+def with_failure(answer: dict, kind: str) -> dict:
+    """An answer's JSON marked as failed with `kind` (a chains.errors Failure kind)."""
+    return {**answer, FAILURE: kind}
+
+
+def failed_sides(answer_a: dict | None, answer_b: dict | None) -> dict[str, str]:
+    return {side: answer[FAILURE] for side, answer in (("a", answer_a), ("b", answer_b))
+            if isinstance(answer, dict) and answer.get(FAILURE)}
+
 
 def question_hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
@@ -79,9 +98,14 @@ def load_comparison(db: Session, comparison_id: str, owner_oid: str, owner_tenan
 
 
 def set_vote(db: Session, comparison_id: str, vote: str, voter_oid: str) -> bool:
-    """Record the vote once: a second vote on the same comparison changes nothing (returns False)."""
+    """Record the vote once: a second vote on the same comparison changes nothing (returns False), and neither does a
+    vote on a comparison with a failed side (a failed answer is never kept or ranked; returns False)."""
     if vote not in VOTES:
         raise ValueError(f"a vote is one of {', '.join(VOTES)}")
+    answers = db.execute(select(_ComparisonRow.answer_a, _ComparisonRow.answer_b)
+                         .where(_ComparisonRow.id == comparison_id)).first()
+    if answers is not None and failed_sides(answers.answer_a, answers.answer_b):
+        return False
     result = db.execute(update(_ComparisonRow).where(_ComparisonRow.id == comparison_id, _ComparisonRow.vote.is_(None))
                         .values(vote=vote, voter_oid=voter_oid, voted_at=datetime.now(timezone.utc)))
     return result.rowcount == 1

@@ -21,6 +21,9 @@ class Usage:
     estimated: bool = False  # a stopped answer never gets Azure's usage: tiktoken estimated it
     model_calls: int = 1  # chat model calls (answers, drafts, summaries)
     embedding_tokens: int = 0  # documents indexed and questions searched; their cost is in cost_usd
+    # Hidden reasoning tokens of reasoning models (gpt-5.x, o-series): part of completion_tokens (billed as output,
+    # already in cost_usd), counted apart so the page can say how much of the output nobody sees.
+    reasoning_tokens: int = 0
 
 
 @dataclass
@@ -32,7 +35,8 @@ class Turn:
     deployment: str | None = None
     chain: str | None = None  # name@version that produced this answer
     usage: Usage | None = None
-    status: Literal["complete", "failed", "stopped", "filtered"] = "complete"
+    # cut_off: the answer reached its limit (finish_reason "length"); its notice says how much was reasoning
+    status: Literal["complete", "failed", "stopped", "filtered", "cut_off"] = "complete"
     notice: str | None = None
     excluded: bool = False  # a message the content filter blocked: shown, never sent to the model again
     feedback: int | None = None  # thumbs: 1 up, 0 down
@@ -86,6 +90,7 @@ class Conversation:
             if usage:
                 total.prompt_tokens += usage.prompt_tokens
                 total.completion_tokens += usage.completion_tokens
+                total.reasoning_tokens += usage.reasoning_tokens
                 total.cost_usd += usage.cost_usd
                 total.model_calls += usage.model_calls
                 total.embedding_tokens += usage.embedding_tokens

@@ -42,7 +42,8 @@ ARCHIVE_SCHEMA = "entra-chat/my-data"
 EMBEDDED = "embedded"  # the key an image attachment's data goes under when images are embedded
 MISSING = "file_missing"  # set instead when the image's file is gone
 USAGE_COLUMNS = ("id", "at", "day", "month", "oid", "tenant", "deployment", "chain", "purpose", "outcome",
-                 "prompt_tokens", "completion_tokens", "cost_nanousd", "cost_usd", "conversation_id")
+                 "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_nanousd", "cost_usd",
+                 "conversation_id")
 
 
 class _Sessions(Protocol):
@@ -55,7 +56,7 @@ def usage_line(turn: Turn) -> str:
     usage = turn.usage or Usage()
     about = "≈" if usage.estimated else ""
     text = (f"{turn.deployment} · {turn.chain or 'assistant'} · {about}{usage.prompt_tokens} prompt + "
-            f"{about}{usage.completion_tokens} completion tokens · ${usage.cost_usd:.6f}")
+            f"{about}{usage.completion_tokens} completion tokens{_reasoning(usage)} · ${usage.cost_usd:.6f}")
     if usage.model_calls > 1:
         text += f" · {usage.model_calls} model calls"
     if usage.embedding_tokens:
@@ -65,6 +66,11 @@ def usage_line(turn: Turn) -> str:
     if turn.status == "stopped":
         text += " · stopped"
     return text
+
+
+def _reasoning(usage: Usage) -> str:
+    """", 880 of them reasoning": how many completion tokens were hidden reasoning (billed as output all the same)."""
+    return f", {usage.reasoning_tokens} of them reasoning" if usage.reasoning_tokens > 0 else ""
 
 
 def conversation_markdown(conversation: Conversation) -> str:
@@ -162,14 +168,14 @@ def usage_json(usage: Usage | None) -> dict | None:
         return None
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
             "cost_usd": _money(usage.cost_usd), "estimated": usage.estimated, "model_calls": usage.model_calls,
-            "embedding_tokens": usage.embedding_tokens}
+            "embedding_tokens": usage.embedding_tokens, "reasoning_tokens": usage.reasoning_tokens}
 
 
 def usage_from_json(data: dict | None) -> Usage | None:
     if not data:
         return None
     return Usage(data["prompt_tokens"], data["completion_tokens"], Decimal(data["cost_usd"]), data["estimated"],
-                 data["model_calls"], data.get("embedding_tokens", 0))
+                 data["model_calls"], data.get("embedding_tokens", 0), data.get("reasoning_tokens", 0))
 
 
 def _turn_json(turn: Turn, files: ImageFiles | None, embed_images: bool) -> dict:

@@ -370,7 +370,7 @@ def _usage_json(usage: Usage | None) -> dict | None:
         return None
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
             "cost_usd": str(usage.cost_usd), "estimated": usage.estimated, "model_calls": usage.model_calls,
-            "embedding_tokens": usage.embedding_tokens}
+            "embedding_tokens": usage.embedding_tokens, "reasoning_tokens": usage.reasoning_tokens}
 
 
 def _usage_from(data: dict | str | None) -> Usage | None:
@@ -378,7 +378,7 @@ def _usage_from(data: dict | str | None) -> Usage | None:
         return None
     data = data if isinstance(data, dict) else json.loads(data)
     return Usage(data["prompt_tokens"], data["completion_tokens"], Decimal(data["cost_usd"]), data["estimated"],
-                 data["model_calls"], data.get("embedding_tokens", 0))
+                 data["model_calls"], data.get("embedding_tokens", 0), data.get("reasoning_tokens", 0))
 
 
 def answer_record(turn: Turn) -> dict:

@@ -1,7 +1,8 @@
 """Usage, budgets and rate limits in the conversation database (SQLite or Postgres), shared by every replica.
 
 - `usage_records`: one row per model call (answer, summary, draft, embedding, …) with the person, deployment, chain,
-  purpose, tokens, cost and outcome, written in the same transaction as the turn.
+  purpose, tokens (reasoning tokens apart, though also part of the completion tokens), cost and outcome, written in
+  the same transaction as the turn.
 - `usage_months`: per person and month, what was spent and what is reserved by turns in flight. A turn reserves its
   estimated cost with one conditional UPDATE (`spent + reserved + estimate <= budget`), atomic in both databases, so
   two tabs or two replicas sending at once cannot overspend by more than one turn; the reservation is released with
@@ -62,9 +63,9 @@ class _UsageRow(UsageBase):
     # index over one month, in group order (1,000,000 rows: 3.3 s without, ≈0.6 s with; bench/admin.py).
     __table_args__ = (Index("ix_usage_owner_month", "oid", "tenant", "month"),
                       Index("ix_usage_report_cube", "month", "deployment", "day", "chain", "tenant", "oid",
-                            "prompt_tokens", "completion_tokens", "cost_nanousd"),
+                            "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_nanousd"),
                       Index("ix_usage_report_people", "month", "oid", "tenant", "deployment", "chain",
-                            "prompt_tokens", "completion_tokens", "cost_nanousd"))
+                            "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_nanousd"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -78,6 +79,8 @@ class _UsageRow(UsageBase):
     outcome: Mapped[str] = mapped_column(String(32))
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
+    # Of completion_tokens, the hidden reasoning of reasoning models (billed as output: already in the cost).
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cost_nanousd: Mapped[int] = mapped_column(BigInteger)
     conversation_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
@@ -319,7 +322,8 @@ class UsageLedger:
                              deployment=record.get("deployment") or "", chain=record.get("chain") or "",
                              purpose=record.get("purpose") or "answer", outcome=record.get("outcome") or "ok",
                              prompt_tokens=int(record.get("prompt_tokens") or 0),
-                             completion_tokens=int(record.get("completion_tokens") or 0), cost_nanousd=cost,
+                             completion_tokens=int(record.get("completion_tokens") or 0),
+                             reasoning_tokens=int(record.get("reasoning_tokens") or 0), cost_nanousd=cost,
                              conversation_id=record.get("conversation_id")))
         if rows:
             db.execute(insert(_UsageRow), rows)

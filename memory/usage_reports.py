@@ -35,13 +35,14 @@ SIGN_IN_SESSIONS = table("auth_sessions", column("oid", String), column("tenant_
 # the month's deployment), the groups in index order; oid in the first keeps a person search covered too.
 REPORT_INDEXES = {
     "ix_usage_report_cube": ("month", "deployment", "day", "chain", "tenant", "oid", "prompt_tokens",
-                             "completion_tokens", "cost_nanousd"),
+                             "completion_tokens", "reasoning_tokens", "cost_nanousd"),
     "ix_usage_report_people": ("month", "oid", "tenant", "deployment", "chain", "prompt_tokens", "completion_tokens",
-                               "cost_nanousd"),
+                               "reasoning_tokens", "cost_nanousd"),
 }
-MEASURES = ("calls", "prompt_tokens", "completion_tokens", "cost_nanousd")
+# reasoning_tokens: how many of completion_tokens were hidden reasoning (billed as output, so already in the cost).
+MEASURES = ("calls", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_nanousd")
 EXPORT_COLUMNS = ("month", "day", "oid", "name", "tenant", "deployment", "chain", "calls", "prompt_tokens",
-                  "completion_tokens", "cost_usd")
+                  "completion_tokens", "reasoning_tokens", "cost_usd")
 MAX_BUDGET_USD = 1_000_000
 
 
@@ -82,6 +83,7 @@ def _sums() -> list:
     return [func.count().label("calls"),
             cast(func.sum(r.prompt_tokens), BigInteger).label("prompt_tokens"),
             cast(func.sum(r.completion_tokens), BigInteger).label("completion_tokens"),
+            cast(func.sum(r.reasoning_tokens), BigInteger).label("reasoning_tokens"),
             cast(func.sum(r.cost_nanousd), BigInteger).label("cost_nanousd")]
 
 
@@ -182,7 +184,8 @@ class UsageReports:
         per_person = (select(r.oid, r.tenant, *_sums()).where(*usage.conditions()).group_by(r.oid, r.tenant)
                       .subquery("per_person"))
         p = per_person.c
-        query = (select(p.oid, p.tenant, p.calls, p.prompt_tokens, p.completion_tokens, p.cost_nanousd,
+        query = (select(p.oid, p.tenant, p.calls, p.prompt_tokens, p.completion_tokens, p.reasoning_tokens,
+                        p.cost_nanousd,
                         o.monthly_nanousd.label("override_nanousd"))
                  .select_from(per_person.outerjoin(OVERRIDES, and_(o.oid == p.oid, o.tenant == p.tenant)))
                  .order_by(p.cost_nanousd.desc(), p.oid, p.tenant))

@@ -15,6 +15,8 @@ import netguard  # noqa: E402
 
 netguard.install()
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
+# Tests run against the local tenant's catalog (reasoning and classic deployments), as `make run` does.
+os.environ.setdefault("AZURE_OPENAI_CATALOG_FILE", str(ROOT / "localdev" / "deployments.toml"))
 # Tracing to LangSmith would leave the machine; make sure nothing turns it on.
 for variable in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING_V2", "LANGCHAIN_TRACING"):
     os.environ.pop(variable, None)

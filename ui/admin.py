@@ -20,7 +20,7 @@ from memory.usage_reports import (UsageFilter, UsageReports, dollars, names_of, 
 from ui.services import asker, audit_log, usage_ledger
 from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, link, sign_in_screen
 from ui.styles import accessible_styles
-from ui.usage import COST_PER_DAY, MONEY, cost_per_day, report_key, shown, usage_reports
+from ui.usage import COST_PER_DAY, MONEY, REASONING, cost_per_day, report_key, shown, usage_reports
 
 REPORT_SECONDS = 60  # an administrator's figures may be this old; "Refresh" reads them again at once
 ALL = "All"
@@ -123,7 +123,8 @@ def _overview(cube: pd.DataFrame, people: pd.DataFrame) -> None:
     cost.metric("Cost", dollars(sums["cost_nanousd"]), help=f"Exactly ${to_usd(sums['cost_nanousd'])}.")
     calls.metric("Model calls", f"{sums['calls']:,}")
     tokens.metric("Tokens", f"{sums['prompt_tokens'] + sums['completion_tokens']:,}",
-                  help=f"{sums['prompt_tokens']:,} prompt and {sums['completion_tokens']:,} completion tokens.")
+                  help=f"{sums['prompt_tokens']:,} prompt and {sums['completion_tokens']:,} completion tokens, "
+                       f"{sums['reasoning_tokens']:,} of them hidden reasoning (billed as output).")
     persons.metric("People", f"{len(people):,}")
     if cube.empty:
         st.info("No usage matches these filters.", icon=":material/filter_alt_off:")
@@ -143,8 +144,9 @@ def _people_table(people: pd.DataFrame, names: dict[str, str]) -> None:
     named = people.assign(name=names_of(people["oid"], names),
                           **{"budget override $": usd(people["override_nanousd"].astype("Float64"))})
     named = shown(named.drop(columns=["override_nanousd"]))
-    columns = ["name", "oid", "tenant", "calls", "prompt tokens", "completion tokens", "cost $", "budget override $"]
-    override = {"budget override $": st.column_config.NumberColumn(format="$%.2f")}
+    columns = ["name", "oid", "tenant", "calls", "prompt tokens", "completion tokens", "reasoning tokens", "cost $",
+               "budget override $"]
+    override = {"budget override $": st.column_config.NumberColumn(format="$%.2f"), **REASONING}
     st.header("Top spenders")  # h2: headings go down one level at a time from the page title
     st.container(key="admin_top").dataframe(named[columns].head(TOP_SPENDERS), hide_index=True,
                                             column_config={**MONEY, **override})
@@ -159,14 +161,16 @@ def _parts(cube: pd.DataFrame) -> None:
         rows = roll_up(cube, part)
         st.header(f"By {part}")
         left, right = st.columns([1, 1])
-        left.container(key=f"admin_by_{part}").dataframe(shown(rows), hide_index=True, column_config=MONEY)
+        left.container(key=f"admin_by_{part}").dataframe(shown(rows), hide_index=True,
+                                                         column_config={**MONEY, **REASONING})
         right.vega_lite_chart(rows.assign(cost=usd(rows["cost_nanousd"])), cost_by(part), height=40 + 28 * len(rows))
 
 
 # Vega-Lite specs written out: Streamlit's chart helpers build them through Altair, whose schema validation costs
 # about 0.1 s a chart, a tenth of this page's time budget.
 TOKENS_PER_DAY = {
-    "transform": [{"fold": ["prompt_tokens", "completion_tokens"], "as": ["kind", "tokens"]}],
+    # Reasoning tokens are some of the completion tokens: a line of their own below that line, never stacked on it.
+    "transform": [{"fold": ["prompt_tokens", "completion_tokens", "reasoning_tokens"], "as": ["kind", "tokens"]}],
     "mark": {"type": "line", "point": True, "tooltip": True},
     "encoding": {"x": {"field": "day", "type": "ordinal", "title": "day (UTC)"},
                  "y": {"field": "tokens", "type": "quantitative", "title": "tokens"},
@@ -190,7 +194,8 @@ def _export(reports: UsageReports, audit: AuditLog, context: AuditContext, usage
     st.download_button("Download CSV", data=csv_text, file_name=f"usage-{usage.month}.csv", mime="text/csv",
                        icon=":material/download:", key="admin_export", on_click="ignore")
     st.caption("The CSV holds the filtered usage, one row per person, day, deployment and chain: calls, prompt and "
-               "completion tokens and the exact cost in dollars; names where the person has signed in recently.")
+               "completion tokens (and how many of those were hidden reasoning) and the exact cost in dollars; names "
+               "where the person has signed in recently.")
 
 
 def _budgets(reports: UsageReports, ledger: UsageLedger, audit: AuditLog, context: AuditContext,

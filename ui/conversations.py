@@ -14,6 +14,7 @@ import streamlit as st
 from memory.conversation import Conversation, Turn
 from memory.search import SearchHit, snippet_parts
 from memory.store import ConversationStore, Owner
+from ui.choice_state import WANTED_EFFORT, WANTED_LIMIT
 from ui.services import conversation_store  # noqa: F401 - the page's store, also used by tests
 from ui.turn_view import SHOWN_MESSAGES
 
@@ -56,9 +57,13 @@ def _open(store: ConversationStore, owner: Owner, conversation_id: str, message_
     if message_id:
         _focus(loaded, message_id)
     # Restore the choices the conversation was held with.
-    for key in ("deployment", "chain", "max_output_tokens", "temperature"):
+    for key in ("deployment", "chain", "temperature"):
         if loaded.settings.get(key) is not None:
             st.session_state[key] = loaded.settings[key]
+    if loaded.settings.get("max_output_tokens"):
+        st.session_state[WANTED_LIMIT] = loaded.settings["max_output_tokens"]
+    if loaded.settings.get("reasoning_effort"):
+        st.session_state[WANTED_EFFORT] = loaded.settings["reasoning_effort"]
 
 
 def _focus(conversation: Conversation, message_id: str) -> None:

@@ -11,9 +11,11 @@ from chains.tokens import estimate_prompt_tokens
 from engine import Asker, Blocked, Choices, TurnEngine
 from memory.conversation import Conversation
 from memory.summary import summary_text, verbatim_ids
+from ui.choice_state import want_answer_limit
 from ui.session import link
 
 BLOCK_ICONS = {"context_too_long": ":material/data_usage:", "images_not_accepted": ":material/hide_image:",
+               "too_many_images": ":material/hide_image:",
                "nothing_to_send": ":material/draft:", "over_budget": ":material/savings:",
                "rate_limited": ":material/speed:", "sign_in_unavailable": ":material/cloud_off:"}
 
@@ -30,12 +32,12 @@ def not_sent(blocked: Blocked, services: AuthServices | None, session: AuthSessi
         st.session_state["kept_draft"] = blocked.draft
     kept = " Your message is kept below." if blocked.draft else ""
     st.error(blocked.message + kept, icon=BLOCK_ICONS.get(blocked.reason, ":material/error:"))
-    if blocked.reason != "context_too_long":
+    if blocked.reason not in ("context_too_long", "too_many_images"):
         return
-    shorter = choices.max_output_tokens - blocked.check.over_by
-    if shorter >= min(100, choices.deployment.max_output_tokens):
+    shorter = choices.max_output_tokens - blocked.check.over_by if blocked.check else 0
+    if blocked.check and shorter >= min(100, choices.deployment.max_output_tokens):
         st.button(f"Shorten the answer limit to {shorter} tokens", key="fix_shorten",
-                  on_click=lambda: st.session_state.update(max_output_tokens=shorter))
+                  on_click=want_answer_limit, args=(shorter,))
     if len(conversation.memory) >= 2:
         st.button("Summarise the conversation now", key="fix_summarise", on_click=_summarise_now,
                   args=(engine, who, conversation, choices))
@@ -97,7 +99,7 @@ def memory_panel(conversation: Conversation) -> None:
 def next_message_estimate(engine: TurnEngine, conversation: Conversation, choices: Choices) -> None:
     """Before sending: what the conversation so far will cost as prompt, estimated with tiktoken like Azure counts."""
     spec, deployment = choices.chain, choices.deployment
-    tokens = estimate_prompt_tokens([SystemMessage(spec.system_prompt), *conversation.memory], deployment.model)
+    tokens = estimate_prompt_tokens([SystemMessage(spec.system_prompt), *conversation.memory], deployment.model, deployment.image_rule)
     documents = engine.documents.sources_tokens(conversation.documents)
     calls = spec.model_calls_per_turn
     cost = deployment.cost((tokens + documents) * calls, 0)

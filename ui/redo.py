@@ -9,8 +9,10 @@ import streamlit as st
 
 from engine import Asker, Choices, Redo
 from memory.conversation import Conversation, Turn
+from ui.choice_state import want_answer_limit
 
 REDO = "redo"  # {"answer": id of the answer to replace, "edited": the edited question or None}
+CONTINUE = "Please continue your previous answer exactly where it stopped."
 EDITING = "editing"  # id of the answer whose question is being edited
 
 
@@ -60,7 +62,10 @@ def reopen_edit(conversation: Conversation, edited: str) -> None:
 
 
 def exchange_controls(redo: Redo, who: Asker, conversation: Conversation, answer: Turn, choices: Choices) -> None:
-    """Regenerate, Edit question, and the versions of the last exchange."""
+    """Regenerate, Edit question, and the versions of the last exchange; for an answer cut off at its limit, one click
+    to retry with a higher limit (or to continue it, when it has text)."""
+    if answer.status == "cut_off":
+        cut_off_controls(answer, choices)
     columns = st.columns([1, 1, 2], vertical_alignment="center")
     columns[0].button("Regenerate", key=f"regenerate-{answer.id}", icon=":material/refresh:",
                       help=f"Ask again with {choices.chain.label} on {choices.deployment.display_name} (change them "
@@ -94,3 +99,26 @@ def _use(redo: Redo, who: Asker, conversation: Conversation, n: int, choices: Ch
     except Exception:  # noqa: BLE001 - the page says so; the conversation as shown stays as it was stored
         st.session_state["conversation_notice"] = ("That version could not be put back in use (the conversation "
                                                    "could not be saved). Try again in a moment.")
+
+
+def higher_limit(choices: Choices) -> int:
+    """The limit a retry of a cut-off answer gets: four times this one (reasoning needs room), within the deployment's."""
+    return min(max(choices.max_output_tokens * 4, 2000), choices.deployment.max_output_tokens)
+
+
+def cut_off_controls(answer: Turn, choices: Choices) -> None:
+    limit = higher_limit(choices)
+    columns = st.columns([1, 1], vertical_alignment="center")
+    if limit > choices.max_output_tokens:
+        def retry() -> None:
+            # The sidebar's slider shows the new limit, and this answer is asked again with it (a version is kept).
+            want_answer_limit(limit)
+            st.session_state[REDO] = {"answer": answer.id, "edited": None}
+        columns[0].button(f"Retry with {limit:,} tokens", key=f"retry-higher-{answer.id}", icon=":material/replay:",
+                          type="primary", on_click=retry,
+                          help=f"Ask again with an answer limit of {limit:,} tokens instead of "
+                               f"{choices.max_output_tokens:,}; this answer stays available as a version.")
+    if answer.content:
+        columns[1].button("Continue the answer", key=f"continue-{answer.id}", icon=":material/play_arrow:",
+                          on_click=lambda: st.session_state.update({"send_now": CONTINUE}),
+                          help="Sends a message asking the model to go on from where the answer stopped.")

@@ -12,17 +12,22 @@ from engine import Choices
 from memory.conversation import Conversation
 from memory.store import ConversationStore, Owner
 from ui.announce import answer_announcer
+from ui.choice_state import WANTED_EFFORT, WANTED_LIMIT
 from ui.conversations import conversation_list
 from ui.data_rights import data_rights
 from ui.session import link
 from ui.styles import accessible_styles
 
 IDENTITY_LABELS = {"app": "the app's identity", "on_behalf_of": "your own identity (on-behalf-of)"}
+EFFORT_HELP = {"none": "no reasoning: fastest, cheapest", "minimal": "a few reasoning tokens", "low": "brief reasoning",
+               "medium": "balanced", "high": "thorough: slower, more reasoning tokens (billed as output)",
+               "xhigh": "the most thorough"}
+
 
 
 def choices_sidebar(settings: Settings, session: AuthSession, deployments: list[Deployment]) -> Choices:
     """Deployment, whose identity calls it (fixed per deployment in the catalog, or the person's choice), chain,
-    answer limit, temperature and image detail."""
+    answer limit, reasoning effort or temperature (whichever the deployment takes) and image detail."""
     catalog = settings.catalog
     names = [d.name for d in deployments]
     if st.session_state.get("deployment") not in names:  # a resumed conversation's deployment may be gone
@@ -51,33 +56,57 @@ def choices_sidebar(settings: Settings, session: AuthSession, deployments: list[
                                   help="The LangChain chain behind the chat; each answer records which one wrote it.")
         spec = get_chain(chain_name)
         st.caption(f"{spec.description} (`{spec.label}`)")
-        max_output, temperature = _response_controls(settings, deployment, spec)
+        max_output, temperature, effort = _response_controls(settings, deployment, spec)
         detail = settings.app.image_detail
         if deployment.accepts_images:
             st.session_state.setdefault("image_detail", settings.app.image_detail)
             detail = st.radio("Image detail", ["auto", "low", "high"], key="image_detail", horizontal=True,
-                              help="low: 85 tokens per image at 512 px; high: 768 px tiles, 170 tokens each; auto: low "
-                                   "for small images, else high")
-    return Choices(deployment, spec, max_output, temperature, mode, detail)
+                              help=_detail_help(deployment))
+    return Choices(deployment, spec, max_output, temperature, mode, detail, effort)
 
 
-def _response_controls(settings: Settings, deployment: Deployment, spec: ChainSpec) -> tuple[int, float | None]:
-    """Answer length up to the deployment's own maximum, and temperature where the chain and the model allow it."""
+def _detail_help(deployment: Deployment) -> str:
+    rule = deployment.image_rule
+    if rule is None:
+        return ""
+    if rule.kind == "tile":
+        return (f"low: {rule.base_tokens} tokens per image at {rule.low_side} px; high: {rule.short_side} px tiles, "
+                f"{rule.tile_tokens} tokens each (+{rule.base_tokens}); auto: low for small images, else high")
+    return (f"{deployment.display_name} counts 32-px patches (up to {rule.patch_budget:,} per image at "
+            f"{rule.max_side} px), × {rule.multiplier} tokens each; auto picks the cheaper detail that keeps the "
+            "image's pixels")
+
+
+def _response_controls(settings: Settings, deployment: Deployment,
+                       spec: ChainSpec) -> tuple[int, float | None, str | None]:
+    """Answer length up to the deployment's own maximum (the person's choice kept across deployments, clamped; before
+    any choice the deployment's default, which leaves reasoning models room to answer), then the reasoning effort on
+    a reasoning deployment (only the levels it accepts) or the temperature where the chain and the model take one."""
     cap = deployment.max_output_tokens
-    st.session_state.setdefault("max_output_tokens", min(settings.app.default_max_output_tokens, cap))
-    if st.session_state["max_output_tokens"] > cap:  # a deployment with a smaller maximum was picked
-        st.session_state["max_output_tokens"] = cap
+    wanted = st.session_state.get(WANTED_LIMIT) or deployment.answer_limit(settings.app.default_max_output_tokens)
+    st.session_state["max_output_tokens"] = max(min(wanted, cap), min(100, cap))
     max_output = st.slider("Maximum answer length (tokens)", min_value=min(100, cap), max_value=cap, step=1,
-                           key="max_output_tokens")
-    temperature = None
-    if spec.temperature is not None:
+                           key="max_output_tokens", on_change=lambda: st.session_state.update(
+                               {WANTED_LIMIT: st.session_state["max_output_tokens"]}),
+                           help="Reasoning tokens count toward this limit: a reasoning model that uses it all "
+                                "before answering returns no text." if deployment.reasoning else None)
+    temperature = effort = None
+    if deployment.reasoning_efforts:
+        wanted_effort = st.session_state.get(WANTED_EFFORT)
+        st.session_state["reasoning_effort"] = deployment.effort(wanted_effort)
+        effort = st.select_slider("Reasoning effort", options=list(deployment.reasoning_efforts), key="reasoning_effort",
+                                  format_func=str.capitalize, on_change=lambda: st.session_state.update(
+                                      {WANTED_EFFORT: st.session_state["reasoning_effort"]}),
+                                  help="; ".join(f"{e}: {EFFORT_HELP[e]}" for e in deployment.reasoning_efforts))
+    if not deployment.accepts_sampling:
+        st.caption(f"{deployment.display_name} is a reasoning model: it takes no temperature"
+                   + ("; the effort above sets how much it thinks." if effort else "."))
+    elif spec.temperature is not None:
         st.caption(f"Temperature {spec.temperature} is fixed by the {spec.title.lower()} chain.")
-    elif not deployment.accepts_temperature:
-        st.caption(f"{deployment.display_name} takes no temperature.")
     else:
         st.session_state.setdefault("temperature", settings.app.default_temperature)
         temperature = st.slider("Temperature", min_value=0.0, max_value=2.0, step=0.1, key="temperature")
-    return max_output, temperature
+    return max_output, temperature, effort
 
 
 def sidebar_footer(conversation: Conversation, store: ConversationStore, owner: Owner,
@@ -86,8 +115,10 @@ def sidebar_footer(conversation: Conversation, store: ConversationStore, owner: 
         totals = conversation.totals()
         if totals.model_calls:
             about = "≈" if totals.estimated else ""
+            # Reasoning tokens are some of the completion tokens (billed as output): said, never added again.
+            hidden = f", {totals.reasoning_tokens} of them reasoning" if totals.reasoning_tokens else ""
             st.caption(f"This conversation: {totals.model_calls} model calls · {about}"
-                       f"{totals.prompt_tokens + totals.completion_tokens} tokens · ${totals.cost_usd:.6f}")
+                       f"{totals.prompt_tokens + totals.completion_tokens} tokens{hidden} · ${totals.cost_usd:.6f}")
         conversation_list(store, owner)
         with st.expander("Compare chains", icon=":material/science:"):
             chain_comparison(statistics)
@@ -102,7 +133,8 @@ def chain_comparison(statistics: ChainStatistics) -> None:
         return
     st.dataframe([{
         "chain": s.chain, "calls": s.calls, "answers": s.answers, "mean prompt tok": round(s.mean_prompt_tokens),
-        "mean completion tok": round(s.mean_completion_tokens), "cost $": f"{s.total_cost_usd:.6f}",
+        "mean completion tok": round(s.mean_completion_tokens),
+        "of them reasoning": round(s.mean_reasoning_tokens), "cost $": f"{s.total_cost_usd:.6f}",
         "mean latency ms": round(s.mean_latency_ms), "mean TTFT ms": round(s.mean_ttft_ms) if s.mean_ttft_ms else None,
         "failures": s.failures,
         "👍 ratio": f"{s.thumbs_up_ratio:.0%} of {s.thumbs_up + s.thumbs_down}" if s.thumbs_up_ratio is not None else "–",

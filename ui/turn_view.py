@@ -58,7 +58,8 @@ def _turn_details(turn: Turn, files: ImageFiles | None, feedback: Feedback | Non
     if turn.excluded:
         st.caption("Blocked by the content filter: not sent to the model again.")
     if turn.notice:
-        (st.warning if turn.status in ("stopped", "filtered") else st.error)(turn.notice, icon=":material/error:")
+        (st.warning if turn.status in ("stopped", "filtered", "cut_off") else st.error)(turn.notice,
+                                                                                       icon=":material/error:")
     if turn.usage:
         st.caption(usage_caption(turn))
     if turn.role == "assistant" and turn.content:

@@ -16,6 +16,10 @@ from memory.usage_reports import UsageReports, dollars, usd
 from ui import services
 
 MONEY = {"cost $": st.column_config.NumberColumn(format="$%.6f")}
+# Reasoning tokens are some of the completion tokens, not more of them: the help says so where the column is shown.
+REASONING = {"reasoning tokens": st.column_config.NumberColumn(
+    help="Of the completion tokens, those a reasoning model spent thinking before it answered: never shown, billed "
+         "as output all the same (already in the cost).")}
 # Cost per day, stacked by deployment (a Vega-Lite spec written out: Streamlit's chart helpers go through Altair,
 # whose schema validation costs about 0.1 s a chart).
 COST_PER_DAY = {
@@ -50,9 +54,10 @@ def usage_reports(settings: Settings) -> UsageReports:
 
 
 def shown(frame: pd.DataFrame) -> pd.DataFrame:
-    """Measures as people read them: tokens per kind and dollars."""
+    """Measures as people read them: tokens per kind (reasoning tokens: of the completion tokens) and dollars."""
     return (frame.assign(**{"cost $": usd(frame["cost_nanousd"])}).drop(columns=["cost_nanousd"])
-            .rename(columns={"prompt_tokens": "prompt tokens", "completion_tokens": "completion tokens"}))
+            .rename(columns={"prompt_tokens": "prompt tokens", "completion_tokens": "completion tokens",
+                             "reasoning_tokens": "reasoning tokens"}))
 
 
 def cost_per_day(by_day: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +96,9 @@ def _my_usage(settings: Settings, engine: TurnEngine, who: Asker) -> None:
         st.caption("No model calls yet this month.")
         return
     tokens = int(by_deployment["prompt_tokens"].sum() + by_deployment["completion_tokens"].sum())
-    st.caption(f"{int(by_deployment['calls'].sum()):,} model calls and {tokens:,} tokens this month: answers, "
+    reasoning = int(by_deployment["reasoning_tokens"].sum())  # part of the completion tokens, not added to them
+    hidden = f" ({reasoning:,} of them hidden reasoning)" if reasoning else ""
+    st.caption(f"{int(by_deployment['calls'].sum()):,} model calls and {tokens:,} tokens{hidden} this month: answers, "
                "memory summaries and drafts all count.")
-    st.dataframe(shown(by_deployment), hide_index=True, column_config=MONEY)
+    st.dataframe(shown(by_deployment), hide_index=True, column_config={**MONEY, **REASONING})
     st.vega_lite_chart(cost_per_day(by_day), COST_PER_DAY, height=220)

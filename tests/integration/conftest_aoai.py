@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from config.catalog import load_catalog
+from localdev import LOCAL_CATALOG_FILE
 from localdev.aoai import AUDIENCE, AzureOpenAIEmulator
 from localdev.engines import ScriptedEngine
 from localdev.server import RunningServer, start_in_thread
@@ -91,12 +92,12 @@ class RunningEmulator:
 
 @pytest.fixture(scope="session")
 def aoai_stack(tmp_path_factory) -> RunningEmulator:
-    """JWKS server + emulator (catalog from config/deployments.toml, api-key enabled, issuer checked)."""
+    """JWKS server + emulator (catalog from localdev/deployments.toml, api-key enabled, issuer checked)."""
     tls = ensure_local_tls(tmp_path_factory.mktemp("aoai-tls"))
     signer = Signer.generate()
     jwks_app = Starlette(routes=[Route("/keys", lambda request: JSONResponse(signer.jwks))])
     jwks_server = start_in_thread(jwks_app, tls)
-    emulator = AzureOpenAIEmulator(load_catalog(), jwks_url=f"{jwks_server.url}/keys", ca_file=tls.ca_file,
+    emulator = AzureOpenAIEmulator(load_catalog(LOCAL_CATALOG_FILE), jwks_url=f"{jwks_server.url}/keys", ca_file=tls.ca_file,
                                    engine=ScriptedEngine(), issuer=ISSUER, api_key=API_KEY)
     server = start_in_thread(emulator.app, tls)
     yield RunningEmulator(emulator, server, tls, signer)

@@ -48,7 +48,7 @@ def test_temperature_is_hidden_where_the_chain_fixes_it(signed_in):
 
 
 def _small_window_catalog(tmp_path, monkeypatch, window: int) -> None:
-    text = (ROOT / "config" / "deployments.toml").read_text()
+    text = (ROOT / "localdev" / "deployments.toml").read_text()
     start = text.index('name = "gpt-4o-mini"')
     section = text[start:].replace("context_window = 128000", f"context_window = {window}", 1)
     section = section.replace("max_output_tokens = 16384", "max_output_tokens = 200", 1)

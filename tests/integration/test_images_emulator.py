@@ -1,5 +1,6 @@
 """Prepared images through the model factory to the Azure OpenAI emulator (real TLS, a real Entra token): the request
-carries the expected `image_url` blocks with their detail, the emulator's prompt count (Azure's formula, implemented
+carries the expected `image_url` blocks with their detail, each image the size the deployment's model keeps (tiles for
+gpt-4o and gpt-4o-mini, patches for gpt-5-mini), the emulator's prompt count (the model family's rule, implemented
 separately in localdev/prompt_tokens.py) equals our estimate, and a text-only deployment refuses images like Azure."""
 from __future__ import annotations
 
@@ -39,13 +40,26 @@ def sent_image(block: dict) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(block["image_url"]["url"].split(",", 1)[1])))
 
 
-@pytest.mark.parametrize("deployment", ["gpt-4o", "gpt-4o-mini"])
+TILES = {"details": ["high", "low", "low", "high"], "sizes": [(1024, 768), (512, 384), (300, 200), (900, 700)]}
+CASES = {
+    "gpt-4o": {**TILES, "tokens": [85 + 170 * 4, 85, 85, 85 + 170 * 4]},
+    "gpt-4o-mini": {**TILES, "tokens": [2833 + 5667 * 4, 2833, 2833, 2833 + 5667 * 4]},
+    # patches of 32 px × 1.2, at most 1536 of them, no low of its own: auto is high, nothing cut to a 768-px side
+    "gpt-5-mini": {"details": ["high", "low", "high", "high"], "sizes": [(1408, 1056), (1408, 1056), (300, 200),
+                                                                         (900, 700)],
+                   "tokens": [1743, 1743, 84, 766]},
+}
+
+
+@pytest.mark.parametrize("deployment", list(CASES))
 def test_the_request_carries_the_image_blocks_with_their_detail_and_the_count_equals_our_estimate(
         settings, emulators, deployment):
-    images = [prepare_image("chart.png", png((1600, 1200)), "high"),
-              prepare_image("photo.png", png((4000, 3000)), "low"),
-              prepare_image("icon.png", png((300, 200)), "auto"),
-              prepare_image("logo.png", png((900, 700), "RGBA", (0, 0, 0, 0)), "auto")]
+    chosen, case = settings.catalog.get(deployment), CASES[deployment]
+    images = [prepare_image("chart.png", png((1600, 1200)), "high", rule=chosen.image_rule),
+              prepare_image("photo.png", png((4000, 3000)), "low", rule=chosen.image_rule),
+              prepare_image("icon.png", png((300, 200)), "auto", rule=chosen.image_rule),
+              prepare_image("logo.png", png((900, 700), "RGBA", (0, 0, 0, 0)), "auto", rule=chosen.image_rule)]
+    assert [i.tokens for i in images] == case["tokens"]
     messages = [SystemMessage("You are helpful."), human_message("What is in these pictures?", images)]
 
     answer = model_for(settings, deployment).invoke(messages)
@@ -56,14 +70,37 @@ def test_the_request_carries_the_image_blocks_with_their_detail_and_the_count_eq
     assert content[0] == {"type": "text", "text": "What is in these pictures?"}
     blocks = content[1:]
     assert [b["type"] for b in blocks] == ["image_url"] * 4
-    assert [b["image_url"]["detail"] for b in blocks] == ["high", "low", "low", "high"]
+    assert [b["image_url"]["detail"] for b in blocks] == case["details"]
     assert [b["image_url"]["url"].split(";")[0] for b in blocks] == ["data:image/jpeg"] * 3 + ["data:image/png"]
-    assert [sent_image(b).size for b in blocks] == [(1024, 768), (512, 384), (300, 200), (900, 700)]
+    assert [sent_image(b).size for b in blocks] == case["sizes"]
     assert [b["image_url"]["url"] for b in blocks] == [i.data_url() for i in images]
-    estimate = estimate_prompt(messages, settings.catalog.get(deployment))
-    assert estimate.image_tokens == (85 + 170 * 4) + 85 + 85 + (85 + 170 * 4)
+    estimate = estimate_prompt(messages, chosen)
+    assert estimate.image_tokens == sum(case["tokens"])
     assert request["prompt_tokens"] == estimate.tokens == answer.usage_metadata["input_tokens"]
-    assert "I received 4 images" in answer.text
+    if not chosen.reasoning:  # a reasoning model may spend a short answer limit on reasoning
+        assert "I received 4 images" in answer.text
+
+
+@pytest.mark.parametrize("deployment, tokens", [("gpt-5-mini", 922), ("gpt-4o", 765)])
+def test_usage_prompt_tokens_over_https_equal_the_estimate(settings, emulators, deployment, tokens):
+    """One 1024×768 photo straight through the OpenAI client, as Azure's own SDK users would see it: gpt-5-mini keeps
+    all its pixels (24×32 patches × 1.2), gpt-4o its 2×2 tiles. A reasoning deployment gets max_completion_tokens and
+    no temperature."""
+    chosen = settings.catalog.get(deployment)
+    image = prepare_image("photo.png", png((1024, 768)), "high", rule=chosen.image_rule)
+    assert (image.width, image.height, image.tokens) == (1024, 768, tokens)
+    message = human_message("Describe it.", [image])
+    client = openai.AzureOpenAI(azure_endpoint=settings.azure_openai.endpoint,
+                                api_version=settings.azure_openai.api_version,
+                                azure_ad_token_provider=app_token_provider(settings.entra))  # trusts the local CA
+    limit = {"max_completion_tokens": 200} if chosen.reasoning else {"max_tokens": 200, "temperature": 0}
+    with client:
+        answer = client.chat.completions.create(model=deployment, messages=[{"role": "user",
+                                                                             "content": message.content}], **limit)
+    assert settings.azure_openai.endpoint.startswith("https://")
+    estimate = estimate_prompt([message], chosen)
+    assert estimate.image_tokens == tokens
+    assert answer.usage.prompt_tokens == estimate.tokens == emulators.aoai.requests[-1]["prompt_tokens"]
 
 
 def test_a_conversation_with_earlier_images_is_counted_alike(settings, emulators):

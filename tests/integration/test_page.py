@@ -158,7 +158,7 @@ def test_a_cookie_is_useless_after_sign_out(settings, signed_in):
 
 
 def test_deployments_are_offered_by_role(stack_env, emulators, monkeypatch, tmp_path):
-    catalog = (Path(__file__).resolve().parents[2] / "config" / "deployments.toml").read_text()
+    catalog = (Path(__file__).resolve().parents[2] / "localdev" / "deployments.toml").read_text()
     catalog = catalog.replace('name = "gpt-4o"\n', 'name = "gpt-4o"\nroles = ["Chat.Vision"]\n', 1)
     (tmp_path / "catalog.toml").write_text(catalog)
     monkeypatch.setenv("AZURE_OPENAI_CATALOG_FILE", str(tmp_path / "catalog.toml"))

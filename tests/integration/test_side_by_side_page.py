@@ -25,7 +25,7 @@ def test_two_blind_answers_then_the_vote_reveals_names_and_keeps_b(signed_in, se
     at.chat_input(key="draft").set_value("Compare these two please").run()
     assert not at.exception, at.exception
     chats = [r for r in emulators.aoai.requests if r.get("kind", "chat") == "chat"]
-    assert sorted(r["deployment"] for r in chats) == ["gpt-4o", "gpt-4o-mini"]
+    assert sorted(r["deployment"] for r in chats) == sorted([settings.catalog.default, "gpt-4o-mini"])
     shown = [m.value for m in at.markdown]
     assert "**A**" in shown and "**B**" in shown
     assert not any("concise@1" in m or "assistant@1" in m for m in shown)  # blind until the vote
@@ -46,6 +46,63 @@ def test_two_blind_answers_then_the_vote_reveals_names_and_keeps_b(signed_in, se
     assert any(m["role"] == "assistant" and m["content"] == kept.content for m in sent)
 
 
+VOTES = ("A is better", "B is better", "Tie", "Both are bad")
+
+
+def audit_records(settings) -> list[dict]:
+    return [json.loads(line) for line in (settings.app.data_dir / "audit" / "audit.jsonl").read_text().splitlines()]
+
+
+def test_a_side_failing_with_a_400_is_shown_failed_blind_and_the_good_answer_is_kept(signed_in, settings, emulators):
+    at = side_by_side(open_page())
+    emulators.aoai.requests.clear()
+    emulators.aoai.inject("context_length")  # the first of the two calls gets Azure's 400 (context_length_exceeded)
+    at.chat_input(key="draft").set_value("Compare these two please").run()
+    assert not at.exception, at.exception
+    chats = [r for r in emulators.aoai.requests if r.get("kind", "chat") == "chat"]
+    [broken] = [r["deployment"] for r in chats if r.get("fault")]
+    [good] = [r["deployment"] for r in chats if not r.get("fault")]
+    [failure] = [e.value for e in at.error if "This answer failed" in e.value]  # its column, not a blank
+    assert "context window" in failure and "this deployment's context window" in failure
+    assert broken not in failure and good not in failure  # still blind: no chain or deployment named
+    assert not [b for b in at.button if b.label in VOTES]  # nothing to vote on: a failed answer is never kept
+    kept_note = next(i.value for i in at.info if "is kept" in i.value)
+    failed_side, kept_side = re.search(r"(A|B) failed, so (A|B)'s answer is kept", kept_note).groups()
+    assert {failed_side, kept_side} == {"A", "B"}
+    conversation = at.session_state["conversation"]
+    kept = conversation.turns[-1]
+    assert (kept.status, kept.deployment) == ("complete", good) and kept.content.startswith("You said")
+    assert conversation.memory[-1].content == kept.content
+    [ended] = [r for r in audit_records(settings) if r["event"] == "comparison_ended"]
+    assert ended[f"failed_{failed_side.lower()}"] == "context_too_long" and ended[f"failed_{kept_side.lower()}"] is None
+    assert ended["kept"] == kept_side.lower() and ended["vote_open"] is False
+
+    button(at, "Show which was which").click().run()  # the names, once asked for; still no vote
+    revealed = next(i.value for i in at.info if "No vote was counted" in i.value)
+    assert f"on {broken} (failed: context_too_long)" in revealed
+    assert not [b for b in at.button if b.label in VOTES]
+    assert at.session_state["conversation"].turns[-1].content == kept.content
+    assert not [r for r in audit_records(settings) if r["event"] == "comparison_vote"]
+
+
+def test_both_sides_failing_offers_to_send_again_without_a_vote(signed_in, settings, emulators):
+    at = side_by_side(open_page())
+    emulators.aoai.requests.clear()
+    text = "Too long for both [[fault:context_length]]"  # the marker fails both calls with Azure's 400
+    at.chat_input(key="draft").set_value(text).run()
+    assert not at.exception, at.exception
+    assert len([e for e in at.error if "This answer failed" in e.value]) == 2
+    assert next(w.value for w in at.warning if "Both answers failed" in w.value)
+    assert not [b for b in at.button if b.label in VOTES]
+    conversation = at.session_state["conversation"]
+    assert conversation.turns[-2].content == text and conversation.turns[-1].status == "failed"
+
+    button(at, "Send again").click().run()  # the kept message, sent once more (side by side again)
+    assert not at.exception, at.exception
+    assert [t.content for t in at.session_state["conversation"].turns if t.role == "user"] == [text, text]
+    assert len([r for r in emulators.aoai.requests if r.get("kind", "chat") == "chat"]) == 4
+
+
 def test_the_leaderboard_is_for_experimenters(signed_in, settings, emulators, monkeypatch):
     at = side_by_side(open_page())
     at.chat_input(key="draft").set_value("Which one?").run()
@@ -53,7 +110,8 @@ def test_the_leaderboard_is_for_experimenters(signed_in, settings, emulators, mo
     button(at, "Leaderboard").click().run()
     assert not at.exception, at.exception
     table = at.dataframe[-1].value
-    assert set(table["chain · deployment"]) == {"assistant@1 · gpt-4o", "concise@1 · gpt-4o-mini"}
+    mine = f"assistant@1 · {settings.catalog.default}"
+    assert set(table["chain · deployment"]) == {mine, "concise@1 · gpt-4o-mini"}
     assert sorted(table["wins"]) == [0, 1] and list(table["votes"]) == [1, 1]
 
     monkeypatch.setenv("APP_EXPERIMENTER_ROLE", "Chat.Analyst")  # a role this person does not hold

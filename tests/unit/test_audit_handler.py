@@ -14,6 +14,7 @@ from callbacks.audit import AuditContext, AuditHandler, audit_event, session_ref
 from callbacks.experiments import compare_chains
 from chains.turn import AnswerStream
 from config.catalog import load_catalog
+from localdev import LOCAL_CATALOG_FILE
 
 CONTEXT = AuditContext(user_oid="oid-1", tenant_id="tid-1", source_ip="198.51.100.4", session=session_reference("sid"),
                        conversation_id="c-1", chain="assistant@1", deployment="gpt-4o", identity_mode="app")
@@ -32,7 +33,7 @@ class UsageFakeModel(GenericFakeChatModel):
 
 def handler(**changes) -> AuditHandler:
     from dataclasses import replace
-    return AuditHandler(replace(CONTEXT, **changes), load_catalog().get("gpt-4o"), logger=logging.getLogger("test.audit"))
+    return AuditHandler(replace(CONTEXT, **changes), load_catalog(LOCAL_CATALOG_FILE).get("gpt-4o"), logger=logging.getLogger("test.audit"))
 
 
 def model(text="one two three four five") -> UsageFakeModel:
@@ -45,8 +46,9 @@ def test_one_record_per_streamed_call_with_usage_and_cost():
     assert "".join(c.text for c in chunks) == "one two three four five"
     (record,) = audit.records
     assert (record["prompt_tokens"], record["completion_tokens"]) == (12, 5)
-    assert Decimal(record["cost_usd"]) == load_catalog().get("gpt-4o").cost(12, 5)
+    assert Decimal(record["cost_usd"]) == load_catalog(LOCAL_CATALOG_FILE).get("gpt-4o").cost(12, 5)
     assert record["outcome"] == "ok" and record["finish_reason"] == "stop" and record["usage_estimated"] is False
+    assert record["reasoning_tokens"] == 0  # a model that does not reason
     assert record["session"] == session_reference("sid") and record["session"] != "sid"
     assert "secret question" not in json.dumps(record)
 
@@ -66,6 +68,7 @@ def test_stopping_the_stream_audits_a_stopped_call_with_estimated_usage():
     assert stream.outcome().status == "stopped" and stream.outcome().text.startswith("alpha")
     (record,) = audit.records
     assert record["outcome"] == "stopped" and record["usage_estimated"] is True and record["completion_tokens"] >= 1
+    assert record["reasoning_tokens"] == 0  # hidden reasoning cannot be estimated from the text
 
 
 def test_errors_are_audited_with_their_kind():
@@ -102,3 +105,68 @@ def test_audit_event_carries_the_context_without_text(caplog):
     finally:
         logging.getLogger("chat.audit").propagate = False
     assert record["event"] == "sign_in_expired" and record["user_oid"] == "oid-1" and "include_text" not in record
+
+
+def reasoning_call(usage_metadata) -> dict:
+    """The record of one gpt-5-mini call that ended with this usage (as LangChain's on_llm_end hands it over)."""
+    from dataclasses import replace
+    from uuid import uuid4
+
+    from langchain_core.outputs import ChatGeneration, LLMResult
+
+    audit = AuditHandler(replace(CONTEXT, deployment="gpt-5-mini"), load_catalog(LOCAL_CATALOG_FILE).get("gpt-5-mini"),
+                         logger=logging.getLogger("test.audit"))
+    run_id = uuid4()
+    audit.on_chat_model_start({}, [[HumanMessage("think first")]], run_id=run_id)
+    message = AIMessage(content="42", usage_metadata=usage_metadata, response_metadata={"finish_reason": "stop"})
+    audit.on_llm_end(LLMResult(generations=[[ChatGeneration(message=message)]]), run_id=run_id)
+    (record,) = audit.records
+    return record
+
+
+def test_reasoning_tokens_are_audited_apart_and_priced_as_the_output_they_are_part_of():
+    record = reasoning_call({"input_tokens": 200, "output_tokens": 1000, "total_tokens": 1200,
+                             "output_token_details": {"reasoning": 880}})
+    assert (record["prompt_tokens"], record["completion_tokens"], record["reasoning_tokens"]) == (200, 1000, 880)
+    gpt5 = load_catalog(LOCAL_CATALOG_FILE).get("gpt-5-mini")
+    assert Decimal(record["cost_usd"]) == gpt5.cost(200, 1000)  # reasoning is in the 1,000: never billed twice
+    assert Decimal(record["cost_usd"]) != gpt5.cost(200, 1880) and record["usage_estimated"] is False
+
+
+@pytest.mark.parametrize("tier", [None, "priority", "flex"])
+def test_reasoning_tokens_from_azures_usage_as_langchain_reads_it(tier):
+    """Azure's `usage.completion_tokens_details.reasoning_tokens`, through langchain-openai's own conversion (a
+    priority or flex tier files them under "<tier>_reasoning")."""
+    from langchain_openai.chat_models.base import _create_usage_metadata
+
+    azure = {"prompt_tokens": 200, "completion_tokens": 1000, "total_tokens": 1200,
+             "completion_tokens_details": {"reasoning_tokens": 880, "audio_tokens": 0},
+             "prompt_tokens_details": {"cached_tokens": 0}}
+    record = reasoning_call(_create_usage_metadata(azure, tier))
+    assert (record["completion_tokens"], record["reasoning_tokens"]) == (1000, 880)
+
+
+def test_reasoning_tokens_of_a_streamed_azure_answer_reach_the_record():
+    """Azure's stream as it comes over the wire (text chunks, then a usage chunk naming the reasoning tokens), read by
+    AzureChatOpenAI itself: the record the page, the ledger and the metrics all sum."""
+    import httpx
+    from langchain_openai import AzureChatOpenAI
+
+    def azure(request: httpx.Request) -> httpx.Response:
+        base = {"id": "c-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-5-mini"}
+        chunks = [dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": "42"},
+                                       "finish_reason": "stop"}]),
+                  dict(base, choices=[], usage={"prompt_tokens": 200, "completion_tokens": 1000, "total_tokens": 1200,
+                                                "completion_tokens_details": {"reasoning_tokens": 880}})]
+        body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
+
+    gpt5 = load_catalog(LOCAL_CATALOG_FILE).get("gpt-5-mini")
+    audit = AuditHandler(CONTEXT, gpt5, logger=logging.getLogger("test.audit"))
+    model_ = AzureChatOpenAI(azure_endpoint="https://contoso.openai.azure.com", api_key="not-a-key",
+                             api_version="2024-10-21", azure_deployment="gpt-5-mini", stream_usage=True,
+                             http_client=httpx.Client(transport=httpx.MockTransport(azure)))
+    assert "".join(c.text for c in model_.stream([HumanMessage("q")], config={"callbacks": [audit]})) == "42"
+    (record,) = audit.records
+    assert (record["completion_tokens"], record["reasoning_tokens"]) == (1000, 880)
+    assert Decimal(record["cost_usd"]) == gpt5.cost(200, 1000) == Decimal("0.00205")

@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage
 from bench.rerun import audit_records, rotation_limits, write_audit_log
 from callbacks.audit import AUDIT_LOGGER, AuditContext, AuditHandler, audit_event
 from config.catalog import load_catalog
+from localdev import LOCAL_CATALOG_FILE
 
 END = datetime(2025, 6, 30, tzinfo=timezone.utc)
 
@@ -48,7 +49,7 @@ def test_the_default_rotation_is_the_apps():
 def test_records_have_the_fields_the_app_writes():
     context = AuditContext("oid", "tid", "10.0.0.1", "0123456789abcdef", "c-1", "assistant@1", "gpt-4o", "app",
                            max_output_tokens=1000, temperature=0.7)
-    handler = AuditHandler(context, load_catalog().get("gpt-4o"), logger=logging.getLogger("test.bench.audit"))
+    handler = AuditHandler(context, load_catalog(LOCAL_CATALOG_FILE).get("gpt-4o"), logger=logging.getLogger("test.bench.audit"))
     list(GenericFakeChatModel(messages=iter([AIMessage(content="one two")])).stream("q", config={"callbacks": [handler]}))
     audit = logging.getLogger(AUDIT_LOGGER)
     audit.disabled, was = True, audit.disabled

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFile, ImageOps, ImageStat
 
-from chains.images import ImageRejected, high_detail_size, image_tokens, low_detail_size, prepare_image
+from chains.images import (ImageRejected, detail_size, high_detail_size, image_tokens, low_detail_size, prepare_image,
+                           resolve_detail)
+from config.capabilities import family_capabilities
 from tests.unit.test_images import decode
 from tests.unit.test_images import encode as encode_image
 
@@ -169,6 +171,29 @@ def test_odd_sizes_give_exactly_the_size_and_price_azure_gives_the_original(size
     assert reduced[0] * reduced[1] <= GUARD < size[0] * size[1]
 
 
+@pytest.mark.parametrize("model, high, low", [("gpt-5-mini", (1408, 1056), (1408, 1056)),
+                                              ("gpt-5.4-nano", (1824, 1368), (2048, 1536)),
+                                              ("gpt-4o-mini", (1024, 768), (512, 384))])
+@pytest.mark.parametrize("detail", ["high", "low", "auto"])
+def test_the_reduced_decode_is_bounded_by_the_size_the_models_rule_keeps(model, high, low, detail, photo_4000x3000,
+                                                                         decoded):
+    """A patch model keeps more pixels than gpt-4o (no 768-px short side; gpt-5.4 low fits 2048 px): the draft is
+    chosen for the chosen model's size, so the photo is never decoded smaller than that and then enlarged."""
+    rule = family_capabilities(model).image_rule
+    data = encode(photo_4000x3000, quality=92)
+    prepared = prepare_image("phone.jpg", data, detail, rule=rule)  # the real guard: gpt-5.4 low needs all 12 MP
+    during = list(decoded)
+    chosen = resolve_detail(detail, 4000, 3000, rule)
+    target = high if chosen == "high" else low
+    assert (prepared.width, prepared.height) == target == detail_size(4000, 3000, chosen, rule) \
+        == decode(prepared.data).size
+    assert prepared.detail == chosen and prepared.tokens == image_tokens(4000, 3000, chosen, rule)
+    assert during == [("JPEG", draft_size((4000, 3000), target))]
+    assert during[0][1][0] >= target[0] and during[0][1][1] >= target[1]
+    reference = decode(data).resize(target, Image.Resampling.LANCZOS)
+    assert mean_difference(decode(prepared.data), reference) < 2.0
+
+
 def test_a_phone_multi_picture_jpeg_is_read_reduced_too(photo_4000x3000, decoded):
     data = encode(photo_4000x3000, "MPO", save_all=True, append_images=[Image.new("RGB", (400, 300), "blue")])
     assert Image.open(io.BytesIO(data)).format == "MPO"
@@ -291,6 +316,21 @@ def test_a_real_108_megapixel_phone_photo_is_scaled_and_sent(big_phone_photo, de
     w, h = image.size  # orientation 6 turns the stored left (red) half to the top, its top-left corner to top-right
     for (x, y), colour in [((w // 2, h // 4), (255, 0, 0)), ((w // 2, 3 * h // 4), (0, 0, 255)),
                            ((w - 5, 5), (0, 255, 0)), ((5, 5), (255, 0, 0))]:
+        assert all(abs(a - b) <= 24 for a, b in zip(image.getpixel((x, y)), colour)), (x, y, image.getpixel((x, y)))
+
+
+@pytest.mark.parametrize("model, reduced, size, tokens", [("gpt-5-mini", (1500, 1125), (1056, 1408), 1743),
+                                                           ("gpt-5.4-nano", (3000, 2250), (1368, 1824), 2942)])
+def test_a_real_108_megapixel_photo_for_a_patch_model_is_read_at_the_reduction_its_size_needs(
+        big_phone_photo, model, reduced, size, tokens, decoded):
+    """gpt-4o's 768×1024 would be read at 1/8; gpt-5.4 nano keeps 1368×1824, more than 1/8 (1125×1500) holds."""
+    prepared = prepare_image("IMG_0001.jpg", big_phone_photo, "auto", rule=family_capabilities(model).image_rule)
+    assert decoded == [("JPEG", reduced)]
+    assert (prepared.width, prepared.height, prepared.detail, prepared.tokens) == (*size, "high", tokens)
+    image = decode(prepared.data)
+    w, h = image.size
+    for (x, y), colour in [((w // 2, h // 4), (255, 0, 0)), ((w // 2, 3 * h // 4), (0, 0, 255)),
+                           ((w - 5, 5), (0, 255, 0))]:
         assert all(abs(a - b) <= 24 for a, b in zip(image.getpixel((x, y)), colour)), (x, y, image.getpixel((x, y)))
 
 

@@ -4,10 +4,11 @@ from decimal import Decimal
 import pytest
 
 from config import ConfigError, load_catalog
+from localdev import LOCAL_CATALOG_FILE
 
 
 def test_shipped_catalog_lists_the_required_models():
-    catalog = load_catalog()
+    catalog = load_catalog(LOCAL_CATALOG_FILE)
     models = {d.model for d in catalog.deployments}
     assert {"gpt-4o", "gpt-4o-mini", "gpt-35-turbo"} <= models
     assert catalog.get("gpt-4o").accepts_images and not catalog.get("gpt-35-turbo").accepts_images
@@ -16,7 +17,7 @@ def test_shipped_catalog_lists_the_required_models():
 
 
 def test_cost_uses_the_prices_per_million_tokens():
-    gpt4o = load_catalog().get("gpt-4o")
+    gpt4o = load_catalog(LOCAL_CATALOG_FILE).get("gpt-4o")
     assert gpt4o.cost(1_000_000, 0) == gpt4o.input_price_per_1m
     assert gpt4o.cost(2000, 1000) == Decimal("2000") * Decimal("2.50") / 1_000_000 + Decimal("1000") * Decimal("10.00") / 1_000_000
 
@@ -54,4 +55,4 @@ def test_invalid_catalog_names_the_entry(tmp_path, text, expected):
 
 def test_unknown_deployment_lookup_says_which_exist():
     with pytest.raises(KeyError, match="gpt-4o-mini"):
-        load_catalog().get("gpt-5")
+        load_catalog(LOCAL_CATALOG_FILE).get("gpt-5")

@@ -15,6 +15,7 @@ from config.database import database_engine
 def call(chain: str, n: int, **changes) -> dict:
     record = {"event": "model_call", "chain": chain, "purpose": "answer" if n % 3 else "draft",
               "prompt_tokens": 100 + n, "completion_tokens": 10 + n % 7, "cost_usd": str(Decimal("0.0000025") * (n + 1)),
+              "reasoning_tokens": 2 * (n % 5),  # of the completion tokens (a reasoning model's hidden thinking)
               "latency_ms": 300 + n, "time_to_first_token_ms": None if n % 4 == 0 else 50 + n,
               "outcome": "throttled" if n % 11 == 0 else "ok"}
     record.update(changes)
@@ -37,6 +38,8 @@ def run_chain_stats_contract(engine: Engine) -> None:
             theirs.calls, theirs.answers, theirs.failures, theirs.thumbs_up, theirs.thumbs_down)
         assert mine.total_cost_usd == theirs.total_cost_usd  # exact, not float-rounded
         assert abs(mine.mean_prompt_tokens - theirs.mean_prompt_tokens) < 1e-9
+        assert abs(mine.mean_completion_tokens - theirs.mean_completion_tokens) < 1e-9
+        assert abs(mine.mean_reasoning_tokens - theirs.mean_reasoning_tokens) < 1e-9 and mine.mean_reasoning_tokens > 0
         assert abs(mine.mean_latency_ms - theirs.mean_latency_ms) < 1e-9
         assert abs(mine.mean_ttft_ms - theirs.mean_ttft_ms) < 1e-9
 

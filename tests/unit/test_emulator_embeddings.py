@@ -8,6 +8,7 @@ import math
 import pytest
 
 from config.catalog import load_catalog
+from localdev import LOCAL_CATALOG_FILE
 from localdev.embeddings import (content_words, fit_dimensions, hashed_vector, hashed_vectors, native_dimensions,
                                  to_base64)
 from localdev.engines import (NO_ANSWER, ChatRequest, ScriptedEngine, Source, parse_sources, scripted_reply, sentences,
@@ -119,7 +120,7 @@ def test_ties_go_to_the_lower_number_and_no_shared_word_means_the_documents_do_n
     assert sources_reply(SOURCES, "What is it?") == NO_ANSWER, "stop words are no overlap"
 
 
-DEPLOYMENT = load_catalog().get("gpt-4o")
+DEPLOYMENT = load_catalog(LOCAL_CATALOG_FILE).get("gpt-4o")
 
 
 def test_the_scripted_reply_answers_from_sources_in_any_system_message():

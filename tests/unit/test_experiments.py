@@ -389,7 +389,7 @@ def test_plans_that_cannot_run_are_refused_naming_the_valid_choices(rig):
     assert [c.label for c in resolve_chains("assistant, concise@1")] == ["assistant@1", "concise@1"]
     with pytest.raises(PlanError, match="named twice"):
         resolve_chains("assistant@1,assistant")
-    with pytest.raises(PlanError, match="the deployments are: gpt-4o, gpt-4o-mini, gpt-35-turbo"):
+    with pytest.raises(PlanError, match="the deployments are: gpt-5-mini, gpt-5.1, gpt-5.4-nano, o4-mini, gpt-4o, gpt-4o-mini, gpt-35-turbo"):
         resolve_deployment(rig.settings.catalog, "gpt-5", "--judge")
     with pytest.raises(PlanError, match="at least two"):
         rig.plan(chains="assistant@1", judge="gpt-4o")
@@ -397,7 +397,7 @@ def test_plans_that_cannot_run_are_refused_naming_the_valid_choices(rig):
 
 @pytest.mark.parametrize("args, says", [
     (["--chains", "assistant@1,summariser@2"], "the chains are: assistant@1, concise@1, draft_refine@1"),
-    (["--chains", "assistant@1,concise@1", "--deployment", "gpt-5"], "the deployments are: gpt-4o, gpt-4o-mini"),
+    (["--chains", "assistant@1,concise@1", "--deployment", "gpt-5"], "the deployments are: gpt-5-mini, gpt-5.1, gpt-5.4-nano, o4-mini, gpt-4o"),
     (["--chains", "assistant@1,concise@1", "--judge", "claude"], "unknown deployment 'claude' for --judge"),
 ])
 def test_the_cli_refuses_an_unknown_chain_or_deployment_before_any_call(rig, monkeypatch, capsys, args, says):

@@ -187,7 +187,7 @@ def test_json_holds_everything_stored_and_parses_back_to_what_the_store_loads(wo
     assert data["totals"]["model_calls"] == 3 and Decimal(data["totals"]["cost_usd"]) == stored.totals().cost_usd
     answer = data["turns"][1]
     assert answer["usage"] == {"prompt_tokens": 1200, "completion_tokens": 80, "cost_usd": "0.004120",
-                               "estimated": False, "model_calls": 2, "embedding_tokens": 30}
+                               "estimated": False, "model_calls": 2, "embedding_tokens": 30, "reasoning_tokens": 0}
     assert answer["steps"][0]["name"] == "search_documents" and answer["sources"][0]["where"] == "page 2"
     assert answer["feedback"] == 1
 
@@ -202,6 +202,33 @@ def test_json_holds_everything_stored_and_parses_back_to_what_the_store_loads(wo
     else:
         assert not any(EMBEDDED in a for a in images)
         assert "base64" not in json.dumps(data)
+
+
+def test_reasoning_tokens_in_the_usage_line_the_export_and_the_store_and_old_usage_still_loads(world):
+    from memory.export import usage_from_json, usage_json
+    from memory.store import _usage_from
+
+    usage = Usage(200, 1000, Decimal("0.00205"), reasoning_tokens=880)
+    answer = Turn("assistant", "42", deployment="gpt-5-mini", chain="assistant@1", usage=usage)
+    line = usage_line(answer)
+    assert line == ("gpt-5-mini · assistant@1 · 200 prompt + 1000 completion tokens, 880 of them reasoning · "
+                    "$0.002050") and usage_caption(answer) == line
+    assert "reasoning" not in usage_line(replace(answer, usage=replace(usage, reasoning_tokens=0)))
+    assert usage_json(usage)["reasoning_tokens"] == 880 and usage_from_json(usage_json(usage)) == usage
+
+    conversation = Conversation()
+    question = conversation.add(Turn("user", "Think about it"))
+    conversation.add(answer)
+    conversation.add(Turn("user", "Again"))
+    conversation.add(Turn("assistant", "43", usage=Usage(10, 300, Decimal("0.0006"), reasoning_tokens=256)))
+    assert (conversation.totals().completion_tokens, conversation.totals().reasoning_tokens) == (1300, 1136)
+    world.store.commit_turn(ADA, conversation, question, answer)
+    assert world.store.load(ADA, conversation.id).turns[1].usage.reasoning_tokens == 880
+
+    stored_before = {"prompt_tokens": 5, "completion_tokens": 2, "cost_usd": "0.0001", "estimated": False,
+                     "model_calls": 1, "embedding_tokens": 0}  # usage stored before reasoning tokens were counted
+    assert usage_from_json(stored_before).reasoning_tokens == 0 and _usage_from(stored_before).reasoning_tokens == 0
+    assert _usage_from(json.dumps(stored_before)) == Usage(5, 2, Decimal("0.0001"))
 
 
 def test_a_missing_image_file_is_marked_not_fatal(world):
@@ -268,6 +295,7 @@ def test_all_my_data_is_a_zip_matching_the_store(world, source):
         ("ada-oid", "gpt-4o-mini", "answer", "stopped")]
     assert sum(Decimal(r["cost_usd"]) for r in usage) == Decimal("0.0040506")
     assert {r["conversation_id"] for r in usage} == {adas.id}
+    assert [r["reasoning_tokens"] for r in usage] == ["0", "0", "0"]  # a column of its own (gpt-4o does not reason)
 
     manifest = json.loads(entries["manifest.json"])
     assert manifest["person"] == {"oid": "ada-oid", "tenant_id": "tenant-1"} and manifest["images_embedded"] is True

@@ -87,6 +87,19 @@ def test_auto_is_low_when_the_image_fits_512_else_high_and_priced_as_sent(size, 
     assert prepared.tokens == tokens_formula(prepared.width, prepared.height, expected)
 
 
+@pytest.mark.parametrize("size", [(4000, 3000), (1024, 768), (300, 200), (900, 700)])
+@pytest.mark.parametrize("detail", ["low", "high", "auto"])
+def test_without_a_rule_it_is_gpt_4os_tile_rule(size, detail):
+    from config.capabilities import family_capabilities
+
+    data = encode(Image.new("RGB", size, "teal"))
+    default = prepare_image("a.png", data, detail)
+    gpt_4o = prepare_image("a.png", data, detail, rule=family_capabilities("gpt-4o").image_rule)
+    assert (default.width, default.height, default.detail, default.tokens, default.data) == \
+        (gpt_4o.width, gpt_4o.height, gpt_4o.detail, gpt_4o.tokens, gpt_4o.data)
+    assert default.tokens == tokens_formula(*size, default.detail)
+
+
 def test_large_jpeg_is_decoded_reduced_yet_scaled_exactly_and_keeps_its_content():
     prepared = prepare_image("big.jpg", encode(halves((4000, 3000)), "JPEG", quality=95), "high")
     assert (prepared.width, prepared.height) == (1024, 768)

@@ -62,6 +62,23 @@ def test_model_calls_count_by_deployment_purpose_and_outcome_with_tokens_cost_an
     assert value(metrics, "chat_model_call_seconds_count", deployment="gpt-4o-mini", purpose="answer") == 1
 
 
+def test_reasoning_tokens_have_a_counter_of_their_own_and_stay_inside_the_completion_tokens():
+    metrics = ChatMetrics()
+    metrics.record(call())  # a model that does not reason: no reasoning series at all
+    assert value(metrics, "chat_reasoning_tokens_total", deployment="gpt-4o", purpose="answer") == 0
+    for record in [{**call(deployment="gpt-5-mini", prompt=200, completion=1000), "reasoning_tokens": 880},
+                   {**call(deployment="gpt-5-mini", purpose="summary", completion=300), "reasoning_tokens": 256},
+                   {**call(deployment="gpt-5-mini", outcome="stopped", completion=7), "reasoning_tokens": 0}]:
+        metrics.record(record)
+    assert value(metrics, "chat_reasoning_tokens_total", deployment="gpt-5-mini", purpose="answer") == 880
+    assert value(metrics, "chat_reasoning_tokens_total", deployment="gpt-5-mini", purpose="summary") == 256
+    # Billed as output and counted once: the completion tokens already hold them, there is no kind="reasoning".
+    assert value(metrics, "chat_tokens_total", deployment="gpt-5-mini", purpose="answer", kind="completion") == 1007
+    assert value(metrics, "chat_tokens_total", deployment="gpt-5-mini", purpose="answer", kind="reasoning") == 0
+    text = metrics.exposition().decode()
+    assert 'chat_reasoning_tokens_total{deployment="gpt-5-mini",purpose="answer"} 880.0' in text
+
+
 def test_turns_count_by_outcome_and_reason_from_the_audit_events():
     metrics = ChatMetrics()
     events = [{"event": "turn_ended", "outcome": "ok", "failure": None},
@@ -105,7 +122,7 @@ def test_the_exposition_follows_prometheus_naming():
     metrics.session_opened()
     families = {f.name: f.type for f in text_string_to_metric_families(metrics.exposition().decode())}
     assert families == {"chat_turns": "counter", "chat_model_calls": "counter", "chat_tokens": "counter",
-                        "chat_cost_usd": "counter", "chat_time_to_first_token_seconds": "histogram",
+                        "chat_reasoning_tokens": "counter", "chat_cost_usd": "counter", "chat_time_to_first_token_seconds": "histogram",
                         "chat_model_call_seconds": "histogram", "chat_tool_calls": "counter",
                         "chat_open_sessions": "gauge", "chat_sign_ins": "counter"}
     assert value(metrics, "chat_sign_ins_total", outcome="ok") == 1

@@ -59,24 +59,36 @@ def old_release_databases(tree: Path, data: Path, guard_env: dict, url: str | No
 
 
 def snapshot(engine) -> dict[str, list]:
-    """Every row of every table (the FTS5 index's own tables aside: they mirror search_documents)."""
+    """Every row of every table, as (column, value) pairs (the FTS5 index's own tables aside: they mirror
+    search_documents)."""
     metadata = MetaData()
     with engine.connect() as connection:
         names = [n for n in inspect(connection).get_table_names() if not n.startswith("conversation_search")]
         metadata.reflect(connection, only=names)
-        return {name: sorted((tuple(row) for row in connection.execute(metadata.tables[name].select())), key=repr)
+        return {name: sorted((tuple(row._mapping.items())
+                              for row in connection.execute(metadata.tables[name].select())), key=repr)
                 for name in names}
 
 
 def assert_kept(before: dict, after: dict, histories: list[str]) -> None:
-    """Every row of every table as it was; the tables the upgrade added are the models' (or a version table), empty."""
+    """Every row of every table as it was; the tables the upgrade added are the models' (or a version table), empty;
+    a column the upgrade added to a table holds one value in all of its rows (its default)."""
     versions = {HISTORIES[h].version_table for h in histories}
     declared = {t for h in histories for m in model_metadata(h, "any") for t in m.tables} | versions
     added = set(after) - set(before)
     assert versions <= added <= declared
     assert all(after[table] == [] for table in added - versions)
     for table, rows in before.items():
-        assert after[table] == rows, f"{table} changed in the upgrade"
+        columns = {name for row in rows for name, _ in row}
+        kept = sorted((tuple((name, value) for name, value in row if name in columns) for row in after[table]),
+                      key=repr)
+        assert kept == rows, f"{table} changed in the upgrade"
+        new = {}
+        for row in after[table]:
+            for name, value in row:
+                if name not in columns:
+                    new.setdefault(name, set()).add(value)
+        assert all(len(values) == 1 for values in new.values()), f"{table}: new columns not filled alike: {new}"
 
 
 def read_with_todays_code(data: Path, url: str | None, session_ids: list[str]) -> dict:

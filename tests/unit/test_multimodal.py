@@ -15,8 +15,9 @@ from chains.images import image_tokens, prepare_image
 from chains.multimodal import (ImagesNotAccepted, PromptEstimate, check_deployment_accepts, estimate_draft,
                                estimate_prompt, estimate_prompt_tokens, human_message, message_image_tokens)
 from config.catalog import load_catalog
+from localdev import LOCAL_CATALOG_FILE
 
-CATALOG = load_catalog()
+CATALOG = load_catalog(LOCAL_CATALOG_FILE)
 
 
 def png(size: tuple[int, int], mode: str = "RGB", colour="navy") -> bytes:
@@ -122,3 +123,32 @@ def test_image_tokens_are_measured_from_the_image_sent():
     prepared = prepare_image("a.png", png((3000, 3000)), "high")
     assert (prepared.width, prepared.height) == (768, 768)
     assert message_image_tokens([human_message("x", [prepared])]) == image_tokens(768, 768, "high") == 85 + 170 * 4
+
+
+def test_more_images_than_the_deployment_accepts_are_refused_with_a_clear_sentence():
+    image = prepare_image("a.png", png((10, 10)), "low")
+    deployment = CATALOG.get("gpt-5-mini")
+    assert deployment.max_images == 10
+    check_deployment_accepts(deployment, [image] * 10)
+    with pytest.raises(ImagesNotAccepted) as caught:
+        check_deployment_accepts(deployment, [image] * 12, CATALOG.deployments)
+    assert str(caught.value) == ("GPT-5 mini (reasoning, text and images) accepts at most 10 images per message, "
+                                 "and 12 are attached. Remove 2 of them and send again; your text is kept.")
+    one = deployment.model_copy(update={"max_images": 1})
+    with pytest.raises(ImagesNotAccepted, match=r"accepts at most 1 image per message, and 2 are attached\. Remove 1 "):
+        check_deployment_accepts(one, [image, image])
+
+
+def test_the_estimate_prices_images_with_the_deployments_own_rule():
+    mini = CATALOG.get("gpt-5-mini")
+    image = prepare_image("a.png", png((1024, 768)), "high", rule=mini.image_rule)
+    assert (image.width, image.height, image.tokens) == (1024, 768, 922)  # patches: no 768-px short side, ×1.2
+    estimate = estimate_draft(mini, "what is this?", [image], system_prompt="You are helpful.")
+    text_only = estimate_prompt_tokens([SystemMessage("You are helpful."), HumanMessage("what is this?")], "gpt-5-mini")
+    assert (estimate.tokens, estimate.image_tokens, estimate.images) == (text_only + 922, 922, 1)
+    assert estimate.cost == mini.cost(text_only + 922, 0)
+    message = human_message("x", [image])
+    assert message_image_tokens([message], mini.image_rule) == 922
+    assert message_image_tokens([message]) == image_tokens(1024, 768, "high") == 765  # None: gpt-4o's tiles
+    mini_4o = CATALOG.get("gpt-4o-mini")
+    assert estimate_prompt([message], mini_4o).image_tokens == 2833 + 5667 * 4  # the same image on gpt-4o-mini

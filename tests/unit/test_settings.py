@@ -41,7 +41,7 @@ def test_valid_environment_loads_with_defaults(monkeypatch):
     assert settings.entra.is_microsoft_cloud
     assert settings.azure_openai.api_version == "2024-10-21"
     assert settings.app.log_level == "INFO"
-    assert {"gpt-4o", "gpt-4o-mini", "gpt-35-turbo"} <= set(settings.catalog.names)
+    assert {"gpt-5-mini", "gpt-5.1", "gpt-5.4-nano"} <= set(settings.catalog.names)  # the product catalog: current models
 
 
 def test_every_missing_variable_is_named_in_one_message():
@@ -174,7 +174,7 @@ def test_current_settings_are_shared_until_an_input_changes(monkeypatch, tmp_pat
     from config import current_settings
 
     catalog = tmp_path / "catalog.toml"
-    catalog.write_text((ROOT / "config" / "deployments.toml").read_text())
+    catalog.write_text((ROOT / "localdev" / "deployments.toml").read_text())
     _set(monkeypatch, **{k: v for k, v in VALID.items() if k != "ENTRA_CLIENT_SECRET"},
          AZURE_OPENAI_CATALOG_FILE=str(catalog))
     secrets_dir = tmp_path / "secrets"

@@ -11,6 +11,7 @@ from chains.tools.calculator import evaluate
 from chains.tools.registry import TOOLS, available, langchain_tools
 from chains.tools.spec import ToolContext, ToolFailed
 from config.catalog import load_catalog
+from localdev import LOCAL_CATALOG_FILE
 
 NOON = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -48,7 +49,7 @@ def test_graph_tools_need_a_signed_in_person_and_say_so():
 
 
 def test_only_allowed_tools_are_offered():
-    gpt4o = load_catalog().get("gpt-4o")
+    gpt4o = load_catalog(LOCAL_CATALOG_FILE).get("gpt-4o")
     everyone = {spec.name for spec in available(gpt4o, set(), person=True, documents=True)}
     assert everyone == set(TOOLS)
     # search_documents only where the conversation has indexed documents

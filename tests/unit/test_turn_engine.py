@@ -18,13 +18,14 @@ from auth.signin import SignInExpired
 from callbacks.audit import AuditLog
 from callbacks.chain_stats import ChainStatistics
 from chains.registry import get_chain
+from localdev import LOCAL_CATALOG_FILE
 from config import load_settings
 from engine import (Accepted, Asker, Blocked, Choices, NewMessage, Outcome, Status, StepEnded, StepStarted, TextDelta,
                     TurnEngine, UsageUpdate)
 from memory.conversation import Conversation
 from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner
-from memory.summary import SummaryBufferMemory, summary_text
+from memory.summary import CHAT_SUMMARY_MARKER, SummaryBufferMemory, summary_text
 
 OWNER = Owner("oid-ada", "tid-contoso")
 WHO = Asker(OWNER, SecurityContext("Entra Chat", "oid-ada", "tid-contoso", "198.51.100.7"), "session-hash",
@@ -50,9 +51,13 @@ class FakeAzure(BaseChatModel):
     def _llm_type(self) -> str:
         return "fake-azure"
 
+    def _get_invocation_params(self, stop=None, **kwargs) -> dict:
+        # What callbacks (the audit) read as the call's parameters, as AzureChatOpenAI reports what it sends.
+        return {**super()._get_invocation_params(stop=stop, **kwargs), **self.options}
+
     def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
         prompt = " | ".join(m.text for m in messages)
-        summary = "Context Extraction" in prompt  # LangChain's summary prompt; otherwise a non-streamed call (draft)
+        summary = CHAT_SUMMARY_MARKER in prompt  # our summary prompt (memory/summary.py); else a non-streamed call (draft)
         self.script.calls.append({"kind": "summary" if summary else "invoke", "options": self.options,
                                   "messages": messages})
         text = "SUMMARY of " + prompt if summary else self.script.answers.pop(0)
@@ -88,7 +93,9 @@ def settings(monkeypatch, tmp_path):
                         "ENTRA_CLIENT_SECRET": "not-a-real-secret-value",
                         "AZURE_OPENAI_ENDPOINT": "https://contoso.openai.azure.com",
                         "APP_SESSION_SECRET": "a-test-session-secret-of-at-least-32-chars",
-                        "APP_DATA_DIR": str(tmp_path / "data")}.items():
+                        "APP_DATA_DIR": str(tmp_path / "data"),
+                        # the local tenant's catalog: reasoning deployments and the classic ones
+                        "AZURE_OPENAI_CATALOG_FILE": str(LOCAL_CATALOG_FILE)}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     return load_settings()
@@ -167,6 +174,7 @@ def test_a_complete_turn_streams_then_is_stored_and_audited_once(rig):
     stored = rig.store.load(OWNER, conversation.id)
     assert [(t.role, t.status) for t in stored.turns] == [("user", "complete"), ("assistant", "complete")]
     assert stored.settings == {"deployment": "gpt-4o", "chain": "assistant", "max_output_tokens": 500,
+                               "reasoning_effort": None,
                                "temperature": 0.7}
     (record,) = model_calls(rig)
     assert record["outcome"] == "ok" and record["user_oid"] == "oid-ada" and record["source_ip"] == "198.51.100.7"

@@ -160,3 +160,57 @@ def test_role_budgets_and_overrides(rig, tmp_path, clock):  # noqa: F811
     assert engine.budget(power) == to_nano("7.5")
     engine.usage.set_override(OWNER.oid, OWNER.tenant_id, None, set_by="oid-admin")
     assert engine.budget(WHO) == to_nano(5)
+
+
+def test_reasoning_tokens_are_kept_and_summed_per_month_and_person_apart_from_the_cost(tmp_path, clock):
+    """A reasoning model's hidden tokens: in each usage row, summed by the reports per person and month (My usage,
+    the administration page, its CSV), part of the completion tokens and never priced a second time."""
+    from config.catalog import load_catalog
+    from config.database import database_engine
+    from engine.turn import usage_of
+    from localdev import LOCAL_CATALOG_FILE
+    from memory.usage_reports import UsageFilter, UsageReports, totals
+
+    gpt5 = load_catalog(LOCAL_CATALOG_FILE).get("gpt-5-mini")
+
+    def model_call(prompt, completion, reasoning, purpose="answer"):
+        record = {"event": "model_call", "deployment": "gpt-5-mini", "chain": "assistant@1", "purpose": purpose,
+                  "outcome": "ok", "prompt_tokens": prompt, "completion_tokens": completion,
+                  "cost_usd": str(gpt5.cost(prompt, completion)), "usage_estimated": False}
+        if reasoning is not None:  # None: a record written before reasoning tokens were audited
+            record["reasoning_tokens"] = reasoning
+        return record
+
+    engine = database_engine(None, tmp_path, "conversations.db")
+    ledger, bob = UsageLedger(engine, clock), ("bob-oid", OWNER.tenant_id)
+    adas = [model_call(200, 1000, 880), model_call(150, 300, 120, "summary"), model_call(40, 0, None, "embedding")]
+    ledger.record_now(OWNER.oid, OWNER.tenant_id, adas)
+    ledger.record_now(*bob, [model_call(100, 90, 50), model_call(10, 5, None)])
+    clock.now = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+    ledger.record_now(OWNER.oid, OWNER.tenant_id, [model_call(20, 30, 10)])
+
+    turn = usage_of(adas)
+    assert (turn.completion_tokens, turn.reasoning_tokens) == (1300, 1000)
+    assert turn.cost_usd == gpt5.cost(200, 1000) + gpt5.cost(150, 300) + gpt5.cost(40, 0)  # reasoning priced once
+    from engine.comparison import _combined
+    from memory.conversation import Turn
+    sides = [Turn("assistant", "a", usage=turn), Turn("assistant", "b", usage=usage_of([model_call(9, 60, 48)]))]
+    assert _combined(sides).reasoning_tokens == 1048  # a side-by-side pair's usage: both sides' reasoning
+
+    reports = UsageReports(engine)
+    by_deployment, by_day = reports.person_month(OWNER.oid, OWNER.tenant_id, "2026-11")
+    assert by_deployment.loc[0, ["completion_tokens", "reasoning_tokens"]].tolist() == [1300, 1000]
+    assert int(by_day["reasoning_tokens"].sum()) == 1000
+    december, _ = reports.person_month(OWNER.oid, OWNER.tenant_id, "2026-12")
+    assert december["reasoning_tokens"].tolist() == [10]
+    november = UsageFilter("2026-11")
+    people = reports.people(november).set_index("oid")
+    assert people.loc[OWNER.oid, "reasoning_tokens"] == 1000 and people.loc["bob-oid", "reasoning_tokens"] == 50
+    cube, _ = reports.overview(november)
+    assert totals(cube)["reasoning_tokens"] == 1050 and totals(cube)["completion_tokens"] == 1395
+    november_cost = sum(to_nano(gpt5.cost(p, c)) for p, c in ((200, 1000), (150, 300), (40, 0), (100, 90), (10, 5)))
+    assert totals(cube)["cost_nanousd"] == november_cost  # the completion tokens' price: reasoning is in them
+    csv_text, _ = reports.export_csv(november)
+    header, *lines = csv_text.splitlines()
+    column = header.split(",").index("reasoning_tokens")
+    assert sum(int(line.split(",")[column]) for line in lines) == 1050
