@@ -18,10 +18,13 @@ truncates. If the model cannot embed, the scripted engine's hashing vectors stan
 from __future__ import annotations
 
 import base64
+import functools
 import binascii
 import importlib.util
 import io
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +33,34 @@ from localdev.embeddings import fit_dimensions, hashed_vectors
 from localdev.engines import ChatRequest, image_parts
 
 log = logging.getLogger(__name__)
+
+# Some llama.cpp builds crash (SIGSEGV) in embedding mode on some CPUs, which no `except` can catch: a child process
+# embeds one short text first, and only if it exits cleanly does this process load the model for embeddings.
+_EMBED_PROBE = ("import sys, llama_cpp; m = llama_cpp.Llama(model_path=sys.argv[1], embedding=True, n_ctx=256, "
+                "verbose=False, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN); m.embed('probe', normalize=True)")
+EMBED_PROBE_SECONDS = 120
+
+
+_GENERATE_PROBE = ("import sys, llama_cpp; m = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=4096, verbose=False)\n"
+                   "for n, _ in enumerate(m.generate(m.tokenize(b'Name one colour of the sky.'), temp=0.7, top_p=0.9)):\n"
+                   "    if n >= 8: break")
+
+
+def embedding_probe(model_path: Path) -> str | None:
+    """None if llama.cpp embeds with this model here, else why not (run in a child process: it may crash)."""
+    return _probe(_EMBED_PROBE, model_path, "embed")
+
+
+def _probe(code: str, model_path: Path, what: str) -> str | None:
+    try:
+        probe = subprocess.run([sys.executable, "-c", code, str(model_path)], capture_output=True,
+                               timeout=EMBED_PROBE_SECONDS, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return f"llama.cpp did not {what} a probe text within {EMBED_PROBE_SECONDS} s"
+    if probe.returncode != 0:
+        how = f"signal {-probe.returncode}" if probe.returncode < 0 else f"exit code {probe.returncode}"
+        return f"llama.cpp cannot {what} on this machine (a probe process ended with {how})"
+    return None
 
 SYSTEM_FALLBACK = "You are a helpful assistant."
 
@@ -46,15 +77,19 @@ def default_model_path() -> Path:
     return found[0]
 
 
+@functools.lru_cache(maxsize=1)
 def local_engine_available() -> str | None:
-    """None when the local engine can run here, else the reason it cannot."""
+    """None when the local engine can run here, else the reason it cannot. The first call also has a child process
+    load the model and generate a few tokens: a llama.cpp build that crashes on this CPU (seen: a general protection
+    fault in libggml-cpu on an AVX-512 machine) must make the stack fall back to the scripted engine, not take the
+    emulator down."""
     try:
         import llama_cpp  # noqa: F401
 
-        default_model_path()
+        path = default_model_path()
     except Exception as exc:  # noqa: BLE001 - any reason means: fall back to the scripted engine
         return f"{type(exc).__name__}: {exc}"
-    return None
+    return _probe(_GENERATE_PROBE, path, "generate")
 
 
 class LlamaEngine:
@@ -142,6 +177,10 @@ class LlamaEngine:
 
     def _load_embedder(self):
         import llama_cpp
+
+        refusal = embedding_probe(self.model_path)
+        if refusal:
+            raise RuntimeError(refusal)
 
         # n_batch = n_ctx: one input is embedded in one batch (longer inputs are truncated to it).
         return llama_cpp.Llama(model_path=str(self.model_path), embedding=True, n_ctx=self.n_ctx, n_batch=self.n_ctx,

@@ -86,8 +86,8 @@ def _response_controls(settings: Settings, deployment: Deployment,
     wanted = st.session_state.get(WANTED_LIMIT) or deployment.answer_limit(settings.app.default_max_output_tokens)
     st.session_state["max_output_tokens"] = max(min(wanted, cap), min(100, cap))
     max_output = st.slider("Maximum answer length (tokens)", min_value=min(100, cap), max_value=cap, step=1,
-                           key="max_output_tokens", on_change=lambda: st.session_state.update(
-                               {WANTED_LIMIT: st.session_state["max_output_tokens"]}),
+                           key="max_output_tokens", on_change=_remember, args=(deployment.name, WANTED_LIMIT,
+                                                                                  "max_output_tokens"),
                            help="Reasoning tokens count toward this limit: a reasoning model that uses it all "
                                 "before answering returns no text." if deployment.reasoning else None)
     temperature = effort = None
@@ -95,8 +95,8 @@ def _response_controls(settings: Settings, deployment: Deployment,
         wanted_effort = st.session_state.get(WANTED_EFFORT)
         st.session_state["reasoning_effort"] = deployment.effort(wanted_effort)
         effort = st.select_slider("Reasoning effort", options=list(deployment.reasoning_efforts), key="reasoning_effort",
-                                  format_func=str.capitalize, on_change=lambda: st.session_state.update(
-                                      {WANTED_EFFORT: st.session_state["reasoning_effort"]}),
+                                  format_func=str.capitalize, on_change=_remember,
+                                  args=(deployment.name, WANTED_EFFORT, "reasoning_effort"),
                                   help="; ".join(f"{e}: {EFFORT_HELP[e]}" for e in deployment.reasoning_efforts))
     if not deployment.accepts_sampling:
         st.caption(f"{deployment.display_name} is a reasoning model: it takes no temperature"
@@ -107,6 +107,13 @@ def _response_controls(settings: Settings, deployment: Deployment,
         st.session_state.setdefault("temperature", settings.app.default_temperature)
         temperature = st.slider("Temperature", min_value=0.0, max_value=2.0, step=0.1, key="temperature")
     return max_output, temperature, effort
+
+
+def _remember(deployment: str, wanted: str, widget: str) -> None:
+    """The person moved the control: keep the choice. Not when the deployment changed in the same run: the widget
+    then only reports the value this page clamped it to for the deployment that was shown."""
+    if st.session_state.get("deployment") == deployment:
+        st.session_state[wanted] = st.session_state[widget]
 
 
 def sidebar_footer(conversation: Conversation, store: ConversationStore, owner: Owner,

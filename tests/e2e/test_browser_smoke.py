@@ -97,7 +97,9 @@ def test_an_uploaded_image_shows_as_a_thumbnail_and_gets_an_answer(stack, browse
     box.press("Enter")
     question = page.locator('[data-testid="stChatMessage"]').nth(0)
     question.locator("img").first.wait_for(timeout=30_000)
-    assert "whiteboard.png · 1024×768 · high" in question.inner_text()
+    # gpt-5-mini (the default) counts 32-px patches: 1600×1200 is 1900 patches, over its 1536, so it is shrunk with
+    # OpenAI's formula to 1408×1056 (1452 patches × 1.2), not cut to gpt-4o's 768-px side.
+    assert "whiteboard.png · 1408×1056 · high · 1743 tokens" in question.inner_text()
     page.locator('[data-testid="stChatMessage"]').nth(1).get_by_text("prompt +").wait_for(timeout=30_000)
     page.close()
 

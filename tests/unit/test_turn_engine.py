@@ -75,6 +75,12 @@ class FakeAzure(BaseChatModel):
             yield ChatGenerationChunk(message=AIMessageChunk(content=word + " "))
         if kind == "cut":
             raise ConnectionError("the server dropped the stream")
+        if kind == "length":  # a reasoning model that reached its limit: 80 hidden tokens, then the words
+            yield ChatGenerationChunk(message=AIMessageChunk(
+                content="", usage_metadata={"input_tokens": 30, "output_tokens": 80 + len(text.split()),
+                                            "total_tokens": 0, "output_token_details": {"reasoning": 80}},
+                response_metadata={"finish_reason": "length"}))
+            return
         metadata = {"finish_reason": "content_filter" if kind == "filter" else "stop"}
         if kind == "filter":
             metadata["content_filter_results"] = {"violence": {"filtered": True, "severity": "high"}}
@@ -124,9 +130,9 @@ def rig(settings, tmp_path):
     script = Script()
 
     def factory(settings, deployment, provider, *, user_security_context=None, temperature=None,
-                max_output_tokens=None, callbacks=None):
+                max_output_tokens=None, callbacks=None, **reasoning):
         options = {"deployment": deployment.name, "context": user_security_context, "temperature": temperature,
-                   "max_output_tokens": max_output_tokens, "token": provider()}
+                   "max_output_tokens": max_output_tokens, "token": provider(), **reasoning}
         return FakeAzure(script=script, options=options, callbacks=callbacks)
 
     engine = TurnEngine(settings, store, AuditLog(logger, [statistics.record]), model_factory=factory)
