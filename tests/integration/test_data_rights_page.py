@@ -66,7 +66,7 @@ def test_this_conversation_and_all_my_data_download_as_parsable_exports(settings
     assert mime == "text/markdown"
     markdown = build().decode()
     assert markdown == conversation_markdown(stored) and "chart.png" in markdown
-    assert all(t.content in markdown for t in stored.turns) and "completion tokens · $" in markdown
+    assert all(t.content in markdown for t in stored.turns) and "completion tokens, 256 of them reasoning · $" in markdown
 
     build, mime = deferred["What-is-in-this-picture.json"]
     exported = json.loads(build())

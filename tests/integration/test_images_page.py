@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 import sqlite3
 
+import pytest
 from PIL import Image
 
-from chains.images import image_tokens
 from tests.integration.apptest import open_page
 
 
@@ -18,8 +18,14 @@ def png(size=(1600, 1200), color="navy") -> bytes:
     return buffer.getvalue()
 
 
-def test_an_image_reaches_the_model_prepared_with_its_detail_and_exact_cost(settings, signed_in, emulators):
+@pytest.mark.parametrize(("deployment", "size", "tokens"), [
+    ("gpt-4o", (1024, 768), 765),       # tile rule: 1600×1200 → shortest side 768; 85 + 4 × 170
+    ("gpt-5-mini", (1408, 1056), 1743),  # patch rule: 1900 patches > 1536 → shrunk to 44 × 33 patches; ceil(1452 × 1.2)
+])
+def test_an_image_reaches_the_model_prepared_with_its_detail_and_exact_cost(settings, signed_in, emulators, deployment,
+                                                                            size, tokens):
     at = open_page()
+    at.sidebar.selectbox(key="deployment").set_value(deployment).run()
     at.sidebar.radio(key="image_detail").set_value("high").run()
     at.chat_input(key="draft").set_value("What is in this picture?").upload("chart.png", png(), "image/png").run()
     assert not at.exception, at.exception
@@ -29,8 +35,9 @@ def test_an_image_reaches_the_model_prepared_with_its_detail_and_exact_cost(sett
     image = content[1]["image_url"]
     assert image["detail"] == "high" and image["url"].startswith("data:image/jpeg;base64,")
     decoded = Image.open(io.BytesIO(__import__("base64").b64decode(image["url"].split(",", 1)[1])))
-    assert decoded.size == (1024, 768)  # 1600×1200 → shortest side 768, as Azure scales it
-    assert at.session_state["conversation"].turns[0].attachments[0]["tokens"] == image_tokens(1024, 768, "high")
+    assert decoded.size == size  # what the model itself would make of 1600×1200, nothing more, nothing less
+    attachment = at.session_state["conversation"].turns[0].attachments[0]
+    assert attachment["tokens"] == tokens == request["image_tokens"]  # the estimate is what the emulator billed
     # Stored as a file, referenced from the database; no image data in the database.
     files = list((settings.app.data_dir / "images").glob("*.jpg"))
     assert len(files) == 1
@@ -40,7 +47,8 @@ def test_an_image_reaches_the_model_prepared_with_its_detail_and_exact_cost(sett
     assert "base64" not in stored and f"stored:{files[0].name}" in stored
 
 
-def test_estimate_matches_the_emulator_count_with_images(settings, signed_in, emulators):
+@pytest.mark.parametrize("deployment", ["gpt-4o", "gpt-5-mini", "o4-mini", "gpt-5.4-nano"])
+def test_estimate_matches_the_emulator_count_with_images(settings, signed_in, emulators, deployment):
     from langchain_core.messages import SystemMessage
 
     from chains.assistant import DEFAULT_SYSTEM_PROMPT
@@ -48,14 +56,16 @@ def test_estimate_matches_the_emulator_count_with_images(settings, signed_in, em
     from chains.multimodal import human_message
     from chains.tokens import estimate_prompt_tokens
 
+    chosen = settings.catalog.get(deployment)
     at = open_page()
+    at.sidebar.selectbox(key="deployment").set_value(deployment).run()
     at.sidebar.radio(key="image_detail").set_value("low").run()
     at.chat_input(key="draft").set_value("describe").upload("a.png", png((900, 600)), "image/png").run()
-    prepared = prepare_image("a.png", png((900, 600)), "low")
+    prepared = prepare_image("a.png", png((900, 600)), "low", rule=chosen.image_rule)
     estimate = estimate_prompt_tokens([SystemMessage(DEFAULT_SYSTEM_PROMPT), human_message("describe", [prepared])],
-                                      "gpt-4o")
+                                      chosen.model, chosen.image_rule)
     assert emulators.aoai.requests[-1]["prompt_tokens"] == estimate
-    assert prepared.tokens == 85
+    assert emulators.aoai.requests[-1]["image_tokens"] == prepared.tokens
 
 
 def test_a_bad_file_is_named_and_the_rest_of_the_message_still_goes(settings, signed_in, emulators):

@@ -28,7 +28,14 @@ def test_summary_after_seven_messages_and_prompt_holds_summary_plus_recent(setti
     assert summary_call["body"]["user_security_context"]["end_user_id"] == answer_call["body"]["user_security_context"]["end_user_id"]
     sent = answer_call["body"]["messages"]
     assert sent[0]["role"] == "system"
-    assert sent[1]["content"].startswith("Here is a summary of the conversation to date:")
+    # The summary is the app's context, not the person's words: a system message, written with our chat prompt.
+    assert sent[1]["role"] == "system"
+    assert sent[1]["content"].startswith("Summary of the earlier part of this conversation")
+    prompt = summary_call["body"]["messages"][-1]["content"]
+    assert prompt.startswith("You keep the memory of a conversation") and "Decisions and conclusions" in prompt
+    assert "SESSION INTENT" not in prompt and "ARTIFACTS" not in prompt  # not LangChain's coding-agent prompt
+    assert "temperature" not in summary_call["body"]  # gpt-5-mini: the summariser's temperature 0 is never sent
+    assert summary_call["body"]["reasoning_effort"] == "minimal"
     assert [m["content"] for m in sent[2:]][-1] == "question 4" and len(sent) == 5  # system, summary, 2 kept, new
     assert "question 1" not in json.dumps(sent[2:])
     # The page still shows everything, and says what the model remembers.

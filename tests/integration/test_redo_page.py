@@ -90,6 +90,7 @@ def test_edit_and_resend_the_last_question(settings, signed_in, emulators):
 
 def test_an_edited_question_that_cannot_be_sent_is_handed_back_in_its_box(settings, signed_in, emulators):
     at = page()
+    at.sidebar.selectbox(key="deployment").set_value("gpt-4o").run()  # a 128k window: 200,000 words are beyond it
     ask(at, "short question")
     answer = at.session_state["conversation"].turns[-1]
     click(at, f"edit-{answer.id}")

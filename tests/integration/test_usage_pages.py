@@ -131,8 +131,10 @@ def test_my_usage_shows_this_months_cost_and_the_budget_left(signed_in, settings
     assert metric(at, "Spent this month") == dollars(state.spent_nanousd)
     assert metric(at, "Budget left") == dollars(state.left_nanousd)
     by_deployment = at.dataframe[-1].value
-    assert list(by_deployment["deployment"]) == ["gpt-4o"]
+    assert list(by_deployment["deployment"]) == [settings.catalog.default]
     assert round(by_deployment["cost $"].sum() * 1e9) == state.spent_nanousd
+    # gpt-5-mini bills hidden reasoning as output: My usage says how much of the completion it was.
+    assert int(by_deployment["reasoning tokens"].sum()) == 256
     assert at.get("vega_lite_chart")  # the cost per day
 
     at.run()  # an ordinary rerun closes the dialog: nothing is computed
