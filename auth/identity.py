@@ -31,6 +31,14 @@ class Identity:
         return self.name or self.username or self.oid
 
 
+# With APP_AUTH_DISABLED (local experiments only) everyone is this one person, in this one "session": the page's
+# ui.session.LOCAL_EXPERIMENT and the file routes (web/files.py, which must not import Streamlit) both mean it.
+LOCAL_EXPERIMENT_SESSION_ID = "local-experiment"
+LOCAL_EXPERIMENT_IDENTITY = Identity(oid="00000000-0000-0000-0000-000000000000",
+                                     tenant_id="00000000-0000-0000-0000-000000000000", name="Local experiment",
+                                     username="not signed in")
+
+
 class IdTokenValidator:
     """RS256 signature via the tenant's JWKS, issuer, audience, exp/nbf with small skew, tid in the allowed tenants."""
 

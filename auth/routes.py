@@ -80,7 +80,7 @@ def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str,
             log.warning("sign-in rejected: %s", exc)
             response, outcome = _page("Sign-in failed", f"{exc}.", 400), "rejected"
         else:
-            draft = sessions.take_draft(done.resume_session) if done.resume_session else None
+            draft = sessions.take_draft(done.resume_session, done.identity) if done.resume_session else None
             sessions.delete(done.resume_session)
             session = sessions.create(done.identity, done.token_cache, draft)
             # 303: the browser follows with a GET of the page (a top-level navigation, so the Lax cookie goes along).
@@ -90,14 +90,50 @@ def build_routes(signin: EntraSignIn, sessions: SessionStore, public_url: str,
         response.delete_cookie(SIGNIN_COOKIE, path="/signin", secure=True, httponly=True, samesite="none")
         return response, outcome
 
-    def signout(request: Request) -> Response:
-        sessions.delete(request.cookies.get(SESSION_COOKIE))
-        response = RedirectResponse(signin.end_session_url(f"{public_url}/"), status_code=302)
+    async def signout(request: Request) -> Response:
+        """GET shows a confirm button (a link or image on another site cannot sign anybody out); the button posts a
+        token only this session's page knows, and only then the session ends."""
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if request.method == "GET":
+            if session_id is None or await run_in_threadpool(sessions.get, session_id) is None:
+                return RedirectResponse("/", status_code=303)  # nobody to sign out
+            return _confirm_signout(sessions.form_token(session_id, "signout"))
+        try:
+            form = await request.form(max_files=0, max_fields=4, max_part_size=1024)
+        except (MultiPartException, HTTPException):
+            form = {}
+        token = form.get("token") if isinstance(form.get("token"), str) else None
+        if not sessions.check_form_token(session_id, "signout", token):
+            return _page("Sign-out not confirmed", "This sign-out did not come from this app's own button, so you "
+                         "are still signed in.", 400)
+        await run_in_threadpool(sessions.delete, session_id)
+        # On to Entra's sign-out by a new navigation: a redirect would still be the form's submission, which the
+        # page's CSP (form-action 'self') confines to this app.
+        response = _signed_out(signin.end_session_url(f"{public_url}/"))
         response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
         return response
 
     return [Route("/signin", start), Route("/signin/callback", callback, methods=["GET", "POST"]),
-            Route("/signout", signout)]
+            Route("/signout", signout, methods=["GET", "POST"])]
+
+
+def _signed_out(end_session_url: str) -> HTMLResponse:
+    url = html.escape(end_session_url, quote=True)
+    body = ("<!doctype html><html lang='en'><head><title>Signed out</title>"
+            f"<meta http-equiv='refresh' content='0;url={url}'></head><body style='font-family:sans-serif;"
+            "max-width:40rem;margin:4rem auto'><h1>Signed out</h1><p>You are signed out of the chat. "
+            f"<a href='{url}'>Continue to sign out of Microsoft Entra ID</a>.</p></body></html>")
+    return HTMLResponse(body, headers={"cache-control": "no-store"})
+
+
+def _confirm_signout(token: str) -> HTMLResponse:
+    body = ("<!doctype html><html lang='en'><head><title>Sign out</title></head><body style='font-family:sans-serif;"
+            "max-width:40rem;margin:4rem auto'><h1>Sign out</h1><p>Sign out of the chat and of Microsoft Entra ID in "
+            "this browser?</p><form method='post' action='/signout'>"
+            f"<input type='hidden' name='token' value='{html.escape(token)}'>"
+            "<button type='submit' style='font-size:1rem;padding:.5rem 1rem'>Sign out</button></form>"
+            "<p><a href='/'>Back to the chat</a></p></body></html>")
+    return HTMLResponse(body, headers={"cache-control": "no-store"})
 
 
 def _page(title: str, message: str, status: int) -> HTMLResponse:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -84,8 +85,18 @@ class SessionStore:
     def __init__(self, engine: Engine, secret: str, lifetime: timedelta) -> None:
         self._engine = engine
         self._fernet = derive_fernet(secret, "session-data")
+        self._form_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"entra-chat",
+                              info=b"form-token").derive(secret.encode())
         self.lifetime = lifetime
         upgrade(engine, "sessions")  # the schema (config/migrations), one process at a time
+
+    def form_token(self, session_id: str, purpose: str) -> str:
+        """A token a form of this session's page posts back (sign-out): another site cannot know it, so it cannot
+        make the browser post the form (a GET or a cross-site POST without it does nothing)."""
+        return hmac.new(self._form_key, f"{purpose}\n{session_id}".encode(), hashlib.sha256).hexdigest()
+
+    def check_form_token(self, session_id: str | None, purpose: str, token: str | None) -> bool:
+        return bool(session_id and token) and hmac.compare_digest(self.form_token(session_id, purpose), token)
 
     def create(self, identity: Identity, token_cache: str, draft: str | None = None) -> AuthSession:
         session_id = secrets.token_urlsafe(32)
@@ -126,9 +137,13 @@ class SessionStore:
         """Keep an unsent message across the trip to the sign-in page."""
         self._update(session_id, draft=self._fernet.encrypt(draft.encode()) if draft else None)
 
-    def take_draft(self, session_id: str) -> str | None:
+    def take_draft(self, session_id: str, identity: Identity) -> str | None:
+        """The draft kept in `session_id`, for the same person only: whoever signs in next in that browser may be
+        someone else, and must not get it."""
         session = self.get(session_id)
         if session is None or not session.draft:
+            return None
+        if (session.identity.oid, session.identity.tenant_id) != (identity.oid, identity.tenant_id):
             return None
         self.keep_draft(session_id, None)
         return session.draft

@@ -92,9 +92,17 @@ async def sign_in(base_url: str, login_hint: str, entra_ca: Path, timeout: float
 class StreamlitPerson:
     """One signed-in browser tab, without the browser: `open()`, then `ask()` questions one after another."""
 
-    def __init__(self, base_url: str, session_cookie: str, *, timeout: float = 120.0) -> None:
+    def __init__(self, base_url: str, session_cookie: str | None, *, timeout: float = 120.0,
+                 origin: str | None = None, headers: dict[str, str] | None = None) -> None:
+        """`session_cookie` None: a page with no sign-in. `origin` and `headers`: what the handshake carries (the
+        security tests forge them; a browser sends the page's own origin)."""
         self.base_url = _loopback(base_url).rstrip("/")
         self.cookie = session_cookie
+        self.origin = origin or self.base_url
+        self.headers = dict(headers or {})
+        self.session_id: str | None = None  # Streamlit's id for this page session (from new_session)
+        self.elements: list = []  # every new element drawn (images, links, alerts), for the security tests
+        self.kinds: list[str] = []  # the type of every ForwardMsg received
         self.timeout = timeout
         self.chat_input_id: str | None = None
         self.page_script_hash = ""
@@ -107,20 +115,33 @@ class StreamlitPerson:
         self._run: _Run | None = None
         self._closed: str | None = None
 
-    async def open(self) -> None:
-        """Connects as the page does and waits for the first script run to draw the chat input."""
+    async def open(self, *, resume_session: str | None = None, require_chat: bool = True) -> None:
+        """Connects as the page does and waits for the first script run to draw the chat input. `resume_session`: the
+        Streamlit session id a reconnecting page names (the third WebSocket subprotocol entry)."""
         from websockets.asyncio.client import connect
 
         split = urlsplit(self.base_url)
+        protocols = ["streamlit", "xsrf-unused", resume_session] if resume_session else ["streamlit"]
+        headers = {"Origin": self.origin, **self.headers}
+        if self.cookie:
+            headers["Cookie"] = f"{SESSION_COOKIE}={self.cookie}"
         self._socket = await asyncio.wait_for(connect(
-            f"ws://{split.netloc}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
-            additional_headers={"Origin": self.base_url, "Cookie": f"{SESSION_COOKIE}={self.cookie}"},
-            open_timeout=self.timeout, ping_interval=None), self.timeout)
+            f"ws://{split.netloc}/_stcore/stream", subprotocols=protocols, max_size=None,
+            additional_headers=headers, open_timeout=self.timeout, ping_interval=None), self.timeout)
         self._reader = asyncio.create_task(self._read(), name="streamlit-person-reader")
         await self._rerun(None)
         await self._wait_idle()
-        if self.chat_input_id is None:
+        if require_chat and self.chat_input_id is None:
             raise ProtocolError("the page drew no chat input (not signed in?)")
+
+    async def send_raw(self, message: BackMsg) -> None:
+        """Sends any BackMsg (the security tests send ones a page never would)."""
+        await asyncio.wait_for(self._socket.send(message.SerializeToString()), self.timeout)
+
+    async def rerun(self) -> None:
+        """A plain rerun (as after a click elsewhere), waiting for it to end."""
+        await self._rerun(None)
+        await self._wait_idle()
 
     async def ask(self, text: str, answer_start: str | None = None) -> TurnTiming:
         """Sends `text` through the chat input and waits (bounded) until the run it starts has ended. The first answer
@@ -191,9 +212,11 @@ class StreamlitPerson:
         message.ParseFromString(frame)
         self.messages += 1
         kind = message.WhichOneof("type")
+        self.kinds.append(kind)
         if kind == "new_session":
             self._idle.clear()
             self.page_script_hash = message.new_session.page_script_hash or self.page_script_hash
+            self.session_id = message.new_session.initialize.session_id or self.session_id
         elif kind == "session_status_changed" and message.session_status_changed.script_is_running:
             self._idle.clear()
         elif kind == "page_info_changed":
@@ -204,6 +227,7 @@ class StreamlitPerson:
             self._element(message.delta.new_element)
 
     def _element(self, element) -> None:
+        self.elements.append(element)
         which = element.WhichOneof("type")
         if which == "chat_input":
             self.chat_input_id = element.chat_input.id

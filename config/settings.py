@@ -73,6 +73,11 @@ class AppSettings(_Section):
     max_document_bytes: int = Field(20 * 1024 * 1024, gt=0, le=200 * 1024 * 1024, description="bytes per attached "
                                     "document, at most 209715200")
     max_document_pages: int = Field(500, gt=0, le=5000, description="pages per PDF, e.g. 500")
+    max_files_per_message: int = Field(10, ge=1, le=50, description="files (images and documents) one message may "
+                                       "carry, e.g. 10")
+    upload_in_flight_bytes: int = Field(100 * 1024 * 1024, ge=1024 * 1024, le=2 * 1024 * 1024 * 1024,
+                                        description="bytes one person may be uploading at once (all their pages), "
+                                        "e.g. 104857600")
     document_whole_max_tokens: int = Field(8000, ge=0, le=1_000_000, description="tokens up to which a document goes "
                                            "to the model whole with every question (when it fits the context); longer "
                                            "ones are indexed and searched, e.g. 8000")

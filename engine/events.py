@@ -55,7 +55,7 @@ class BudgetNotice:
 
 
 BlockReason = Literal["context_too_long", "sign_in_expired", "sign_in_unavailable", "images_not_accepted",
-                      "nothing_to_send", "over_budget", "rate_limited", "too_many_images"]
+                      "nothing_to_send", "over_budget", "rate_limited", "too_many_images", "too_many_files"]
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,13 @@ class TurnEngine:
         context = self.audit_context(who, conversation, choices)
         audit = AuditHandler(context, choices.deployment, sink=self.audit)
         text = message.text.strip()
+        most = self.settings.app.max_files_per_message
+        if len(message.uploads) > most:  # the upload route refuses more too (web/session_boundary.py)
+            self.audit.event("message_not_sent", context, outcome="not_sent", reason="too_many_files",
+                             files=len(message.uploads))
+            yield Blocked("too_many_files", f"A message may carry at most {most} files, and {len(message.uploads)} "
+                          "are attached. Send them over several messages.", text)
+            return None
         image_at, others_at = split_uploads([u.name for u in message.uploads], UPLOAD_TYPES)
         images, rejected = self._prepare([message.uploads[i] for i in image_at], choices)
         extracted, refused = self.documents.read([(message.uploads[i].name, message.uploads[i].data)

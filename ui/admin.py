@@ -17,7 +17,8 @@ from config.settings import Settings
 from memory.usage import UsageLedger, to_usd
 from memory.usage_reports import (UsageFilter, UsageReports, dollars, names_of, parse_budget, parse_object_id, roll_up,
                                   totals, usd)
-from ui.services import asker, audit_log, usage_ledger
+from ui.data_rights import download_link
+from ui.services import asker, audit_log, file_links, usage_ledger
 from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, link, sign_in_screen
 from ui.styles import accessible_styles
 from ui.usage import COST_PER_DAY, MONEY, REASONING, cost_per_day, report_key, shown, usage_reports
@@ -57,7 +58,7 @@ def admin_page() -> None:
         _days(cube)
     with by_person:
         _people_table(people, _names(reports, key, tuple(people["oid"])))
-        _export(reports, audit, context, usage)
+        _export(settings, session, usage)
     with by_part:
         _parts(cube)
 
@@ -184,15 +185,12 @@ def cost_by(part: str) -> dict:
                          "x": {"field": "cost", "type": "quantitative", "title": "cost ($)"}}}
 
 
-def _export(reports: UsageReports, audit: AuditLog, context: AuditContext, usage: UsageFilter) -> None:
-    def csv_text() -> str:  # runs when the button is pressed (Streamlit's deferred download), not on every rerun
-        text, rows = reports.export_csv(usage)
-        audit.event("usage_exported", context, month=usage.month, deployment=usage.deployment, chain=usage.chain,
-                    tenant=usage.tenant, person_filter=bool(usage.person), rows=rows)
-        return text
-
-    st.download_button("Download CSV", data=csv_text, file_name=f"usage-{usage.month}.csv", mime="text/csv",
-                       icon=":material/download:", key="admin_export", on_click="ignore")
+def _export(settings: Settings, session: AuthSession, usage: UsageFilter) -> None:
+    # A link for this sign-in session and this filter: web/files.py builds the CSV when it is followed, after checking
+    # the cookie and the role again, and audits it (`usage_exported`).
+    href = file_links(settings).usage_csv(session.id, usage.month, usage.deployment, usage.chain, usage.tenant,
+                                          usage.person)
+    download_link("Download CSV", href, key="admin_export")
     st.caption("The CSV holds the filtered usage, one row per person, day, deployment and chain: calls, prompt and "
                "completion tokens (and how many of those were hidden reasoning) and the exact cost in dollars; names "
                "where the person has signed in recently.")

@@ -1,16 +1,15 @@
 """Your data, at the bottom of the sidebar: this conversation as Markdown or JSON, all of your data as one ZIP, and
 "delete all my data" (confirmed by typing DELETE), which ends every session of yours.
 
-Exports are built only when asked: the conversation's files when their download button is clicked (Streamlit runs the
-builder then), the ZIP when "Prepare" is pressed. Each is read back from the store, so it holds what is kept, and is
-audited with counts only (`data_exported`, `data_deleted`); the audit log itself is never deleted.
+Exports are links (web/files.py): signed for this sign-in session, served only with its cookie and only from the
+person's own conversations, built when followed (the ZIP too), read back from the store, so they hold what is kept,
+and audited there with counts only (`data_exported`). Nothing goes through Streamlit's media manager or its deferred
+downloads, whose URLs any session could ask for. Deleting is audited here (`data_deleted`); the audit log itself is
+never deleted.
 """
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable
-from dataclasses import replace
+import html
 
 import streamlit as st
 
@@ -20,14 +19,14 @@ from callbacks.audit import AuditContext, AuditLog
 from config import current_settings
 from config.settings import Settings
 from memory.conversation import Conversation
-from memory.export import conversation_json, conversation_markdown, delete_all_my_data, export_all
+from memory.export import delete_all_my_data
 from memory.store import ConversationStore, Owner
-from ui.services import asker, audit_log, usage_ledger
+from ui.services import asker, audit_log, file_links
 from ui.session import LOCAL_EXPERIMENT, current_session, link
+from web.files import FileLinks
 
 CONFIRM_WORD = "DELETE"
 INCLUDE_IMAGES = "export_include_images"
-PREPARED = "my_data_zip"  # (bytes, file name, images embedded)
 CONFIRMING = "delete_all_confirming"
 TYPED = "delete_all_typed"
 
@@ -47,12 +46,13 @@ def data_rights(conversation: Conversation, store: ConversationStore, owner: Own
         include_images = st.checkbox("Include images in JSON", key=INCLUDE_IMAGES,
                                      help="Embed each image (base64, with its type) in the JSON; otherwise images are "
                                           "listed by name and stored reference.")
+        links = file_links(settings)
         if conversation.persisted:
-            _conversation_exports(conversation, store, owner, include_images, audit, context, services, session)
+            _conversation_exports(conversation, links, session, include_images)
         else:
             st.caption("This conversation is not saved yet: nothing to export.")
         st.divider()
-        _all_my_data(settings, store, owner, include_images, audit, context)
+        _all_my_data(links, session, include_images)
         st.divider()
         _delete_all(settings, store, owner, services, audit, context)
 
@@ -75,67 +75,31 @@ def _signed_in(settings: Settings) -> tuple[AuthServices | None, AuthSession | N
 
 
 # -- this conversation -------------------------------------------------------------------------------------------------
-def _conversation_exports(conversation: Conversation, store: ConversationStore, owner: Owner, include_images: bool,
-                          audit: AuditLog, context: AuditContext, services: AuthServices | None,
-                          session: AuthSession) -> None:
-    name = _file_name(conversation.title)
-    context = replace(context, conversation_id=conversation.id)
-    st.download_button("This conversation as Markdown", key="export_markdown", icon=":material/article:",
-                       file_name=f"{name}.md", mime="text/markdown", on_click="ignore",
-                       data=_builder(store, owner, conversation.id, "markdown", False, audit, context, services,
-                                     session))
-    st.download_button("This conversation as JSON", key="export_json", icon=":material/data_object:",
-                       file_name=f"{name}.json", mime="application/json", on_click="ignore",
-                       data=_builder(store, owner, conversation.id, "json", include_images, audit, context, services,
-                                     session))
-
-
-def _builder(store: ConversationStore, owner: Owner, conversation_id: str, kind: str, include_images: bool,
-             audit: AuditLog, context: AuditContext, services: AuthServices | None,
-             session: AuthSession) -> Callable[[], bytes]:
-    """The export, built when the download is clicked (outside the script run: everything it needs is bound here)."""
-    def build() -> bytes:
-        if services is not None and services.sessions.get(session.id) is None:
-            raise PermissionError("signed out")  # the session ended (sign-out, or all data deleted) since drawing
-        conversation = store.load(owner, conversation_id)
-        if conversation is None:
-            raise LookupError("that conversation does not exist (any more)")
-        if kind == "markdown":
-            data = conversation_markdown(conversation).encode()
-        else:
-            data = json.dumps(conversation_json(conversation, store.files, include_images), ensure_ascii=False,
-                              indent=2).encode()
-        audit.event("data_exported", context, scope="conversation", format=kind,
-                    images_embedded=include_images and kind == "json", conversations=1,
-                    messages=len(conversation.turns), bytes=len(data))
-        return data
-    return build
+def _conversation_exports(conversation: Conversation, links: FileLinks, session: AuthSession,
+                          include_images: bool) -> None:
+    download_link("This conversation as Markdown", links.conversation(session.id, conversation.id, "markdown"),
+                  key="export_markdown")
+    download_link("This conversation as JSON",
+                  links.conversation(session.id, conversation.id, "json-images" if include_images else "json"),
+                  key="export_json")
 
 
 # -- all my data -------------------------------------------------------------------------------------------------------
-def _all_my_data(settings: Settings, store: ConversationStore, owner: Owner, include_images: bool, audit: AuditLog,
-                 context: AuditContext) -> None:
-    st.caption("All my data: every conversation (JSON and Markdown), my feedback and votes, my usage (CSV).")
-    prepared = st.session_state.get(PREPARED)
-    if prepared is not None and prepared[2] != include_images:  # the choice changed: prepare again
-        st.session_state.pop(PREPARED, None)
-        prepared = None
-    if prepared is None:
-        if st.button("Prepare all my data", key="prepare_my_data", icon=":material/folder_zip:"):
-            with st.spinner("Collecting your data…"):
-                export = export_all(store, usage_ledger(settings), owner, store.files, include_images)
-            audit.event("data_exported", context, scope="all", format="zip", images_embedded=include_images,
-                        bytes=len(export.data), **export.counts)
-            prepared = (export.data, "my-data.zip", include_images)
-            st.session_state[PREPARED] = prepared
-    if prepared is not None:
-        st.download_button(f"Download all my data ({_size(len(prepared[0]))})", data=prepared[0],
-                           file_name=prepared[1], mime="application/zip", key="download_my_data",
-                           icon=":material/download:", type="primary", on_click=_forget_prepared)
+def _all_my_data(links: FileLinks, session: AuthSession, include_images: bool) -> None:
+    st.caption("All my data: every conversation (JSON and Markdown), my feedback and votes, my usage (CSV). The ZIP is "
+               "collected when you follow the link, which may take a moment.")
+    download_link("Download all my data", links.all_my_data(session.id, include_images), key="download_my_data",
+                  primary=True)
 
 
-def _forget_prepared() -> None:
-    st.session_state.pop(PREPARED, None)  # downloaded: the ZIP is not kept in memory any longer
+def download_link(label: str, href: str, *, key: str, primary: bool = False) -> None:
+    """A same-tab download link drawn like a button (st.download_button would hand the file to Streamlit's media
+    manager). `key` names the element for tests and styling."""
+    look = ("display:inline-block;padding:.3rem .8rem;margin:.15rem 0;border-radius:.5rem;font-weight:600;"
+            "text-decoration:none;border:1px solid currentColor;" + ("" if not primary else "border-width:2px;"))
+    with st.container(key=key):
+        st.markdown(f'<a href="{html.escape(href)}" download target="_self" style="{look}">{html.escape(label)}</a>',
+                    unsafe_allow_html=True)
 
 
 # -- delete all my data ------------------------------------------------------------------------------------------------
@@ -169,7 +133,7 @@ def _delete_everything(settings: Settings, store: ConversationStore, owner: Owne
         return
     deleted = delete_all_my_data(store, services.sessions if services is not None else None, owner)
     audit.event("data_deleted", context, **deleted.as_dict())
-    st.session_state.clear()  # this browser's copy too: the conversation, drafts, prepared exports, token providers
+    st.session_state.clear()  # this browser's copy too: the conversation, drafts, token providers
     st.session_state["conversation"] = Conversation()
     st.success(f"All your data was deleted: {_count(deleted.conversations, 'conversation')} "
                f"({_count(deleted.messages, 'message')}, {_count(deleted.documents, 'document')}, "
@@ -181,15 +145,5 @@ def _delete_everything(settings: Settings, store: ConversationStore, owner: Owne
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------------
-def _file_name(title: str) -> str:
-    name = re.sub(r"[^\w\- ]+", "", title or "", flags=re.UNICODE).strip()
-    name = re.sub(r"\s+", "-", name)[:60].strip("-")
-    return name or "conversation"
-
-
 def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _size(length: int) -> str:
-    return f"{length / 1_048_576:.1f} MB" if length >= 1_048_576 else f"{max(1, round(length / 1024))} KB"

@@ -15,7 +15,7 @@ from ui.choice_state import want_answer_limit
 from ui.session import link
 
 BLOCK_ICONS = {"context_too_long": ":material/data_usage:", "images_not_accepted": ":material/hide_image:",
-               "too_many_images": ":material/hide_image:",
+               "too_many_images": ":material/hide_image:", "too_many_files": ":material/attach_file:",
                "nothing_to_send": ":material/draft:", "over_budget": ":material/savings:",
                "rate_limited": ":material/speed:", "sign_in_unavailable": ":material/cloud_off:"}
 
@@ -54,7 +54,7 @@ def _summarise_now(engine: TurnEngine, who: Asker, conversation: Conversation, c
 def kept_draft(services: AuthServices | None, session: AuthSession) -> None:
     """A message kept across a sign-in or a send that did not fit, offered once to send."""
     if "kept_draft" not in st.session_state:
-        st.session_state["kept_draft"] = services.sessions.take_draft(session.id) if services else None
+        st.session_state["kept_draft"] = services.sessions.take_draft(session.id, session.identity) if services else None
     draft = st.session_state.get("kept_draft")
     if not draft:
         return

@@ -1,8 +1,15 @@
 """What the page needs from the layers below, built once per process (or per person where it must be): the database,
-the conversation store, the audit log with its listeners (chain statistics, metrics), the turn engine, and who asks."""
+the conversation store, the audit log with its listeners (chain statistics, metrics), the turn engine, and who asks.
+
+Process-level objects are held in plain `functools.cache`s, not `st.cache_resource`: Streamlit empties that cache for
+every session when any page sends `clear_cache` (the WebSocket boundary drops that message too, web/session_boundary.py),
+and rebuilding them would start a second replica heartbeat thread, a second audit handler, a second database pool."""
 from __future__ import annotations
 
+import functools
 import hashlib
+import secrets
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -19,10 +26,12 @@ from callbacks.metrics import process_metrics
 from config.database import database_engine
 from config.settings import Settings
 from engine import Asker, TurnEngine
-from memory.images import ImageFiles
+from memory.images import MIME, REFERENCE, ImageFiles
 from memory.inflight import TurnsInFlight
 from memory.store import ConversationStore, Owner
 from memory.usage import UsageLedger
+from ui import session as page_session
+from web.files import FileLinks
 
 
 def _database_key(settings: Settings) -> tuple[str | None, str]:
@@ -30,27 +39,27 @@ def _database_key(settings: Settings) -> tuple[str | None, str]:
     return url, str(settings.app.data_dir.resolve())
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache
 def _database(database_url: str | None, data_dir: str) -> Engine:
     return database_engine(database_url, Path(data_dir), "conversations.db")
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache
 def _store(database_url: str | None, data_dir: str) -> ConversationStore:
     return ConversationStore(_database(database_url, data_dir), ImageFiles(Path(data_dir) / "images"))
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache
 def _statistics(database_url: str | None, data_dir: str) -> ChainStatistics:
     return ChainStatistics(_database(database_url, data_dir))
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache
 def _usage(database_url: str | None, data_dir: str) -> UsageLedger:
     return UsageLedger(_database(database_url, data_dir))
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache
 def _audit_log(database_url: str | None, data_dir: str, to_stdout: bool, metrics: bool) -> AuditLog:
     logger = configure_audit_log(Path(data_dir), to_stdout=to_stdout)
     listeners = [_statistics(database_url, data_dir).record]
@@ -59,7 +68,7 @@ def _audit_log(database_url: str | None, data_dir: str, to_stdout: bool, metrics
     return AuditLog(logger, listeners=listeners)
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache
 def _flights(database_url: str | None, data_dir: str) -> TurnsInFlight:
     _store(database_url, data_dir)  # the schema is there before anything is written to it
     return TurnsInFlight(_database(database_url, data_dir))
@@ -91,6 +100,43 @@ def turn_engine(settings: Settings) -> TurnEngine:
     return TurnEngine(settings, conversation_store(settings), audit_log(settings), usage=usage_ledger(settings))
 
 
+# -- links to the person's files (web/files.py serves them after checking the cookie and the owner) -------------------
+# Sign-in off (local experiments): no session secret, so links are signed with a secret of this process.
+_PROCESS_SECRET = secrets.token_urlsafe(48)
+
+
+@functools.cache
+def _file_links(secret: str, max_age_seconds: int) -> FileLinks:
+    return FileLinks(secret, max_age_seconds)
+
+
+def file_links(settings: Settings) -> FileLinks:
+    """The process's link signer, the one app.py hands to `web.files.file_routes`. A link lives as long as a sign-in
+    may (it opens nothing once its session has ended anyway)."""
+    secret = settings.app.session_secret.get_secret_value() if settings.app.session_secret else _PROCESS_SECRET
+    return _file_links(secret, int(settings.app.session_hours * 3600))
+
+
+def session_id(settings: Settings) -> str | None:
+    """This page's sign-in session id (the cookie's value), which links are bound to."""
+    return page_session.LOCAL_EXPERIMENT.id if settings.app.auth_disabled else page_session.session_cookie()
+
+
+def image_urls(settings: Settings, files: ImageFiles, refs: list[str]) -> list[str | None]:
+    """A URL per stored image for st.image (absolute: Streamlit hands a relative one to its media manager), or None
+    where the file is gone or this page has no session."""
+    sid = session_id(settings)
+    links = file_links(settings)
+    base = settings.app.public_url.rstrip("/")
+    urls = []
+    for ref in refs:
+        match = REFERENCE.match(ref or "")
+        there = (sid and match and match.group(2) in MIME
+                 and (files.folder / f"{match.group(1)}.{match.group(2)}").exists())
+        urls.append(f"{base}{links.image(sid, ref)}" if there else None)
+    return urls
+
+
 def owner(session: AuthSession) -> Owner:
     return Owner(session.identity.oid, session.identity.tenant_id)
 
@@ -109,10 +155,16 @@ def asker(settings: Settings, services: AuthServices | None, session: AuthSessio
                  timezone=zone if isinstance(zone, str) and zone else "UTC")
 
 
-@st.cache_resource(show_spinner=False)
-def _cached_app_token_provider(_entra, identity_key: str):
+_APP_PROVIDERS: dict[str, TokenProvider] = {}
+_APP_PROVIDERS_LOCK = threading.Lock()
+
+
+def _cached_app_token_provider(entra, identity_key: str):
     # The app's own identity is the same for everyone, so one credential (and its token cache) serves all sessions.
-    return app_token_provider(_entra)
+    with _APP_PROVIDERS_LOCK:
+        if identity_key not in _APP_PROVIDERS:
+            _APP_PROVIDERS[identity_key] = app_token_provider(entra)
+        return _APP_PROVIDERS[identity_key]
 
 
 def _app_token_provider(settings: Settings) -> TokenProvider:

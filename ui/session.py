@@ -1,6 +1,8 @@
 """The signed-in person for this page load, found only through the HttpOnly session cookie."""
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
 from datetime import datetime, timezone
@@ -26,7 +28,24 @@ def session_cookie() -> str | None:
 
 
 def current_session(services: AuthServices) -> AuthSession | None:
-    return services.sessions.get(session_cookie())
+    session = services.sessions.get(session_cookie())
+    bind_page_to(session.id if session else None)
+    return session
+
+
+OWNER = "_page_owner"
+
+
+def bind_page_to(session_id: str | None) -> None:
+    """The page's state belongs to the sign-in that first used it: a run under another sign-in, or none, starts from
+    an empty state (never the old conversation, drafts or prepared files). The WebSocket boundary already refuses to
+    resume another person's Streamlit session (web/session_boundary.py); this holds even if that were bypassed."""
+    owner = hashlib.sha256(session_id.encode()).hexdigest() if session_id else None
+    bound = st.session_state.get(OWNER)
+    if bound is not None and bound != owner:
+        st.session_state.clear()
+    if owner is not None:
+        st.session_state[OWNER] = owner
 
 
 def access_denied_screen(app_name: str, who: str, reason: str) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import streamlit as st
 
+from config import current_settings
 from engine import (Accepted, Blocked, BudgetNotice, DocumentIndexed, DocumentProgress, Event, Outcome, Status, StepEnded,
                     StepStarted, TextDelta)
 from memory.conversation import Turn
@@ -13,6 +14,7 @@ from memory.export import usage_line
 from memory.images import ImageFiles
 from ui.announce import announce_answer
 from ui.copy import copy_button
+from ui.services import image_urls
 
 Feedback = Callable[[Turn], None]
 # At most ten page updates a second while streaming: each update re-sends the whole markdown; the first token and
@@ -46,11 +48,14 @@ def show_turn(turn: Turn, files: ImageFiles | None, feedback: Feedback | None = 
 def _turn_details(turn: Turn, files: ImageFiles | None, feedback: Feedback | None) -> None:
     images = [a for a in turn.attachments if a.get("kind", "image") == "image"]
     if images and files is not None:
-        shown = [(files.load(a["ref"]), a) for a in images]
-        st.image([data for data, _ in shown if data], width=120,
-                 caption=[f"{a['name']} · {a['width']}×{a['height']} · {a['detail']} · {a['tokens']} tokens"
-                          for data, a in shown if data],
-                 alt=[f"Attached image {a['name']}" for data, a in shown if data])
+        # Links the person's own sign-in opens (web/files.py), never the bytes: Streamlit's media URLs open for anyone.
+        urls = image_urls(current_settings(), files, [a.get("ref", "") for a in images])
+        shown = [(url, a) for url, a in zip(urls, images) if url]
+        if shown:
+            st.image([url for url, _ in shown], width=120,
+                     caption=[f"{a['name']} · {a['width']}×{a['height']} · {a['detail']} · {a['tokens']} tokens"
+                              for _, a in shown],
+                     alt=[f"Attached image {a['name']}" for _, a in shown])
     for document in (a for a in turn.attachments if a.get("kind") == "document"):
         st.caption(f":material/description: {document['summary']}")
     if turn.sources:

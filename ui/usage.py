@@ -2,6 +2,8 @@
 usage ledger when the dialog is opened, never on an ordinary rerun."""
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +32,7 @@ COST_PER_DAY = {
 }
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache  # per process, never cleared by a page (ui/services.py says why)
 def _sign_in_database(database_url: str | None, data_dir: str) -> Engine:
     # Where auth/services.py keeps the sign-in sessions: the same Postgres, or SQLite's sessions.db.
     if database_url:
@@ -38,7 +40,7 @@ def _sign_in_database(database_url: str | None, data_dir: str) -> Engine:
     return database_engine(None, Path(data_dir), "sessions.db")
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache  # per process, never cleared by a page (ui/services.py says why)
 def _reports(database_url: str | None, data_dir: str) -> UsageReports:
     return UsageReports(services._database(database_url, data_dir), _sign_in_database(database_url, data_dir))
 

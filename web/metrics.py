@@ -25,17 +25,29 @@ METRICS_PATH = "/metrics"
 STREAM_PATH = "/_stcore/stream"  # Streamlit's WebSocket: one per open page (under any server.baseUrlPath)
 
 
-def metrics_route(settings: AppSettings, metrics: ChatMetrics | None) -> Route:
-    """GET /metrics: 200 with the metrics, 401 (token configured, wrong or missing), 403 (networks only, peer outside
-    them), 404 when metrics are off."""
+def scrape_allowed(settings: AppSettings):
+    """A check of one request: does it show the metrics token, or come directly from a metrics network? Used by
+    /metrics and to open Streamlit's own /_stcore/metrics the same way (web/session_boundary.py)."""
     token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
     networks = [ipaddress.ip_network(n, strict=False) for n in settings.metrics_networks]
     proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
 
+    def allowed(request: Request) -> bool:
+        return _bearer_matches(request, token) or _internal_peer(request, networks, proxies)
+    return allowed
+
+
+def metrics_route(settings: AppSettings, metrics: ChatMetrics | None) -> Route:
+    """GET /metrics: 200 with the metrics, 401 (token configured, wrong or missing), 403 (networks only, peer outside
+    them), 404 when metrics are off."""
+    token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
+    networks = settings.metrics_networks
+    allowed = scrape_allowed(settings)
+
     def serve(request: Request) -> Response:
         if metrics is None or not (token or networks):
             return PlainTextResponse("Not Found", status_code=404)
-        if not (_bearer_matches(request, token) or _internal_peer(request, networks, proxies)):
+        if not allowed(request):
             if token:
                 return PlainTextResponse("Unauthorized", status_code=401,
                                          headers={"www-authenticate": 'Bearer realm="metrics"'})

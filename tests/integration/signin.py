@@ -3,6 +3,8 @@ middleware app.py adds, Entra's authorize step over real HTTPS against the emula
 the callback (response_mode=form_post) as a browser posts Entra's auto-submitting form."""
 from __future__ import annotations
 
+import re
+
 import ssl
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -97,3 +99,11 @@ def sign_in(settings, emulators, *, client: TestClient | None = None, start_path
     authorize, path, answer = entra_answer(start, emulators.tls.ca_file)
     callback = client.post(path, data=answer)
     return Trip(client, start, authorize, answer, callback)
+
+
+def sign_out(trip: Trip):
+    """What the page's Sign out does: GET /signout (a confirm page), then its button posts the form with its token."""
+    confirm = trip.client.get("/signout")
+    assert confirm.status_code == 200, confirm.text
+    token = re.search(r"name='token' value='([0-9a-f]+)'", confirm.text).group(1)
+    return trip.client.post("/signout", data={"token": token})

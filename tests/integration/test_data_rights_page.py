@@ -1,16 +1,15 @@
 """Your data on the page (AppTest, a real sign-in, the emulators over HTTPS): this conversation's Markdown and JSON and
-the ZIP of all my data parse and match the store; "delete all my data" asks for DELETE, then empties the person's
-conversation list, removes their files, ends their sessions, and is audited with counts (the audit log stays)."""
+the ZIP of all my data are links the person's own session opens (followed over HTTP, web/files.py), and parse and
+match the store; "delete all my data" asks for DELETE, then empties the person's conversation list, removes their
+files, ends their sessions, and is audited with counts (the audit log stays)."""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 import sqlite3
 import zipfile
-
-import pytest
-from streamlit.runtime.media_file_manager import MediaFileManager
 
 from auth.services import auth_services
 from localdev.entra import Knobs
@@ -20,24 +19,19 @@ from memory.export import EMBEDDED, conversation_from_json, conversation_markdow
 from memory.store import Owner
 from tests.integration.apptest import open_page
 from tests.integration.signin import sign_in
+from tests.integration.test_file_routes import file_client, link_in
 from tests.integration.test_images_page import png
 from ui.conversations import conversation_store
 
 ADA, GRACE = Owner(TEST_USER.oid, TENANT_ID), Owner(OTHER_USER.oid, TENANT_ID)
 
 
-@pytest.fixture
-def deferred(monkeypatch) -> dict:
-    """The builders the page hands Streamlit for on-click downloads, by file name (a browser click runs them)."""
-    built = {}
-    original = MediaFileManager.add_deferred
-
-    def record(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
-        built[file_name] = (data_callable, mimetype)
-        return original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
-    return built
+def export_link(at, key: str) -> tuple[str, str]:
+    """(label, href) of a "Your data" download link."""
+    html = at.sidebar.get_by_key(key).markdown[0].value
+    label = re.search(r">([^<]+)</a>", html).group(1)
+    assert " download " in html and 'target="_self"' in html  # a same-tab download, not a new tab
+    return label, link_in(html)
 
 
 def ask(at, text: str, image: bytes | None = None) -> None:
@@ -53,35 +47,45 @@ def audit_records(settings) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_this_conversation_and_all_my_data_download_as_parsable_exports(settings, signed_in, emulators, deferred):
+def test_this_conversation_and_all_my_data_download_as_parsable_exports(settings, signed_in, emulators):
     at = open_page()
     ask(at, "What is in this picture?", png((400, 300)))
     ask(at, "And a follow-up")
     store = conversation_store(settings)
     stored = store.load(ADA, at.session_state["conversation"].id)
     assert len(stored.turns) == 4 and stored.turns[0].attachments
+    browser = file_client(settings, signed_in.session_id)
 
-    assert at.sidebar.download_button(key="export_markdown").label == "This conversation as Markdown"
-    build, mime = deferred["What-is-in-this-picture.md"]
-    assert mime == "text/markdown"
-    markdown = build().decode()
+    label, href = export_link(at, "export_markdown")
+    assert label == "This conversation as Markdown" and href.startswith("/exports/")
+    response = browser.get(href)
+    assert response.headers["content-disposition"] == 'attachment; filename="What-is-in-this-picture.md"'
+    assert response.headers["content-type"].startswith("text/markdown")
+    assert response.headers["cache-control"] == "private, no-store"
+    markdown = response.text
     assert markdown == conversation_markdown(stored) and "chart.png" in markdown
     assert all(t.content in markdown for t in stored.turns) and "completion tokens, 256 of them reasoning · $" in markdown
+    assert file_client(settings).get(href).status_code == 401  # no cookie, nothing
 
-    build, mime = deferred["What-is-in-this-picture.json"]
-    exported = json.loads(build())
-    assert mime == "application/json" and conversation_from_json(exported).turns == stored.turns
+    label, href = export_link(at, "export_json")
+    response = browser.get(href)
+    exported = response.json()
+    assert label == "This conversation as JSON" and response.headers["content-type"] == "application/json"
+    assert response.headers["content-disposition"] == 'attachment; filename="What-is-in-this-picture.json"'
+    assert conversation_from_json(exported).turns == stored.turns
     assert EMBEDDED not in exported["turns"][0]["attachments"][0]
     at.sidebar.checkbox(key="export_include_images").check().run()
-    with_images = json.loads(deferred["What-is-in-this-picture.json"][0]())
+    with_images = browser.get(export_link(at, "export_json")[1]).json()
     assert with_images["turns"][0]["attachments"][0][EMBEDDED]["mime_type"] == "image/jpeg"
     assert conversation_from_json(with_images).turns == stored.turns
 
-    assert not [b for b in at.sidebar.download_button if b.key == "download_my_data"]  # nothing built until asked
-    at.sidebar.button(key="prepare_my_data").click().run()
-    assert not at.exception, at.exception
-    assert at.sidebar.download_button(key="download_my_data").label.startswith("Download all my data (")
-    with zipfile.ZipFile(io.BytesIO(at.session_state["my_data_zip"][0])) as archive:
+    # All my data: a link from the start (no "Prepare" step, no ZIP kept in the page's state), built when followed.
+    label, href = export_link(at, "download_my_data")
+    assert label == "Download all my data" and "my_data_zip" not in at.session_state
+    assert not [r for r in audit_records(settings) if r["event"] == "data_exported" and r["scope"] == "all"]
+    response = browser.get(href)
+    assert response.headers["content-disposition"] == 'attachment; filename="my-data.zip"'
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         entries = {name: archive.read(name) for name in archive.namelist()}
     listed = store.list(ADA)
     assert {f"conversations/{c.id}.json" for c in listed} <= set(entries)

@@ -1,6 +1,7 @@
 """Images through the page and the Azure OpenAI emulator: the request carries the prepared image with its detail,
-the estimate equals the emulator's prompt count, images are stored as files (never base64 in the database), and a
-bad file is named with its reason while the rest of the message goes."""
+the estimate equals the emulator's prompt count, images are stored as files (never base64 in the database) and shown
+through links only the person's own session opens (web/files.py), and a bad file is named with its reason while the
+rest of the message goes."""
 from __future__ import annotations
 
 import io
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.integration.apptest import open_page
+from tests.integration.test_file_routes import file_client
 
 
 def png(size=(1600, 1200), color="navy") -> bytes:
@@ -45,6 +47,15 @@ def test_an_image_reaches_the_model_prepared_with_its_detail_and_exact_cost(sett
         stored = " ".join(str(value) for row in db.execute("SELECT memory FROM conversations UNION ALL "
                                                            "SELECT attachments FROM messages") for value in row)
     assert "base64" not in stored and f"stored:{files[0].name}" in stored
+    # The thumbnail: a link to the route that checks the session cookie, never Streamlit's media manager.
+    (thumbnail,) = at.chat_message[0].image
+    (url,) = thumbnail.value
+    assert url.startswith(f"{settings.app.public_url}/files/") and files[0].stem not in url
+    assert thumbnail.captions == [f"chart.png · {size[0]}×{size[1]} · high · {tokens} tokens"]
+    shown = file_client(settings, signed_in.session_id).get(url)
+    assert shown.status_code == 200 and shown.content == files[0].read_bytes()
+    assert shown.headers["content-type"] == "image/jpeg" and shown.headers["cache-control"] == "private, no-store"
+    assert file_client(settings).get(url).status_code == 401
 
 
 @pytest.mark.parametrize("deployment", ["gpt-4o", "gpt-5-mini", "o4-mini", "gpt-5.4-nano"])
@@ -87,6 +98,8 @@ def test_resumed_conversation_sends_its_stored_images_again(settings, signed_in,
     cid = at.session_state["conversation"].id
     fresh = open_page()
     fresh.sidebar.button(key=f"open-{cid}").click().run()
+    (url,) = fresh.chat_message[0].image[0].value  # the stored image, shown again through a link of this session
+    assert file_client(settings, signed_in.session_id).get(url).status_code == 200
     fresh.chat_input(key="draft").set_value("what colour was it?").run()
     sent = emulators.aoai.requests[-1]["body"]["messages"]
     assert any(isinstance(m["content"], list) and m["content"][1]["image_url"]["url"].startswith("data:image/jpeg")

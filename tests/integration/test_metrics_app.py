@@ -154,8 +154,10 @@ def test_the_running_app_counts_sign_ins_and_open_pages_for_the_token_holder(emu
         assert callback.status_code == 303, callback.text
         session = callback.cookies[SESSION_COOKIE]
         stream = url.replace("http://", "ws://") + "/_stcore/stream"
-        with connect(stream, subprotocols=["streamlit"], additional_headers={"cookie": f"{SESSION_COOKIE}={session}"},
-                     open_timeout=15), connect(stream, subprotocols=["streamlit"], open_timeout=15):
+        page = {"origin": url}  # a browser sends the page's origin; the app refuses any other (or none)
+        with connect(stream, subprotocols=["streamlit"], open_timeout=15,
+                     additional_headers={"cookie": f"{SESSION_COOKIE}={session}", **page}), \
+                connect(stream, subprotocols=["streamlit"], open_timeout=15, additional_headers=page):
             during = scrape(http)
         after = scrape(http)
         for _ in range(50):  # the server notices the closed sockets a moment later

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from auth.services import auth_services
 from localdev.entra import Knobs
 from localdev.stack import TENANT_ID, TEST_USER
-from tests.integration.signin import sign_in
+from tests.integration.signin import sign_in, sign_out
 
 from tests.integration.apptest import PAGE, open_page as _page
 
@@ -154,7 +154,7 @@ def test_a_forged_or_guessed_session_cookie_shows_the_sign_in_page(stack_env, mo
 
 
 def test_a_cookie_is_useless_after_sign_out(settings, signed_in):
-    signed_in.client.get("/signout")
+    sign_out(signed_in)
     at = _page()  # the page still sees the old cookie value
     assert not at.chat_input and any('href="/signin"' in m.value for m in at.markdown)
 

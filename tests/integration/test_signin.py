@@ -3,7 +3,9 @@ posted back (response_mode=form_post), the id_token validated by the app, server
 on-behalf-of, sign-out, and nothing secret in logs."""
 from __future__ import annotations
 
+import html
 import logging
+import re
 import time
 import warnings
 from datetime import timedelta
@@ -20,7 +22,7 @@ from config import load_settings
 from config.logs import configure_logging
 from localdev.entra import Knobs
 from localdev.stack import CLIENT_ID, OTHER_USER, TENANT_ID, TEST_USER
-from tests.integration.signin import app_client, entra_answer, entra_get, posted_form, sign_in
+from tests.integration.signin import app_client, entra_answer, entra_get, posted_form, sign_in, sign_out
 
 
 @pytest.fixture(autouse=True)
@@ -220,16 +222,33 @@ def test_resume_carries_the_kept_draft_into_the_new_session(settings, emulators)
     again = sign_in(settings, emulators, client=trip.client, start_path="/signin?resume=1")
     assert again.session_id != old_session
     assert services.sessions.get(old_session) is None  # the old session is gone
-    assert services.sessions.take_draft(again.session_id) == "my unsent question"
-    assert services.sessions.take_draft(again.session_id) is None
+    ada = services.sessions.get(again.session_id).identity
+    assert services.sessions.take_draft(again.session_id, ada) == "my unsent question"
+    assert services.sessions.take_draft(again.session_id, ada) is None
+
+
+def test_a_kept_draft_goes_only_to_the_person_who_wrote_it(settings, emulators):
+    """Security finding: /signin?resume=1 handed Ada's kept draft to whoever signed in next in that browser."""
+    trip = sign_in(settings, emulators)
+    services = auth_services(settings)
+    ada_session = trip.session_id
+    services.sessions.keep_draft(ada_session, "Ada's unsent salary question")
+    grace = sign_in(settings, emulators, client=trip.client, start_path="/signin?resume=1&login_hint=grace@contoso.example")
+    session = services.sessions.get(grace.session_id)
+    assert session.identity.name == "Grace Hopper"
+    assert session.draft is None and services.sessions.take_draft(grace.session_id, session.identity) is None
+    assert services.sessions.get(ada_session) is None  # Ada's session is ended all the same
 
 
 def test_sign_out_ends_the_server_session_and_returns_through_entra(settings, emulators):
     trip = sign_in(settings, emulators)
     services = auth_services(settings)
-    out = trip.client.get("/signout")
-    assert services.sessions.get(trip.session_id) is None
-    location = out.headers["location"]
+    session_id = trip.session_id
+    out = sign_out(trip)
+    assert out.status_code == 200 and "chat_session" not in trip.client.cookies
+    assert services.sessions.get(session_id) is None
+    # On to Entra by a new navigation (a redirect would still be the form post, which CSP form-action confines).
+    location = html.unescape(re.search(r"http-equiv='refresh' content='0;url=([^']+)'", out.text).group(1))
     assert location.startswith(f"{settings.entra.authority}/oauth2/v2.0/logout?")
     back = entra_get(location, emulators.tls.ca_file)
     assert back.status_code == 302 and back.headers["location"] == f"{settings.app.public_url}/"
@@ -331,3 +350,18 @@ def test_login_hint_is_passed_to_entra_and_only_an_account_name(settings, emulat
     assert auth_services(settings).sessions.get(trip.session_id).identity.oid == OTHER_USER.oid
     odd = client.get("/signin?login_hint=%3Cscript%3E")
     assert "login_hint" not in parse_qs(urlsplit(odd.headers["location"]).query)
+
+
+def test_sign_out_needs_the_pages_own_form(settings, emulators):
+    """Security finding: GET /signout was a cross-site logout (an image or link on any site signed people out)."""
+    trip = sign_in(settings, emulators)
+    services = auth_services(settings)
+    confirm = trip.client.get("/signout")  # what a link or <img src="/signout"> on another site gets
+    assert confirm.status_code == 200 and "<form method='post' action='/signout'>" in confirm.text
+    assert confirm.headers["cache-control"] == "no-store"
+    assert services.sessions.get(trip.session_id) is not None
+    for forged in ({}, {"token": "0" * 64}, {"token": services.sessions.form_token("another-session", "signout")}):
+        refused = trip.client.post("/signout", data=forged)  # a cross-site form cannot know the token
+        assert refused.status_code == 400 and services.sessions.get(trip.session_id) is not None
+    session_id = trip.session_id
+    assert sign_out(trip).status_code == 200 and services.sessions.get(session_id) is None

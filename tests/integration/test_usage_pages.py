@@ -11,7 +11,6 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import insert, text
-from streamlit.runtime.media_file_manager import MediaFileManager
 
 from auth.security_context import SecurityContext
 from config.database import database_engine
@@ -21,6 +20,7 @@ from memory.store import ConversationStore, Owner
 from memory.usage import UsageBase, UsageLedger, month_of, to_nano, to_usd
 from memory.usage_reports import EXPORT_COLUMNS, UsageFilter, UsageReports, dollars
 from tests.integration.apptest import open_page
+from tests.integration.test_file_routes import file_client, link_in
 from tests.postgres import running_postgres, server_binaries
 
 ADA = Owner(TEST_USER.oid, TENANT_ID)
@@ -102,21 +102,6 @@ def admin_page(at):
     return at
 
 
-@pytest.fixture
-def downloads(monkeypatch):
-    """What each download button would hand the browser: Streamlit registers a deferred download's callable with the
-    media file manager, which calls it when the browser asks for the file."""
-    handed = {}
-    original = MediaFileManager.add_deferred
-
-    def add_deferred(self, callable_, mimetype, coordinates, file_name=None, **kwargs):
-        handed[file_name] = callable_
-        return original(self, callable_, mimetype, coordinates, file_name=file_name, **kwargs)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
-    return handed
-
-
 def test_my_usage_shows_this_months_cost_and_the_budget_left(signed_in, settings, emulators):
     at = open_page()
     at.chat_input(key="draft").set_value("What does this cost?").run()
@@ -141,8 +126,7 @@ def test_my_usage_shows_this_months_cost_and_the_budget_left(signed_in, settings
     assert not at.metric
 
 
-def test_the_admin_page_totals_filters_export_and_budget_overrides(signed_in, settings, emulators, monkeypatch,
-                                                                    downloads):
+def test_the_admin_page_totals_filters_export_and_budget_overrides(signed_in, settings, emulators, monkeypatch):
     as_admin(monkeypatch)
     at = open_page()
     at.chat_input(key="draft").set_value("Hello admin").run()
@@ -176,7 +160,15 @@ def test_the_admin_page_totals_filters_export_and_budget_overrides(signed_in, se
 
     # The CSV export: the filtered usage per person, day, deployment and chain, with the same totals.
     at.selectbox(key="admin_chain").set_value("assistant@1").run()
-    rows = list(csv.DictReader(io.StringIO(downloads[f"usage-{month}.csv"]())))
+    export = at.get_by_key("admin_export").markdown[0].value
+    assert ">Download CSV</a>" in export and " download " in export
+    href = link_in(export)  # a link for this session and this filter, followed by Ada's browser
+    assert href.startswith("/exports/")
+    assert not audit_records(settings, "usage_exported")  # nothing is built before the link is followed
+    response = file_client(settings, signed_in.session_id, admin_role="Chat.Experimenter").get(href)
+    assert response.headers["content-disposition"] == f'attachment; filename="usage-{month}.csv"'
+    assert response.headers["cache-control"] == "private, no-store"
+    rows = list(csv.DictReader(io.StringIO(response.text)))
     assert tuple(rows[0]) == EXPORT_COLUMNS
     sums = sql_sums(engine, "AND chain = 'assistant@1'", month=month)
     assert sum(int(r["calls"]) for r in rows) == sums["calls"]
@@ -250,6 +242,7 @@ def test_someone_without_the_role_is_refused_and_audited(signed_in, settings, mo
     assert not at.title or at.title[0].value != "Usage administration"
     assert any("requires the 'Chat.Admin' app role" in e.value for e in at.error)
     assert not at.metric and not at.dataframe and not at.get("download_button")
+    assert not any("/exports/" in m.value for m in at.markdown)  # no CSV link either
     (record,) = audit_records(settings, "admin_access_denied")
     assert record["user_oid"] == ADA.oid and record["required_role"] == "Chat.Admin"
     assert record["outcome"] == "refused"

@@ -53,7 +53,7 @@ def test_every_kind_of_response_carries_the_security_headers(app_url):
             "sign-out": client.get("/signout"),
         }
     expected = {"page": 200, "static file": 200, "favicon": 200, "health": 200, "sign-in start": 302,
-                "callback as a link": 400, "callback without the flow cookie": 400, "sign-out": 302}
+                "callback as a link": 400, "callback without the flow cookie": 400, "sign-out": 303}
     assert {name: reply.status_code for name, reply in replies.items()} == expected
     for reply in replies.values():
         assert_security_headers(reply)

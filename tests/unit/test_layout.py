@@ -1,6 +1,7 @@
 """The architecture as the code states it: only app.py and ui/ import streamlit, dependencies point one way
 (ui → experiments → engine → documents → chains, memory, callbacks, auth → config; web, the HTTP middleware and
-routes app.py adds, → callbacks (the metrics it serves), auth → config), and product code never imports localdev."""
+routes app.py adds, → memory (the exports its file routes serve), callbacks (the metrics it serves), auth → config;
+ui → web for the file links it draws), and product code never imports localdev."""
 from __future__ import annotations
 
 import ast
@@ -10,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ["app.py", "ui", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config", "web"]
 # Which product packages each layer may import (itself included).
 ALLOWED = {
-    "ui": {"ui", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
+    "ui": {"ui", "web", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
     "experiments": {"experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
     "engine": {"engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
     "documents": {"documents", "chains", "memory", "callbacks", "config"},
@@ -18,7 +19,7 @@ ALLOWED = {
     "memory": {"memory", "chains", "config"},
     "callbacks": {"callbacks", "chains", "config"},
     "auth": {"auth", "config"},
-    "web": {"web", "callbacks", "auth", "config"},
+    "web": {"web", "memory", "callbacks", "auth", "config"},
     "config": {"config"},
 }
 PACKAGES = set(ALLOWED) | {"localdev", "tests", "bench"}
