@@ -28,8 +28,11 @@ def test_session_and_history_follow_the_person_across_replicas(tmp_path, secrets
         replicas = []
         try:
             for port, name in ((port_a, "a"), (port_b, "b")):
-                # Each replica has its own data directory: only Postgres is shared.
-                replica_env = {**env, "APP_DATA_DIR": str(tmp_path / f"replica-{name}")}
+                # Each replica has its own data directory: only Postgres is shared. Each is reached here at its own
+                # address, which is then its public URL (the page's WebSocket must come from the app's own origin);
+                # behind a proxy (test_proxy.py) both have the proxy's.
+                replica_env = {**env, "APP_DATA_DIR": str(tmp_path / f"replica-{name}"),
+                               "APP_PUBLIC_URL": f"http://127.0.0.1:{port}"}
                 command = streamlit_command(StackConfig(app_port=port))
                 replicas.append(Child(command, env=replica_env, capture=False, name=f"streamlit replica {name}"))
             for replica, port in zip(replicas, (port_a, port_b)):
