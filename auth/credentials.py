@@ -9,7 +9,8 @@ from azure.identity import (ClientSecretCredential, DefaultAzureCredential, Mana
 
 from config.settings import EntraSettings
 
-COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"  # AZURE_OPENAI_SCOPE's default
+AI_AZURE_SCOPE = "https://ai.azure.com/.default"  # the newer docs' scope, accepted by the v1 API
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"  # the delegated Graph permissions consented to the app
 
 TokenProvider = Callable[[], str]
@@ -27,9 +28,10 @@ def app_credential(entra: EntraSettings) -> TokenCredential:
     return DefaultAzureCredential(managed_identity_client_id=entra.managed_identity_client_id, **authority)
 
 
-def app_token_provider(entra: EntraSettings) -> TokenProvider:
-    """A callable returning a bearer token for Azure OpenAI; azure-identity caches and refreshes it."""
-    return get_bearer_token_provider(app_credential(entra), COGNITIVE_SERVICES_SCOPE)
+def app_token_provider(entra: EntraSettings, scope: str = COGNITIVE_SERVICES_SCOPE) -> TokenProvider:
+    """A callable returning a bearer token for Azure OpenAI (AZURE_OPENAI_SCOPE); azure-identity caches and refreshes
+    it."""
+    return get_bearer_token_provider(app_credential(entra), scope)
 
 
 def on_behalf_of_token_provider(entra: EntraSettings, user_access_token: str,

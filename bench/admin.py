@@ -62,7 +62,9 @@ def usage_rows(rows: int, *, people: int = PEOPLE, days: int = DAYS, today: date
     from localdev.stack import TENANT_ID
 
     rng = np.random.default_rng(seed)
-    catalog = load_catalog()
+    from localdev import LOCAL_CATALOG_FILE
+
+    catalog = load_catalog(LOCAL_CATALOG_FILE)  # the local tenant's: the classic rows these figures were taken with
     today = today or datetime.now(timezone.utc).date()
     tenants = np.array([TENANT_ID, str(uuid.UUID(int=int(rng.integers(2**62)), version=4)),
                         str(uuid.UUID(int=int(rng.integers(2**62)), version=4))])

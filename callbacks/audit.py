@@ -22,6 +22,7 @@ from langchain_core.outputs import LLMResult
 
 from chains.errors import classify, filtered_categories
 from chains.request_rules import audited
+from chains.turn import finish_reason, reasoning_summary
 from chains.tokens import count_text
 from config.catalog import Deployment
 
@@ -157,7 +158,7 @@ class AuditHandler(BaseCallbackHandler):
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         message = _message(response)
         metadata = getattr(message, "response_metadata", None) or {}
-        finish = metadata.get("finish_reason")
+        finish = finish_reason(metadata)  # Chat Completions' finish_reason, or the Responses API's status
         verdicts = _verdicts(metadata)
         # "length": the answer reached max_completion_tokens (a reasoning model may have spent all of it thinking).
         outcome = {"content_filter": "answer_filtered", "length": "length"}.get(finish, "ok")
@@ -249,9 +250,14 @@ class AuditHandler(BaseCallbackHandler):
             **({"error_code": error_code, "error_param": error_param} if error_code or error_param else {}),
             "outcome": outcome,
         }
+        summary = reasoning_summary(message) if message is not None else ""
+        if summary:  # the model's summary of its reasoning (Responses API); the reasoning itself is never sent to us
+            record["reasoning_summary_chars"] = len(summary)
         if self.context.include_text:
             record["prompt_text"] = call.prompt_text
             record["answer_text"] = message.text if message is not None else None
+            if summary:
+                record["reasoning_summary"] = summary
         self.records.append(record)
         self.sink.write(record)
 

@@ -1,4 +1,5 @@
-"""Builds the AzureChatOpenAI model for one deployment, identity and security context."""
+"""Builds the chat model for one deployment, identity and security context: AzureChatOpenAI on the classic API,
+ChatOpenAI on the v1 API."""
 from __future__ import annotations
 
 import os
@@ -7,17 +8,17 @@ from collections.abc import Callable, Mapping, Sequence
 
 import openai
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_openai import AzureChatOpenAI
+from langchain_openai import AzureChatOpenAI, ChatOpenAI
 
 from chains.request_rules import conform
 from config.catalog import Deployment
 from config.settings import Settings
 
 
-class AzureChatOpenAIWithFilterResults(AzureChatOpenAI):
-    """AzureChatOpenAI that sends only what its deployment accepts (chains/request_rules.py: also parameters a chain
-    binds later), and keeps Azure's content-filter verdicts when streaming (the base class keeps them only for
-    non-streamed calls), so the audit log can say what the filter flagged."""
+class _AzureRules:
+    """What both model classes add: only what the deployment accepts is sent (chains/request_rules.py: also parameters
+    a chain binds later), and Azure's content-filter verdicts are kept when streaming (the base classes keep them only
+    for non-streamed calls), so the audit log can say what the filter flagged."""
 
     deployment_capabilities: Deployment | None = None
 
@@ -44,6 +45,15 @@ class AzureChatOpenAIWithFilterResults(AzureChatOpenAI):
         if verdicts:
             generation.message.response_metadata.update(verdicts)
         return generation
+
+
+class AzureChatOpenAIWithFilterResults(_AzureRules, AzureChatOpenAI):
+    """The classic API: /openai/deployments/{name}/chat/completions?api-version=…"""
+
+
+class ChatOpenAIOnAzureV1(_AzureRules, ChatOpenAI):
+    """The v1 API: /openai/v1/chat/completions with the deployment as `model` (LangChain's recommended path for v1;
+    AzureChatOpenAI always adds /deployments/ and api-version)."""
 
 
 _CLIENTS: dict[tuple, tuple[openai.DefaultHttpxClient, openai.DefaultAsyncHttpxClient]] = {}
@@ -86,21 +96,16 @@ def build_chat_model(
     max_output_tokens: int | None = None,
     reasoning_effort: str | None = None,
     callbacks: Sequence[BaseCallbackHandler] | None = None,
-) -> AzureChatOpenAIWithFilterResults:
+    thinking: bool = True,
+) -> AzureChatOpenAIWithFilterResults | ChatOpenAIOnAzureV1:
     """A chat model bound to one deployment; every request carries a fresh Entra token and the security context, and
     only the parameters the deployment accepts (`temperature` is dropped for reasoning models; `reasoning_effort`
     falls back to the deployment's default where it offers efforts)."""
     extra_body = {"user_security_context": dict(user_security_context)} if user_security_context else None
-    http_client, http_async_client = shared_http_clients(settings.azure_openai.endpoint)
-    return AzureChatOpenAIWithFilterResults(
-        azure_endpoint=settings.azure_openai.endpoint,
-        http_client=http_client,
-        http_async_client=http_async_client,
-        azure_deployment=deployment.name,
-        api_version=settings.azure_openai.api_version,
-        azure_ad_token_provider=token_provider,
-        # model= drives token counting and cost; the deployment name alone is not a model name.
-        model=deployment.model,
+    azure = settings.azure_openai
+    http_client, http_async_client = shared_http_clients(azure.endpoint)
+    common = dict(
+        http_client=http_client, http_async_client=http_async_client,
         # tiktoken and LangChain know Azure's "gpt-35" models by OpenAI's "gpt-3.5" name.
         tiktoken_model_name=deployment.model.replace("gpt-35", "gpt-3.5"),
         stream_usage=True,
@@ -111,8 +116,27 @@ def build_chat_model(
         max_tokens=max_output_tokens,
         reasoning_effort=deployment.effort(reasoning_effort),
         disable_streaming=not deployment.streaming,
-        timeout=settings.azure_openai.timeout_seconds,
-        max_retries=settings.azure_openai.max_retries,
+        timeout=azure.timeout_seconds,
+        max_retries=azure.max_retries,
         extra_body=extra_body,
         callbacks=list(callbacks) if callbacks else None,
     )
+    if azure.style == "v1" or deployment.api == "responses":
+        # The deployment is the model on v1; the Entra token provider is the key (the client calls it per request).
+        # A Responses API deployment is called on v1 whatever the style: Azure serves the Responses API there, and a
+        # classic-API app can then compare it side by side with its Chat Completions deployments.
+        if deployment.api == "responses":
+            # Content as standard blocks: text, and {"type": "reasoning"} blocks with the summary as it streams.
+            reasoning = {"effort": common.pop("reasoning_effort")} if deployment.reasoning_efforts else {}
+            if thinking and deployment.reasoning_summaries:
+                reasoning["summary"] = "auto"  # a summary of the reasoning, never the reasoning itself
+            common.pop("reasoning_effort", None)
+            return ChatOpenAIOnAzureV1(base_url=azure.v1_base_url, api_key=token_provider, model=deployment.name,
+                                       use_responses_api=True, output_version="v1", reasoning=reasoning or None,
+                                       **common)
+        return ChatOpenAIOnAzureV1(base_url=azure.v1_base_url, api_key=token_provider, model=deployment.name, **common)
+    return AzureChatOpenAIWithFilterResults(
+        azure_endpoint=azure.endpoint, azure_deployment=deployment.name, api_version=azure.api_version,
+        azure_ad_token_provider=token_provider,
+        # model= drives token counting and cost; the deployment name alone is not a model name.
+        model=deployment.model, **common)

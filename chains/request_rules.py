@@ -20,6 +20,8 @@ AUDITED_PARAMETERS = ("temperature", "top_p", "max_completion_tokens", "reasonin
 
 def conform(params: Mapping, deployment: Deployment) -> dict:
     """`params` (a request payload or invocation parameters) with only what `deployment` accepts."""
+    if "input" in params and "messages" not in params:
+        return _conform_responses(params, deployment)
     conformed = dict(params)
     if not deployment.accepts_sampling:
         for name in SAMPLING_PARAMETERS:
@@ -52,3 +54,27 @@ def lightest_effort(deployment: Deployment) -> str | None:
         if effort in deployment.reasoning_efforts:
             return effort
     return None
+
+
+def _conform_responses(payload: Mapping, deployment: Deployment) -> dict:
+    """A Responses API payload: the limit is `max_output_tokens`, the effort and summary live in `reasoning`."""
+    conformed = dict(payload)
+    if not deployment.accepts_sampling:
+        for name in SAMPLING_PARAMETERS:
+            conformed.pop(name, None)
+    limit = conformed.get("max_output_tokens")
+    if isinstance(limit, int) and limit > deployment.max_output_tokens:
+        conformed["max_output_tokens"] = deployment.max_output_tokens
+    reasoning = dict(conformed.pop("reasoning", None) or {})
+    chosen = conformed.pop("reasoning_effort", None) or reasoning.get("effort")
+    if deployment.reasoning_efforts:
+        reasoning["effort"] = deployment.effort(chosen)
+    else:
+        reasoning.pop("effort", None)
+    if not deployment.reasoning_summaries:
+        reasoning.pop("summary", None)
+    if reasoning:
+        conformed["reasoning"] = reasoning
+    if not deployment.streaming and conformed.get("stream"):
+        conformed["stream"] = False
+    return conformed

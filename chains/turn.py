@@ -18,6 +18,44 @@ from chains.errors import Failure, answer_filtered, classify, filtered_categorie
 Status = Literal["complete", "stopped", "failed", "filtered"]
 
 
+@dataclass(frozen=True)
+class ThinkingText:
+    """More of the model's reasoning summary (Responses API), as it streams: shown apart from the answer, never the
+    answer's text and never remembered."""
+
+    text: str
+
+
+def finish_reason(metadata: dict) -> str | None:
+    """How the answer ended, in Chat Completions' words also for the Responses API (whose response has a `status`
+    and, when incomplete, the reason): stop, length, content_filter, tool_calls; None while it streams."""
+    if metadata.get("finish_reason"):
+        return metadata["finish_reason"]
+    status = metadata.get("status")
+    if status == "completed":
+        return "stop"
+    if status == "incomplete":
+        reason = (metadata.get("incomplete_details") or {}).get("reason")
+        return {"max_output_tokens": "length", "content_filter": "content_filter"}.get(reason, "length")
+    return None
+
+
+def reasoning_summary(chunk) -> str:
+    """The reasoning-summary text in a chunk's content blocks (LangChain's Responses blocks: `{"type": "reasoning",
+    "summary": [{"type": "summary_text", "text": ...}]}`, or standard `{"type": "reasoning", "reasoning": ...}`)."""
+    content = chunk.content if isinstance(chunk.content, list) else []
+    parts = []
+    for block in content:
+        if not isinstance(block, dict) or block.get("type") != "reasoning":
+            continue
+        if isinstance(block.get("reasoning"), str):
+            parts.append(block["reasoning"])
+        for item in block.get("summary") or ():
+            if isinstance(item, dict) and isinstance(item.get("text"), str):
+                parts.append(item["text"])
+    return "".join(parts)
+
+
 @dataclass
 class TurnOutcome:
     text: str
@@ -32,14 +70,20 @@ class AnswerStream:
         self.chunks: list[AIMessageChunk] = []
         self.error: BaseException | None = None
         self.stopped = False
+        self.thinking = ""  # the reasoning summary, whole
         self._inner: Iterator | None = None
 
-    def text_chunks(self) -> Iterator[str]:
-        """Answer text as it streams. Errors end the iteration quietly and are reported by `outcome()`."""
+    def text_chunks(self) -> Iterator[str | ThinkingText]:
+        """Answer text as it streams, and the reasoning summary as `ThinkingText` where the model sends one. Errors end
+        the iteration quietly and are reported by `outcome()`."""
         self._inner = iter(self._runnable.stream(self._inputs, self._config))
         try:
             for chunk in self._inner:
                 self.chunks.append(chunk)
+                thought = reasoning_summary(chunk)
+                if thought:
+                    self.thinking += thought
+                    yield ThinkingText(thought)
                 if chunk.text:
                     yield chunk.text
         except Exception as exc:  # noqa: BLE001 - classified in outcome(); the partial answer is kept
@@ -57,7 +101,7 @@ class AnswerStream:
             self._inner = None
 
     def _finished(self) -> bool:
-        return self.final is not None and self.final.response_metadata.get("finish_reason") is not None
+        return self.final is not None and finish_reason(self.final.response_metadata) is not None
 
     @property
     def final(self) -> AIMessageChunk | None:
@@ -73,7 +117,7 @@ class AnswerStream:
 
     def outcome(self) -> TurnOutcome:
         final = self.final
-        finish = final.response_metadata.get("finish_reason") if final is not None else None
+        finish = finish_reason(final.response_metadata) if final is not None else None
         if self.error is not None:
             return TurnOutcome(self.text, "failed", classify(self.error, partial_answer=bool(self.text)), finish)
         if self.stopped:

@@ -68,6 +68,11 @@ class Capabilities(BaseModel):
     image_rule: ImageRule | None = None
     max_images: int = Field(10, gt=0)
     streaming: bool = True
+    # Which API answers: "chat_completions", or "responses" (the Responses API on the v1 endpoint: reasoning summaries,
+    # and the only API of the pro and codex models).
+    api: Literal["chat_completions", "responses"] = "chat_completions"
+    responses_only: bool = False  # no Chat Completions at all (gpt-5-pro, gpt-5.4-pro, the codex models)
+    reasoning_summaries: bool = False  # the Responses API can stream a summary of the model's reasoning
 
     @model_validator(mode="after")
     def _consistent(self) -> "Capabilities":
@@ -83,6 +88,10 @@ class Capabilities(BaseModel):
             raise ValueError("a reasoning model takes no sampling parameters: set accepts_sampling = false")
         if self.accepts_images and self.image_rule is None:
             raise ValueError("accepts_images = true needs an image_rule (tile or patch) for this model")
+        if self.responses_only and self.api != "responses":
+            raise ValueError('this model answers only on the Responses API: set api = "responses"')
+        if self.reasoning_summaries and not self.reasoning:
+            raise ValueError("reasoning_summaries needs a reasoning model")
         return self
 
 
@@ -98,7 +107,8 @@ _GPT5 = ("minimal", "low", "medium", "high")
 _GPT51 = ("none", "low", "medium", "high")
 _O = ("low", "medium", "high")
 _CLASSIC = dict(reasoning=False, accepts_sampling=True)
-_REASONING = dict(reasoning=True, accepts_sampling=False)
+_REASONING = dict(reasoning=True, accepts_sampling=False, reasoning_summaries=True)
+_RESPONSES_ONLY = dict(api="responses", responses_only=True)
 
 # Families, most specific pattern first; the first whose pattern matches the model name (case-insensitive) applies.
 FAMILIES: tuple[tuple[str, Capabilities], ...] = (
@@ -111,8 +121,13 @@ FAMILIES: tuple[tuple[str, Capabilities], ...] = (
                                  image_rule=_patch(1536, "1.2"))),
     (r"gpt-5-nano", Capabilities(**_REASONING, reasoning_efforts=_GPT5, default_effort="medium", accepts_images=True,
                                  image_rule=_patch(1536, "1.5"))),
-    (r"gpt-5-pro", Capabilities(**_REASONING, reasoning_efforts=("high",), default_effort="high", accepts_images=True,
-                                image_rule=_tile(70, 140), streaming=False)),
+    (r"gpt-5-pro", Capabilities(**_REASONING, **_RESPONSES_ONLY, reasoning_efforts=("high",), default_effort="high",
+                                accepts_images=True, image_rule=_tile(70, 140), streaming=False)),
+    (r"gpt-5\.4-pro", Capabilities(**_REASONING, **_RESPONSES_ONLY, reasoning_efforts=("medium", "high", "xhigh"),
+                                   default_effort="high", accepts_images=True,
+                                   image_rule=_patch(2500, "1.2", low_patch_budget=6144, low_max_side=2048))),
+    (r"gpt-5(\.\d)?-codex|codex-mini", Capabilities(**_REASONING, **_RESPONSES_ONLY, reasoning_efforts=_O,
+                                                     default_effort="medium")),
     (r"gpt-5-chat|gpt-5\.\d-chat", Capabilities(**_CLASSIC, accepts_images=True, image_rule=_tile(70, 140))),
     (r"gpt-5\.1", Capabilities(**_REASONING, reasoning_efforts=_GPT51, default_effort="none", accepts_images=True,
                                image_rule=_tile(70, 140))),

@@ -37,6 +37,9 @@ class Deployment(BaseModel):
     image_rule: ImageRule | None = None
     max_images: int = Field(10, gt=0)
     streaming: bool = True
+    api: Literal["chat_completions", "responses"] = "chat_completions"
+    responses_only: bool = False
+    reasoning_summaries: bool = False
     # The answer limit offered first (None: the app's default, or 8000 for a reasoning model), within max_output_tokens.
     default_output_tokens: int | None = Field(None, gt=0)
     # Whose identity calls this deployment: the app's own, the signed-in person's (on-behalf-of), or the person's choice.
@@ -63,6 +66,8 @@ class Deployment(BaseModel):
         given = {k: data[k] for k in CAPABILITY_FIELDS if k in data}
         if given.get("accepts_images") is False:
             family["image_rule"] = None
+        if given.get("reasoning") is False:  # a row that says "not a reasoning model" drops the family's reasoning
+            family.update(reasoning_summaries=False, reasoning_efforts=(), default_effort=None)
         merged = Capabilities.model_validate({**family, **given})
         data.update({k: getattr(merged, k) for k in CAPABILITY_FIELDS})
         return data

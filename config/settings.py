@@ -270,7 +270,13 @@ class AzureOpenAISettings(_Section):
     model_config = SettingsConfigDict(env_prefix="AZURE_OPENAI_")
 
     endpoint: str = Field(description="the resource endpoint, e.g. https://contoso.openai.azure.com")
-    api_version: str = Field("2024-10-21", pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$", description="e.g. 2024-10-21")
+    # A dated version: the classic API (/openai/deployments/{name}/..., AzureChatOpenAI); "v1": the versionless v1 API
+    # (/openai/v1/..., ChatOpenAI with the deployment as model), which the Responses API needs.
+    api_version: str = Field("2024-10-21", pattern=r"^(\d{4}-\d{2}-\d{2}(-preview)?|v1)$",
+                             description="a dated version such as 2024-10-21 (the classic API), or v1 (the v1 API)")
+    scope: Literal["https://cognitiveservices.azure.com/.default", "https://ai.azure.com/.default"] = Field(
+        "https://cognitiveservices.azure.com/.default", description="the Entra scope of tokens for Azure OpenAI: "
+        "https://cognitiveservices.azure.com/.default or https://ai.azure.com/.default")
     catalog_file: Path = Field(DEFAULT_CATALOG_FILE, description="a TOML deployment catalog")
     timeout_seconds: float = Field(60.0, gt=0, le=600, description="seconds, between 0 and 600")
     max_retries: int = Field(2, ge=0, le=10, description="a whole number from 0 to 10")
@@ -279,6 +285,28 @@ class AzureOpenAISettings(_Section):
     @classmethod
     def _endpoint(cls, value: str) -> str:
         return _https_url(value)
+
+    @model_validator(mode="after")
+    def _v1_in_the_endpoint(self) -> "AzureOpenAISettings":
+        """An endpoint given as the v1 base URL (…/openai/v1/) means the v1 API: the resource URL is kept and the
+        style follows, unless a dated version was asked for explicitly (then say which to change)."""
+        trimmed = self.endpoint.rstrip("/")
+        if trimmed.lower().endswith("/openai/v1"):
+            if "api_version" in self.model_fields_set and self.api_version != "v1":
+                raise ValueError(f"AZURE_OPENAI_ENDPOINT is the v1 API's base URL (…/openai/v1/) but "
+                                 f"AZURE_OPENAI_API_VERSION is {self.api_version}: set AZURE_OPENAI_API_VERSION=v1, or "
+                                 "give the resource URL without /openai/v1/ for the classic API")
+            self.endpoint, self.api_version = trimmed[: -len("/openai/v1")], "v1"
+        return self
+
+    @property
+    def style(self) -> str:
+        """"v1" (the versionless v1 API) or "classic" (api-version and /deployments/ paths)."""
+        return "v1" if self.api_version == "v1" else "classic"
+
+    @property
+    def v1_base_url(self) -> str:
+        return f"{self.endpoint.rstrip('/')}/openai/v1/"
 
 
 class GraphSettings(_Section):

@@ -41,12 +41,16 @@ class EmbeddedBatch:
     cost: Decimal
 
 
-def build_client(settings: Settings, token_provider: TokenProvider) -> openai.AzureOpenAI:
-    return openai.AzureOpenAI(azure_endpoint=settings.azure_openai.endpoint,
-                              api_version=settings.azure_openai.api_version,
-                              azure_ad_token_provider=token_provider,
-                              timeout=settings.azure_openai.timeout_seconds,
-                              max_retries=settings.azure_openai.max_retries)
+def build_client(settings: Settings, token_provider: TokenProvider) -> openai.OpenAI:
+    """The embeddings client: the classic API (api-version, /deployments/), or the v1 API (the deployment as model)
+    with the same Entra token provider as its key."""
+    azure = settings.azure_openai
+    if azure.style == "v1":
+        return openai.OpenAI(base_url=azure.v1_base_url, api_key=token_provider, timeout=azure.timeout_seconds,
+                             max_retries=azure.max_retries)
+    return openai.AzureOpenAI(azure_endpoint=azure.endpoint, api_version=azure.api_version,
+                              azure_ad_token_provider=token_provider, timeout=azure.timeout_seconds,
+                              max_retries=azure.max_retries)
 
 
 class Embedder:

@@ -6,10 +6,10 @@ The Streamlit page renders these events; the offline experiment runner and the t
 the iterator is Stop. Nothing in this package imports streamlit.
 """
 from engine.events import (Accepted, Blocked, BudgetNotice, DocumentIndexed, DocumentProgress, Event, Outcome, Status, StepEnded,
-                           StepStarted, TextDelta, UsageUpdate)
+                           StepStarted, TextDelta, ThinkingDelta, UsageUpdate)
 from engine.turn import Asker, Choices, NewMessage, TurnEngine, Upload
 from engine.comparison import Compared, Sided, SideBySide  # noqa: E402 - builds on the turn engine
 from engine.redo import Redo  # noqa: E402 - builds on the turn engine
 
 __all__ = ["Accepted", "Asker", "Blocked", "BudgetNotice", "Choices", "Compared", "Sided", "SideBySide", "DocumentIndexed", "DocumentProgress", "Event", "NewMessage", "Outcome", "Redo", "Status", "StepEnded",
-           "StepStarted", "TextDelta", "TurnEngine", "Upload", "UsageUpdate"]
+           "StepStarted", "TextDelta", "ThinkingDelta", "TurnEngine", "Upload", "UsageUpdate"]

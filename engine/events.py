@@ -41,6 +41,13 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ThinkingDelta:
+    """More of the model's reasoning summary, as it streams (before and apart from the answer)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class UsageUpdate:
     """This turn's tokens and cost so far, after each model call ends (drafts and summaries included)."""
 
@@ -83,5 +90,5 @@ class Outcome:
         return self.answer.status
 
 
-Event = Union[DocumentProgress, DocumentIndexed, BudgetNotice, Accepted, Status, StepStarted, StepEnded, TextDelta, UsageUpdate,
-              Blocked, Outcome]
+Event = Union[DocumentProgress, DocumentIndexed, BudgetNotice, Accepted, Status, StepStarted, StepEnded, ThinkingDelta,
+              TextDelta, UsageUpdate, Blocked, Outcome]

@@ -33,13 +33,14 @@ from chains.spec import ChainSpec
 from chains.tools.graph import GraphClient
 from chains.tools.registry import available, langchain_tools
 from chains.tools.spec import ToolContext, ToolFailed
-from chains.turn import AnswerStream
+from chains.turn import AnswerStream, ThinkingText
 from config.catalog import Deployment
 from config.settings import Settings
 from documents.embeddings import Embedder, EmbeddingFailed, build_client
 from documents.reader import DEFAULT_QUESTION, DocumentDesk, SourceBook, split_uploads
 from documents.sources import Source, cited, render, sources_message
-from engine.events import Accepted, Blocked, BudgetNotice, Event, Outcome, Status, TextDelta, UsageUpdate
+from engine.events import (Accepted, Blocked, BudgetNotice, Event, Outcome, Status, TextDelta, ThinkingDelta,
+                           UsageUpdate)
 from memory.comparisons import Comparison
 from memory.conversation import Conversation, Turn, Usage
 from memory.documents import AttachedDocument
@@ -102,6 +103,7 @@ class Choices:
     identity_mode: str = "app"  # app | on_behalf_of
     image_detail: str = "auto"
     reasoning_effort: str | None = None  # where the deployment offers efforts; else its default (None: none sent)
+    show_thinking: bool = True  # ask for the reasoning summary where the deployment's API streams one
 
     @property
     def effective_effort(self) -> str | None:
@@ -422,7 +424,8 @@ class TurnEngine:
         payload = who.security_context.as_payload()
         model = self.model_factory(self.settings, deployment, provider, user_security_context=payload,
                                    temperature=None if spec.temperature is not None else choices.effective_temperature,
-                                   max_output_tokens=choices.max_output_tokens, **effort_of(choices.effective_effort))
+                                   max_output_tokens=choices.max_output_tokens, **effort_of(choices.effective_effort),
+                                   **({"thinking": choices.show_thinking} if deployment.api == "responses" else {}))
         summarizer = self.summarizer(who, choices, provider, audit, steps)
         config = {"callbacks": [audit, steps], "metadata": {"conversation_id": conversation.id, "chain": spec.label},
                   "run_name": spec.name}
@@ -457,7 +460,12 @@ class TurnEngine:
                     if len(audit.records) != reported:
                         reported = len(audit.records)
                         yield UsageUpdate(usage_of(audit.records))
-                    if piece:
+                    if isinstance(piece, ThinkingText):
+                        state.thinking_started = state.thinking_started or time.monotonic()
+                        yield ThinkingDelta(piece.text)
+                    elif piece:
+                        if state.thinking_started and not state.thinking_ended:
+                            state.thinking_ended = time.monotonic()
                         yield TextDelta(piece)
                 # The answer has ended: report its step and usage before the commit, so the page shows it at once.
                 yield from steps.drain()
@@ -468,7 +476,7 @@ class TurnEngine:
             # Also on close() (Stop) and on errors in the consumer: end the model call, keep what came, store the turn.
             if state.pump is not None:
                 state.pump.close()
-            answer.steps = steps.finished()
+            answer.steps = thinking_step(state) + steps.finished()
             answer.sources = [s.as_dict() for s in cited(answer.content if state.stream is None
                                                          else state.stream.text, documents.book.sources)]
             outcome = self._finish(who, conversation, user, answer, choices, audit, state, documents.added, commit)
@@ -539,7 +547,8 @@ class TurnEngine:
             conversation.settings.update(deployment=choices.deployment.name, chain=choices.chain.name,
                                          max_output_tokens=choices.max_output_tokens,
                                          temperature=choices.temperature,
-                                         reasoning_effort=choices.effective_effort)
+                                         reasoning_effort=choices.effective_effort,
+                                         show_thinking=choices.show_thinking)
             self.store.commit_turn(owner, conversation, user, answer, documents, comparison, usage=usage)
             return True
         except Exception as exc:  # noqa: BLE001 - said to the person, logged without content
@@ -722,11 +731,24 @@ class _Pump:
 
 @dataclass
 class _TurnState:
+    thinking_started: float | None = None  # when the reasoning summary began, and when the answer's text did
+    thinking_ended: float | None = None
     sent: list[BaseMessage] | None = None
     reservation: Reservation | None = None
     stream: AnswerStream | None = None
     pump: _Pump | None = None
     summary_failure: Failure | None = None
+
+
+def thinking_step(state: "_TurnState") -> list[dict]:
+    """The reasoning summary as the answer's first step (stored with it, shown collapsed when the conversation is
+    reopened, in exports); never part of the answer's text or of the memory."""
+    thinking = state.stream.thinking if state.stream is not None else ""
+    if not thinking:
+        return []
+    ended = state.thinking_ended or time.monotonic()
+    return [{"kind": "thinking", "name": "Thinking", "input": None, "output": thinking,
+             "duration_ms": round((ended - state.thinking_started) * 1000) if state.thinking_started else None}]
 
 
 def effort_of(effort: str | None) -> dict:

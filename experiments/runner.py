@@ -353,7 +353,7 @@ class Runner:
         if token_provider is None:
             from auth.credentials import app_token_provider
 
-            token_provider = app_token_provider(settings.entra)
+            token_provider = app_token_provider(settings.entra, settings.azure_openai.scope)
         self.provider = token_provider
         self.results = ResultsFile(plan.out / RESULTS_FILE)
         self.stop = threading.Event()

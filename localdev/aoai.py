@@ -18,11 +18,23 @@ refuses `stream: true`; more images than the family allows is a 400. A reasoning
 fixed per effort (REASONING_TOKENS), out of the answer limit first: `usage.completion_tokens` counts them and
 `completion_tokens_details.reasoning_tokens` names them; a limit they use up gives an empty answer at "length".
 Test knobs: fault injection (in process or under `/_emulator/`; `endpoint="embeddings"` or `"chat"` aims a fault at
-one operation) and a record of every authenticated request (`kind` "chat" or "embeddings").
+one operation) and a record of every authenticated request (`kind` "chat", "embeddings" or "responses"; `api`
+"classic" or "v1").
+The versionless v1 API (`/openai/v1/...`, the plain `openai.OpenAI(base_url=f"{endpoint}/openai/v1/")` client): no
+`api-version` (a dated one is Azure's 400 "API version not supported"; "v1" and "preview" are accepted), the deployment
+named by `model` in the body, tokens for `https://cognitiveservices.azure.com` or `https://ai.azure.com` (the classic
+routes take only the first). `POST /openai/v1/chat/completions` and `/openai/v1/embeddings` behave exactly as the
+classic routes. `POST /openai/v1/responses` is the Responses API: `input` (a string or message / function_call /
+function_call_output items) becomes the chat `messages` the engine answers; `reasoning: {effort, summary}` is checked
+per family, and a requested summary is written by the emulator (its tokens are part of the hidden reasoning); the
+answer is a `response` object, or OpenAI's typed SSE events (`event:` and `data:` lines, `sequence_number` on each).
+Models with no Chat Completions (RESPONSES_ONLY: the pro and codex models) answer chat with Azure's 400
+OperationNotSupported "The requested operation is unsupported."
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import hmac
@@ -57,11 +69,24 @@ from localdev.tokens import TokenVerifier
 log = logging.getLogger(__name__)
 
 AUDIENCE = "https://cognitiveservices.azure.com"
+AI_AUDIENCE = "https://ai.azure.com"  # the newer docs' scope https://ai.azure.com/.default: the v1 API accepts it too
+V1_AUDIENCES = (AUDIENCE, AI_AUDIENCE)
+V1_API_VERSIONS = ("v1", "preview")  # what /openai/v1 takes in `api-version`; a dated version is a 400
+# Models Azure serves only through the Responses API (reasoning how-to, "API & feature support"), matched like the
+# families (re.match, case-insensitive): the fallback when config/capabilities.py has no `responses_only` flag.
+RESPONSES_ONLY = re.compile(r"gpt-5(\.\d+)?-pro|gpt-5(\.\d+)?-codex|codex-mini|o3-pro|o1-pro", re.IGNORECASE)
+SUMMARY_MODES = ("auto", "concise", "detailed")
+NO_CONCISE_SUMMARY = re.compile(r"gpt-5", re.IGNORECASE)  # "The gpt-5 series does not support concise"
+# Parameters of Chat Completions the Responses API does not know (OpenAI answers 400 unknown_parameter).
+CHAT_ONLY_PARAMETERS = ("messages", "max_tokens", "max_completion_tokens", "reasoning_effort", "stop", "n",
+                        "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "response_format", "seed")
+MIN_OUTPUT_TOKENS = 16  # the Responses API's minimum `max_output_tokens`
+SUMMARY_WORDS_PER_DELTA = 4
 FAULT_KINDS = ("429", "500", "timeout", "cut", "prompt_filter", "completion_filter", "context_length")
 EMBEDDING_FAULT_KINDS = ("429", "500", "timeout", "cut", "context_length")  # Azure filters no embeddings
 FAULT_ENDPOINTS = ("any", "chat", "embeddings")
 FILTER_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
-RECORDED_CLAIMS = ("oid", "tid", "appid", "azp", "idtyp", "scp", "roles")
+RECORDED_CLAIMS = ("oid", "tid", "appid", "azp", "idtyp", "scp", "roles", "aud")
 SECRET_HEADERS = {"authorization", "api-key", "cookie"}
 # Dated versions Azure reports in `model`; a model not listed here is reported as the catalog names it.
 MODEL_VERSIONS = {"gpt-4o": "2024-11-20", "gpt-4o-mini": "2024-07-18", "gpt-4.1": "2025-04-14",
@@ -85,6 +110,8 @@ UNAUTHORIZED = {"error": {"code": "401", "message": "Unauthorized. Access token 
 BAD_API_KEY = {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make "
                          "sure to provide a valid key for an active subscription and use a correct regional API endpoint for "
                          "your resource."}}
+API_VERSION_NOT_SUPPORTED = {"error": {"code": "BadRequest", "message": "API version not supported"}}
+OPERATION_UNSUPPORTED = {"error": {"code": "OperationNotSupported", "message": "The requested operation is unsupported."}}
 DEPLOYMENT_NOT_FOUND = {"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist. "
                                   "If you created the deployment within the last 5 minutes, please wait a moment and try again."}}
 SERVER_ERROR = {"error": {"message": "The server had an error while processing your request. Sorry about that!",
@@ -103,7 +130,7 @@ class Fault:
     """One injected failure: `retry_after` (s) for "429", `seconds` that "timeout" holds the request, `after_chunks`
     answer tokens "cut"/"completion_filter" let through, `category`/`severity` the content filters report, and
     `endpoint` the requests it hits: "any" (chat completions and, for the kinds that apply, embeddings), "chat" or
-    "embeddings" only."""
+    "embeddings" only. Responses requests take the faults aimed at chat (any route, classic or v1)."""
 
     kind: str
     retry_after: int = 1
@@ -183,6 +210,7 @@ class AzureOpenAIEmulator(EmulatorControls):
         self.faults = FaultInjector()
         self.region = region
         self._verifier = TokenVerifier(jwks_url, ca_file, audience=AUDIENCE, issuer=issuer, leeway=leeway_seconds)
+        self._v1_verifier = TokenVerifier(jwks_url, ca_file, audience=V1_AUDIENCES, issuer=issuer, leeway=leeway_seconds)
         self._api_key = api_key
         self._minute = [0, 0, 0]  # minute, requests, tokens: feeds the x-ratelimit-remaining-* headers
         _install_cut_log_filter()
@@ -190,6 +218,9 @@ class AzureOpenAIEmulator(EmulatorControls):
         self.app = Starlette(routes=[
             Route("/openai/deployments/{deployment}/chat/completions", self._chat_completions, methods=["POST"]),
             Route("/openai/deployments/{deployment}/embeddings", self._embeddings, methods=["POST"]),
+            Route("/openai/v1/chat/completions", self._v1_chat_completions, methods=["POST"]),
+            Route("/openai/v1/embeddings", self._v1_embeddings, methods=["POST"]),
+            Route("/openai/v1/responses", self._responses, methods=["POST"]),
             Route("/_emulator/faults", self._faults_route, methods=["GET", "POST", "DELETE"]),
             Route("/_emulator/requests", self._requests_route, methods=["GET", "DELETE"]),
             Route("/_emulator/engine", self._engine_route, methods=["GET", "POST"]),
@@ -236,15 +267,61 @@ class AzureOpenAIEmulator(EmulatorControls):
             return JSONResponse(_invalid("We could not parse the JSON body of your request."), 400, headers)
         return _Admitted(request_id, headers, api_version, claims, deployment, body)
 
+    async def _admit_v1(self, request: Request, operation: str) -> "_Admitted | Response":
+        """The v1 API's admission: no dated api-version (absent, "v1" or "preview"), a token for either accepted
+        audience, a JSON object naming in `model` a deployment that serves this operation ("chatCompletion" and
+        "responses" on chat deployments, "embeddings" on embeddings deployments)."""
+        request_id = str(uuid.uuid4())
+        headers = {"apim-request-id": request_id, "x-request-id": request_id, "x-ms-region": self.region}
+        api_version = request.query_params.get("api-version")
+        if api_version is not None and api_version not in V1_API_VERSIONS:
+            return JSONResponse(API_VERSION_NOT_SUPPORTED, 400, headers)
+        claims, refusal = await self._authenticate(request, self._v1_verifier)
+        if refusal:
+            return JSONResponse(refusal, 401, headers)
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse(_invalid("We could not parse the JSON body of your request."), 400, headers)
+        if not isinstance(body, dict):
+            return JSONResponse(_wrong_type("body", "an object", body), 400, headers)
+        name = body.get("model")
+        if name is None:
+            return JSONResponse(_missing("model"), 400, headers)
+        if not isinstance(name, str):
+            return JSONResponse(_wrong_type("model", "a string", name), 400, headers)
+        chat = next((d for d in self.catalog.deployments if d.name == name), None)
+        embedding = next((e for e in self.catalog.embeddings if e.name == name), None)
+        deployment = embedding if operation == "embeddings" else chat
+        if deployment is None:
+            other = embedding or chat
+            if other is not None:
+                return JSONResponse(_operation_not_supported(operation, other.model), 400, headers)
+            return JSONResponse(DEPLOYMENT_NOT_FOUND, 404, headers)
+        headers["x-ms-deployment-name"] = deployment.name
+        return _Admitted(request_id, headers, api_version, claims, deployment, body)
+
     async def _chat_completions(self, request: Request) -> Response:
         admitted = await self._admit(request, "chatCompletion")
         if isinstance(admitted, Response):
             return admitted
+        return await self._chat(request, admitted, "classic")
+
+    async def _v1_chat_completions(self, request: Request) -> Response:
+        admitted = await self._admit_v1(request, "chatCompletion")
+        if isinstance(admitted, Response):
+            return admitted
+        return await self._chat(request, admitted, "v1")
+
+    async def _chat(self, request: Request, admitted: _Admitted, api: str) -> Response:
+        """Chat Completions after admission, the same on the classic and the v1 route (`api` is recorded)."""
         request_id, headers, api_version, claims, deployment, body = admitted
+        if _responses_only(deployment.model):  # a Responses-only model: Azure refuses the operation itself
+            return JSONResponse(OPERATION_UNSUPPORTED, 400, headers)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
             return JSONResponse(_invalid("'messages' is a required property", "messages"), 400, headers)
         tools = body.get("tools")
-        record = {"kind": "chat", "deployment": deployment.name, "api_version": api_version, "body": body,
+        record = {"kind": "chat", "api": api, "deployment": deployment.name, "api_version": api_version, "body": body,
                   "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
                   "token_claims": {name: claims.get(name) for name in RECORDED_CLAIMS}, "request_id": request_id,
                   "tools": _tool_names(tools), "tool_choice": body.get("tool_choice"),
@@ -294,7 +371,7 @@ class AzureOpenAIEmulator(EmulatorControls):
         record["fault"] = fault.kind if fault else None
         if fault:
             log.info("injecting fault %s into request %s", fault.kind, request_id)
-            refusal = await self._refusal(fault, api_version, window, headers)
+            refusal = await self._refusal(fault, api_version or "v1", window, headers)
             if refusal:
                 return refusal
         admit = getattr(self.engine, "admit", None)
@@ -318,10 +395,20 @@ class AzureOpenAIEmulator(EmulatorControls):
         admitted = await self._admit(request, "embeddings")
         if isinstance(admitted, Response):
             return admitted
+        return await self._embed(admitted, request, "classic")
+
+    async def _v1_embeddings(self, request: Request) -> Response:
+        admitted = await self._admit_v1(request, "embeddings")
+        if isinstance(admitted, Response):
+            return admitted
+        return await self._embed(admitted, request, "v1")
+
+    async def _embed(self, admitted: _Admitted, request: Request, api: str) -> Response:
+        """Embeddings after admission, the same on the classic and the v1 route (`api` is recorded)."""
         request_id, headers, api_version, claims, deployment, body = admitted
         if not isinstance(body, dict) or "input" not in body:
             return JSONResponse(_invalid("'input' is a required property", "input"), 400, headers)
-        record = {"kind": "embeddings", "deployment": deployment.name, "api_version": api_version, "body": body,
+        record = {"kind": "embeddings", "api": api, "deployment": deployment.name, "api_version": api_version, "body": body,
                   "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
                   "token_claims": {name: claims.get(name) for name in RECORDED_CLAIMS}, "request_id": request_id,
                   "inputs": None, "prompt_tokens": None, "dimensions": None, "encoding_format": body.get("encoding_format"),
@@ -349,7 +436,7 @@ class AzureOpenAIEmulator(EmulatorControls):
             if fault.kind == "context_length":
                 tokens = deployment.max_input_tokens + 1
                 return JSONResponse(_embedding_context_error(deployment, tokens), 400, headers)
-            refusal = await self._refusal(fault, api_version, 0, headers, operation="Embeddings_Create")
+            refusal = await self._refusal(fault, api_version or "v1", 0, headers, operation="Embeddings_Create")
             if refusal:
                 return refusal
         embed = getattr(self.engine, "embed", None) or hashed_vectors
@@ -366,8 +453,198 @@ class AzureOpenAIEmulator(EmulatorControls):
             return _EventStream([body_bytes[: len(body_bytes) // 2], None], headers=headers, media_type="application/json")
         return Response(body_bytes, 200, headers, media_type="application/json")
 
-    async def _authenticate(self, request: Request) -> tuple[dict, dict | None]:
-        """(claims of the verified token, None); ({}, None) for the right api-key; or ({}, Azure's 401 body)."""
+    async def _responses(self, request: Request) -> Response:
+        """The Responses API (`POST /openai/v1/responses`): the request's `input` and `instructions` become the chat
+        messages the engine answers (the same engine, tools and faults as Chat Completions), checked by the model
+        family's Responses rules; the answer is a `response` object or its stream of typed events."""
+        admitted = await self._admit_v1(request, "responses")
+        if isinstance(admitted, Response):
+            return admitted
+        request_id, headers, api_version, claims, deployment, body = admitted
+        if "input" not in body:
+            return JSONResponse(_missing("input"), 400, headers)
+        settings = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
+        record = {"kind": "responses", "api": "v1", "deployment": deployment.name, "api_version": api_version,
+                  "body": body, "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
+                  "token_claims": {name: claims.get(name) for name in RECORDED_CLAIMS}, "request_id": request_id,
+                  "messages": None, "tools": _responses_tool_names(body.get("tools")),
+                  "tool_choice": body.get("tool_choice"), "tool_messages": [], "tool_calls": [],
+                  "reasoning_effort": None, "reasoning_tokens": None, "reasoning_summary": settings.get("summary"),
+                  "summary": None, "store": body.get("store"), "user": body.get("user"),
+                  "user_security_context": body.get("user_security_context"), "fault": None,
+                  "peer": f"{request.client.host}:{request.client.port}" if request.client else None}
+        self.requests.append(record)
+
+        family = family_capabilities(deployment.model)
+        error = _check_responses_body(body, family, deployment.model)
+        if error:
+            return JSONResponse(error, 400, headers)
+        messages, error = _responses_messages(body)
+        if error:
+            return JSONResponse(error, 400, headers)
+        record["messages"] = messages
+        record["tool_messages"] = [m for m in messages if m.get("role") == "tool"]
+        tools, tool_choice = _responses_tools(body)
+        if tools is not None:
+            error = _check_tools({"tools": tools, "tool_choice": tool_choice,
+                                  "parallel_tool_calls": body.get("parallel_tool_calls")})
+            if error:
+                return JSONResponse(_in_responses_terms(error), 400, headers)
+        requested = body.get("max_output_tokens")
+        if isinstance(requested, int) and not isinstance(requested, bool) and requested < MIN_OUTPUT_TOKENS:
+            return JSONResponse(_invalid(f"Invalid 'max_output_tokens': integer below minimum value. Expected a value >= "
+                                         f"{MIN_OUTPUT_TOKENS}, but got {requested} instead.", "max_output_tokens",
+                                         "integer_below_min_value"), 400, headers)
+        chat = ChatRequest(deployment=deployment, messages=messages, max_tokens=requested,
+                           temperature=body.get("temperature"), stream=bool(body.get("stream")), top_p=body.get("top_p"),
+                           body=body, tools=tools, tool_choice=tool_choice if tools else None,
+                           parallel_tool_calls=body.get("parallel_tool_calls") if tools else None)
+        error = _check_request(chat, requested, "max_output_tokens", family)
+        if error:
+            return JSONResponse(_in_responses_terms(error), 400, headers)
+        try:
+            prompt_tokens = await run_in_threadpool(self.engine.count_prompt_tokens, chat)
+        except UnreadableImage:
+            return JSONResponse(_invalid("You uploaded an unsupported image. Please make sure your image is valid.",
+                                         "input", "invalid_image_format"), 400, headers)
+        window = deployment.context_window
+        if prompt_tokens >= window or prompt_tokens + (requested or 0) > window:
+            return JSONResponse(RESPONSES_CONTEXT_ERROR, 400, headers)
+        limit = min(requested or deployment.max_output_tokens, deployment.max_output_tokens, window - prompt_tokens)
+        record["prompt_tokens"] = prompt_tokens
+        record["image_tokens"] = await run_in_threadpool(count_image_tokens, messages, deployment.model)
+        headers.update(self._rate_headers(prompt_tokens + limit))
+        effort = (settings.get("effort") or family.default_effort) if family.reasoning else None
+        reasoning = min(REASONING_TOKENS.get(effort, 0), limit)
+        record["reasoning_effort"], record["reasoning_tokens"] = effort, reasoning
+        mode = settings.get("summary") or settings.get("generate_summary")
+        # A summary when asked for, the model reasoned, and the family writes summaries (a `reasoning_summaries` flag
+        # in config/capabilities.py, where there is one); summaries are "not guaranteed", none for none/minimal.
+        writes = getattr(family, "reasoning_summaries", True)
+        summary = (_reasoning_summary(messages, mode) if mode and writes and reasoning
+                   and effort not in ("none", "minimal") else None)
+        record["summary"] = summary
+        chat.max_tokens = limit - reasoning
+        try:
+            fault = self.faults.next_fault(last_user_text(messages))
+        except (TypeError, ValueError) as exc:
+            return JSONResponse(_invalid(f"Bad emulator fault marker: {exc}", "input"), 400, headers)
+        record["fault"] = fault.kind if fault else None
+        if fault:
+            log.info("injecting fault %s into responses request %s", fault.kind, request_id)
+            if fault.kind == "context_length":
+                return JSONResponse(RESPONSES_CONTEXT_ERROR, 400, headers)
+            refusal = await self._refusal(fault, api_version or "v1", window, headers, operation="Responses_Create")
+            if refusal:
+                return refusal
+        admit = getattr(self.engine, "admit", None)
+        if admit is not None and not admit():
+            wait = getattr(self.engine, "retry_after_seconds", 1)
+            return JSONResponse({"error": {"code": "429", "message": "The local model is busy with other requests. "
+                                           f"Please retry after {wait} seconds."}}, 429,
+                                {**headers, "retry-after": str(wait), "retry-after-ms": str(wait * 1000)})
+        shell = _ResponseShell(id="resp_" + secrets.token_hex(24), created_at=int(time.time()),
+                               model=_reported_model(deployment.model), body=body,
+                               reasoning={"effort": effort, "summary": mode} if family.reasoning else
+                               {"effort": None, "summary": None})
+        events = self._response_events(chat, fault, shell, prompt_tokens, record, reasoning, summary)
+        if chat.stream:
+            return _EventStream(_as_sse(events), headers=headers, media_type="text/event-stream")
+        final = None
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if event is None:  # "cut": half a JSON body, then the connection drops
+                    partial = json.dumps(shell.response("in_progress", [], None)).encode()
+                    return _EventStream([partial[: len(partial) // 2], None], headers=headers,
+                                        media_type="application/json")
+                final = event
+        return JSONResponse(final["response"], 200, headers)
+
+    async def _response_events(self, chat: ChatRequest, fault: Fault | None, shell: "_ResponseShell",
+                               prompt_tokens: int, record: dict, reasoning: int,
+                               summary: list[str] | None) -> AsyncIterator[dict | None]:
+        """The Responses stream's events in OpenAI's order (the non-streamed answer is the last one's `response`):
+        created, in_progress; the reasoning item (with its summary part and deltas when a summary was asked for);
+        the message item (content part, one text delta per token) or one function_call item per tool call
+        (argument deltas); then completed, or incomplete when the limit or a content filter ended the answer.
+        A None item means: drop the connection here (the "cut" fault)."""
+        events = _Sequence()
+        output: list[dict] = []
+        yield events.next("response.created", response=shell.response("in_progress", [], None))
+        yield events.next("response.in_progress", response=shell.response("in_progress", [], None))
+        if reasoning:
+            item = {"id": "rs_" + secrets.token_hex(24), "type": "reasoning", "summary": []}
+            where = {"item_id": item["id"], "output_index": len(output)}
+            output.append(item)
+            yield events.next("response.output_item.added", output_index=where["output_index"], item=dict(item))
+            for number, text in enumerate(summary or ()):
+                at = {**where, "summary_index": number}
+                yield events.next("response.reasoning_summary_part.added", **at,
+                                  part={"type": "summary_text", "text": ""})
+                for delta in _summary_deltas(text):
+                    yield events.next("response.reasoning_summary_text.delta", **at, delta=delta)
+                yield events.next("response.reasoning_summary_text.done", **at, text=text)
+                part = {"type": "summary_text", "text": text}
+                yield events.next("response.reasoning_summary_part.done", **at, part=part)
+                item["summary"].append(part)
+            yield events.next("response.output_item.done", output_index=where["output_index"], item=item)
+        message, call, texts, visible, finish = None, None, [], 0, "stop"
+        calls = _ToolCalls(record)
+        async for piece in self._pieces(chat, fault):
+            if isinstance(piece, _Finish):
+                finish = piece.reason
+                break
+            visible += _tokens_of(piece)
+            if isinstance(piece, ToolCallPiece):
+                calls.add(piece)
+                if piece.id is not None:  # a new call: the one before it is complete
+                    if call is not None:
+                        for event in _close_call(events, call, output, "completed"):
+                            yield event
+                    call = {"id": "fc_" + secrets.token_hex(24), "type": "function_call", "status": "in_progress",
+                            "arguments": "", "call_id": piece.id, "name": piece.name}
+                    output.append(call)
+                    yield events.next("response.output_item.added", output_index=len(output) - 1, item=dict(call))
+                if piece.arguments:
+                    call["arguments"] += piece.arguments
+                    yield events.next("response.function_call_arguments.delta", item_id=call["id"],
+                                      output_index=output.index(call), delta=piece.arguments)
+                continue
+            if message is None:
+                message = {"id": "msg_" + secrets.token_hex(24), "type": "message", "status": "in_progress",
+                           "content": [], "role": "assistant"}
+                output.append(message)
+                yield events.next("response.output_item.added", output_index=len(output) - 1, item=dict(message))
+                yield events.next("response.content_part.added", item_id=message["id"], output_index=len(output) - 1,
+                                  content_index=0, part={"type": "output_text", "annotations": [], "logprobs": [],
+                                                         "text": ""})
+            texts.append(piece)
+            yield events.next("response.output_text.delta", item_id=message["id"], output_index=output.index(message),
+                              content_index=0, delta=piece, logprobs=[])
+        record["usage"] = usage = _responses_usage(prompt_tokens, reasoning + visible, reasoning)
+        if finish == "cut":
+            yield None
+            return
+        ended = "incomplete" if finish in ("length", "content_filter") else "completed"
+        if call is not None:
+            for event in _close_call(events, call, output, ended):
+                yield event
+        if message is not None:
+            where = {"item_id": message["id"], "output_index": output.index(message), "content_index": 0}
+            text = "".join(texts)
+            yield events.next("response.output_text.done", **where, text=text, logprobs=[])
+            part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+            yield events.next("response.content_part.done", **where, part=part)
+            message.update(status=ended, content=[part])
+            yield events.next("response.output_item.done", output_index=where["output_index"], item=message)
+        reason = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(finish)
+        final = shell.response(ended, output, usage, reason)
+        record["output"] = output
+        yield events.next("response.completed" if ended == "completed" else "response.incomplete", response=final)
+
+    async def _authenticate(self, request: Request, verifier: TokenVerifier | None = None) -> tuple[dict, dict | None]:
+        """(claims of the verified token, None); ({}, None) for the right api-key; or ({}, Azure's 401 body). The
+        classic routes' verifier takes Cognitive Services tokens only; the v1 routes pass theirs (either audience)."""
         key = request.headers.get("api-key")
         if key is not None:
             ok = self._api_key is not None and hmac.compare_digest(key.encode(), self._api_key.encode())
@@ -376,7 +653,7 @@ class AzureOpenAIEmulator(EmulatorControls):
         if scheme.lower() != "bearer" or not token.strip():
             return {}, UNAUTHORIZED
         try:  # in a worker thread: the first use fetches the JWKS with a blocking HTTPS call
-            return await run_in_threadpool(self._verifier.verify, token.strip()), None
+            return await run_in_threadpool((verifier or self._verifier).verify, token.strip()), None
         except jwt.PyJWTError as exc:
             log.warning("rejected access token: %s", type(exc).__name__)  # never the token itself
             return {}, UNAUTHORIZED
@@ -982,6 +1259,325 @@ def _reported_model(model: str) -> str:
 
 def _sse(payload: dict) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+# ---- the Responses API: request checks, input conversion and response shapes ----
+RESPONSES_CONTEXT_ERROR = _invalid("Your input exceeds the context window of this model. Please adjust your input and "
+                                   "try again.", "input", "context_length_exceeded")
+USER_PARTS = ("input_text", "input_image", "input_audio", "input_file")
+ASSISTANT_PARTS = ("output_text", "refusal")
+
+
+@dataclass
+class _ResponseShell:
+    """What every `response` object of one request shares; `response(...)` fills in status, output and usage."""
+
+    id: str
+    created_at: int
+    model: str
+    body: dict
+    reasoning: dict
+
+    def response(self, status: str, output: list[dict], usage: dict | None, incomplete: str | None = None) -> dict:
+        body = self.body
+        return {"id": self.id, "object": "response", "created_at": self.created_at, "status": status,
+                "background": False, "completed_at": int(time.time()) if status == "completed" else None,
+                "error": None, "incomplete_details": {"reason": incomplete} if incomplete else None,
+                "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
+                "max_tool_calls": None, "model": self.model, "output": output,
+                "parallel_tool_calls": body.get("parallel_tool_calls") is not False, "previous_response_id": None,
+                "prompt_cache_key": None, "reasoning": self.reasoning, "safety_identifier": None,
+                "service_tier": "default", "store": body.get("store") is not False,
+                "temperature": body.get("temperature", 1.0), "text": {"format": {"type": "text"}, **(body.get("text") or {})},
+                "tool_choice": body.get("tool_choice") or "auto", "tools": body.get("tools") or [],
+                "top_logprobs": 0, "top_p": body.get("top_p", 1.0), "truncation": body.get("truncation") or "disabled",
+                "usage": usage, "user": body.get("user"), "metadata": body.get("metadata") or {}}
+
+
+class _Sequence:
+    """Numbers the events of one stream (`sequence_number` from 0, as OpenAI counts)."""
+
+    def __init__(self) -> None:
+        self.number = 0
+
+    def next(self, kind: str, **fields) -> dict:
+        event = {"type": kind, **fields, "sequence_number": self.number}
+        self.number += 1
+        return event
+
+
+async def _as_sse(events: AsyncIterator[dict | None]) -> AsyncIterator[bytes | None]:
+    """Typed events as OpenAI sends them: an `event:` line naming the type, then the JSON `data:` line; None passes
+    through (drop the connection). Closing this closes `events` at once (the engine stops when the client leaves)."""
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if event is None:
+                yield None
+                return
+            yield (b"event: " + event["type"].encode() + b"\ndata: " + json.dumps(event, separators=(",", ":")).encode()
+                   + b"\n\n")
+
+
+def _close_call(events: _Sequence, call: dict, output: list[dict], status: str) -> list[dict]:
+    """The events that end one streamed function_call item: its whole arguments, then the item itself."""
+    index = output.index(call)
+    call["status"] = status
+    return [events.next("response.function_call_arguments.done", item_id=call["id"], output_index=index,
+                        arguments=call["arguments"]),
+            events.next("response.output_item.done", output_index=index, item=dict(call))]
+
+
+def _responses_usage(input_tokens: int, output_tokens: int, reasoning_tokens: int) -> dict:
+    """The Responses usage object; `output_tokens` includes the hidden `reasoning_tokens` (billed as output). Nothing
+    is cached here; `cache_write_tokens` is a required field of the openai SDK's InputTokensDetails."""
+    return {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+            "total_tokens": input_tokens + output_tokens}
+
+
+def _responses_only(model: str) -> bool:
+    """True for a model Azure serves only through the Responses API: the family's `responses_only` flag where
+    config/capabilities.py has one, or the emulator's own RESPONSES_ONLY table (either says so)."""
+    return bool(getattr(family_capabilities(model), "responses_only", False) or RESPONSES_ONLY.match(model))
+
+
+def _responses_tool_names(tools: object) -> list[str] | None:
+    if not isinstance(tools, list):
+        return None
+    return [str(t.get("name") if isinstance(t, dict) else None) for t in tools]
+
+
+def _unknown_parameter(param: str) -> dict:
+    return _invalid(f"Unknown parameter: '{param}'.", param, "unknown_parameter")
+
+
+def _check_responses_body(body: dict, family: Capabilities, model: str) -> dict | None:
+    """Azure's 400 body for what the Responses API refuses: Chat Completions' own parameters; on reasoning models
+    temperature/top_p other than 1; `reasoning` on a model without reasoning, an effort the family does not offer, a
+    summary mode it does not take (the gpt-5 series: no "concise"); `stream: true` on a family that cannot stream;
+    malformed `user`, `store`, `previous_response_id` (nothing is stored here). None when all is accepted."""
+    for name in CHAT_ONLY_PARAMETERS:
+        if name in body:
+            return _unknown_parameter(name)
+    if isinstance(body.get("stream_options"), dict) and "include_usage" in body["stream_options"]:
+        return _unknown_parameter("stream_options.include_usage")  # usage always comes with response.completed
+    sent = {name: value for name, value in body.items() if value is not None}
+    if family.reasoning:
+        for name, default in DEFAULT_ONLY.items():
+            value = sent.get(name, default)
+            if isinstance(value, bool) or value != default:
+                return _invalid(f"Unsupported parameter: '{name}' is not supported with this model.", name, None)
+    settings = sent.get("reasoning")
+    if settings is not None:
+        if not isinstance(settings, dict):
+            return _wrong_type("reasoning", "an object", settings)
+        effort, mode = settings.get("effort"), settings.get("summary", settings.get("generate_summary"))
+        for param, value in (("reasoning.effort", effort), ("reasoning.summary", mode)):
+            if value is not None and not family.reasoning:
+                return _unsupported_parameter(param)
+            if value is not None and not isinstance(value, str):
+                return _wrong_type(param, "a string", value)
+        if effort is not None:
+            if not family.reasoning_efforts:
+                return _unsupported_parameter("reasoning.effort")
+            if effort not in family.reasoning_efforts:
+                return _unsupported_value("reasoning.effort", f"'{effort}'",
+                                          f"Supported values are: {_listed(family.reasoning_efforts)}.")
+        if mode is not None:
+            if mode not in SUMMARY_MODES:
+                return _invalid(f"Invalid value: '{mode}'. Supported values are: {_listed(SUMMARY_MODES)}.",
+                                "reasoning.summary", "invalid_value")
+            if mode == "concise" and NO_CONCISE_SUMMARY.match(model):
+                supported = tuple(m for m in SUMMARY_MODES if m != "concise")
+                return _unsupported_value("reasoning.summary", "'concise'",
+                                          f"Supported values are: {_listed(supported)}.")
+    if sent.get("stream") and not family.streaming:
+        return _unsupported_value("stream", "true", "Supported values are: false.")
+    for name, kind, expected in (("user", str, "a string"), ("store", bool, "a boolean"), ("stream", bool, "a boolean"),
+                                 ("instructions", str, "a string")):
+        if name in sent and not isinstance(sent[name], kind):
+            return _wrong_type(name, expected, sent[name])
+    if "user_security_context" in sent and not isinstance(sent["user_security_context"], dict):
+        return _wrong_type("user_security_context", "an object", sent["user_security_context"])
+    requested = sent.get("max_output_tokens")
+    if requested is not None and (not isinstance(requested, int) or isinstance(requested, bool)):
+        return _wrong_type("max_output_tokens", "an integer", requested)
+    if "previous_response_id" in sent:
+        return _invalid(f"Previous response with id '{sent['previous_response_id']}' not found.",
+                        "previous_response_id", "previous_response_not_found")
+    return None
+
+
+def _responses_messages(body: dict) -> tuple[list[dict], dict | None]:
+    """(the chat `messages` the engine answers, None) from `instructions` (a system message first) and `input` (a
+    string: one user message; or items: messages with input_text/input_image or output_text parts, function_call
+    items as an assistant message's `tool_calls`, function_call_output items as `tool` messages; reasoning items and
+    item references of earlier turns are skipped); or ([], Azure's 400 body)."""
+    messages: list[dict] = []
+    if body.get("instructions") is not None:
+        messages.append({"role": "system", "content": body["instructions"]})
+    items = body["input"]
+    if isinstance(items, str):
+        return [*messages, {"role": "user", "content": items}], None
+    if not isinstance(items, list):
+        return [], _wrong_type("input", "a string or an array", items)
+    if not items:
+        return [], _invalid("Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty "
+                            "array instead.", "input", "empty_array")
+    calls: dict[str, str] = {}  # call_id -> function name, in order
+    answered: set[str] = set()
+    for index, item in enumerate(items):
+        where = f"input[{index}]"
+        if not isinstance(item, dict):
+            return [], _wrong_type(where, "an object", item)
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind == "message":
+            role = item.get("role")
+            if role not in ("user", "assistant", "system", "developer"):
+                return [], _invalid(f"Invalid value: '{role}'. Supported values are: 'user', 'assistant', 'system', "
+                                    "and 'developer'.", f"{where}.role", "invalid_value")
+            content, error = _responses_content(item.get("content"), role, where)
+            if error:
+                return [], error
+            messages.append({"role": role, "content": content})
+        elif kind == "function_call":
+            for key in ("call_id", "name", "arguments"):
+                if key not in item:
+                    return [], _missing(f"{where}.{key}")
+                if not isinstance(item[key], str):
+                    return [], _wrong_type(f"{where}.{key}", "a string", item[key])
+            call = {"id": item["call_id"], "type": "function",
+                    "function": {"name": item["name"], "arguments": item["arguments"]}}
+            if messages and messages[-1]["role"] == "assistant":  # text and calls of one turn: one chat message
+                messages[-1].setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            calls[item["call_id"]] = item["name"]
+        elif kind == "function_call_output":
+            call_id = item.get("call_id")
+            if call_id is None:
+                return [], _missing(f"{where}.call_id")
+            if call_id not in calls:
+                return [], _invalid(f"No tool call found for function call output with call_id {call_id}.", "input")
+            if "output" not in item:
+                return [], _missing(f"{where}.output")
+            answered.add(call_id)
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": _output_text(item["output"])})
+        elif kind in ("reasoning", "item_reference"):
+            continue  # earlier turns' reasoning and references to stored items: nothing the engine reads
+        else:
+            return [], _invalid(f"Invalid value: '{kind}'. Supported values are: 'message', 'function_call', "
+                                "'function_call_output', 'reasoning', and 'item_reference'.", f"{where}.type",
+                                "invalid_value")
+    unanswered = [call_id for call_id in calls if call_id not in answered]
+    if unanswered:
+        return [], _invalid(f"No tool output found for function call {unanswered[0]}.", "input")
+    return messages, None
+
+
+def _responses_content(content: object, role: str, where: str) -> tuple[object, dict | None]:
+    """A message item's content in chat terms: a string stays; parts become `text` and `image_url` parts. Assistant
+    turns take output_text/refusal parts, the others input parts, as OpenAI checks."""
+    if isinstance(content, str):
+        return content, None
+    if not isinstance(content, list):
+        return None, _wrong_type(f"{where}.content", "a string or an array", content)
+    allowed = ASSISTANT_PARTS if role == "assistant" else USER_PARTS
+    parts = []
+    for number, part in enumerate(content):
+        at = f"{where}.content[{number}]"
+        if not isinstance(part, dict):
+            return None, _wrong_type(at, "an object", part)
+        kind = part.get("type")
+        if kind not in allowed:
+            return None, _invalid(f"Invalid value: '{kind}'. Supported values are: {_listed(allowed)}.", f"{at}.type",
+                                  "invalid_value")
+        if kind in ("input_text", "output_text"):
+            if not isinstance(part.get("text"), str):
+                return None, _missing(f"{at}.text") if "text" not in part else _wrong_type(f"{at}.text", "a string",
+                                                                                            part["text"])
+            parts.append({"type": "text", "text": part["text"]})
+        elif kind == "refusal":
+            parts.append({"type": "text", "text": str(part.get("refusal", ""))})
+        elif kind == "input_image":
+            if not isinstance(part.get("image_url"), str):
+                return None, _invalid("The emulator takes images as `image_url` (a data URL or a link); file_id "
+                                      "images need the Files API, which it does not serve.", f"{at}.image_url",
+                                      "invalid_value")
+            parts.append({"type": "image_url", "image_url": {"url": part["image_url"],
+                                                             "detail": part.get("detail") or "auto"}})
+        else:
+            return None, _invalid(f"The emulator does not read '{kind}' parts.", f"{at}.type", "invalid_value")
+    return parts, None
+
+
+def _output_text(output: object) -> str:
+    """A function_call_output's `output` as the text of a tool message (text parts joined)."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list):
+        return " ".join(str(p.get("text", "")) for p in output if isinstance(p, dict) and p.get("type") == "input_text")
+    return json.dumps(output)
+
+
+def _responses_tools(body: dict) -> tuple[list[dict] | None, object]:
+    """`tools` and `tool_choice` in Chat Completions' shape (name, description, parameters and strict under
+    `function`), for the same checks and the same engine; other tool types pass as they are (and are refused)."""
+    tools = body.get("tools")
+    if tools is None or not isinstance(tools, list):
+        return tools, None
+    converted = []
+    for tool in tools:
+        if isinstance(tool, dict) and tool.get("type") == "function" and "function" not in tool:
+            function = {key: tool[key] for key in ("name", "description", "parameters", "strict") if key in tool}
+            converted.append({"type": "function", "function": function})
+        else:
+            converted.append(tool)
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "function" and "name" in choice:
+        choice = {"type": "function", "function": {"name": choice["name"]}}
+    return converted, choice
+
+
+def _in_responses_terms(error: dict) -> dict:
+    """A Chat Completions error body renamed for the Responses API: `tools[0].function.name` is `tools[0].name`
+    there, and `messages` is `input`."""
+    def rename(text):
+        if not isinstance(text, str):
+            return text
+        text = text.replace(".function.", ".").replace("tool_choice.function", "tool_choice")
+        return "input" if text == "messages" else text
+
+    inner = error["error"]
+    return {"error": {**inner, "message": rename(inner["message"]), "param": rename(inner.get("param"))}}
+
+
+def _reasoning_summary(messages: list[dict], mode: str) -> list[str]:
+    """The scripted reasoning summary's parts: a bold title and a few sentences about the last user message (or the
+    tool results just back); "detailed" adds a second part. Deterministic, so tests can compare it."""
+    if messages and messages[-1].get("role") == "tool":
+        title = "**Reading the tool results**"
+        text = ("The tools have answered. I will quote what each of them returned, naming the tool, and add "
+                "nothing of my own.")
+    else:
+        said = FAULT_MARKER.sub("", last_user_text(messages)).strip()
+        if len(said) > 80:
+            said = said[:80].rstrip() + "…"
+        title = "**Considering the question**"
+        text = (f"The person asks about “{said}”. I will answer briefly and directly, repeating what they said, as "
+                "the scripted emulator does.")
+    parts = [f"{title}\n\n{text}"]
+    if mode == "detailed":
+        parts.append("**Planning the answer**\n\nNothing else in the conversation changes that, so the answer can "
+                     "follow at once, in one short paragraph.")
+    return parts
+
+
+def _summary_deltas(summary: str) -> list[str]:
+    """The summary in a few deltas of SUMMARY_WORDS_PER_DELTA words (with their spacing), as the model streams it."""
+    words = re.findall(r"\S+\s*", summary)
+    return ["".join(words[i:i + SUMMARY_WORDS_PER_DELTA]) for i in range(0, len(words), SUMMARY_WORDS_PER_DELTA)]
 
 
 # ---- dropping a connection on purpose ----

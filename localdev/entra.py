@@ -10,7 +10,8 @@ Serve `EntraEmulator(...).app` over HTTPS (msal refuses http authorities) and po
 - logout to a registered post-logout URI only; errors as `{"error", "error_description": "AADSTSnnnnn: ..."}`;
 - App Service managed identity (`/msi/token`) for the managed-identity credential.
 Tokens: v2 id_token; v1 Cognitive Services access token (`aud=https://cognitiveservices.azure.com`,
-`iss=https://sts.windows.net/{tid}/`); v1 Microsoft Graph access token (`aud=https://graph.microsoft.com`, `scp` = the
+`iss=https://sts.windows.net/{tid}/`; the same shape with `aud=https://ai.azure.com` for the newer v1-API scope
+`https://ai.azure.com/.default`); v1 Microsoft Graph access token (`aud=https://graph.microsoft.com`, `scp` = the
 delegated permissions consented for the app registration, `RegisteredClient.graph_consent`); v2 access token for the
 app's own API (`api://{client_id}`).
 `requests` records what each call sent, with secrets replaced by "<redacted>", so tests can check the wire.
@@ -41,6 +42,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 COGNITIVE_SERVICES = "https://cognitiveservices.azure.com"
+# The newer docs' resource for Azure OpenAI's v1 API (scope `https://ai.azure.com/.default`); tokens carry it as `aud`.
+AI_AZURE = "https://ai.azure.com"
 MICROSOFT_GRAPH = "00000003-0000-0000-c000-000000000000"  # Graph's application id (a bare scope like User.Read)
 GRAPH_RESOURCE = "https://graph.microsoft.com"  # Graph's application ID URI (`https://graph.microsoft.com/.default`)
 GRAPH_RESOURCES = (GRAPH_RESOURCE, MICROSOFT_GRAPH)
@@ -592,7 +595,7 @@ def _resource_of(scopes: list[str], client: RegisteredClient) -> tuple[str | Non
     if not resources:
         return None, []
     resource, names = next(iter(resources.items()))
-    known = {COGNITIVE_SERVICES, MICROSOFT_GRAPH, "https://graph.microsoft.com", client.client_id,
+    known = {COGNITIVE_SERVICES, AI_AZURE, MICROSOFT_GRAPH, "https://graph.microsoft.com", client.client_id,
              f"api://{client.client_id}"}
     if resource not in known:
         raise EntraError("invalid_resource", 500011, f"The resource principal named {resource} was not found in the "

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.catalog import load_catalog
-from localdev import LOCAL_CATALOG_FILE
+from localdev import LOCAL_CATALOG_FILE, LOCAL_V1_CATALOG_FILE
 from localdev.aoai import AzureOpenAIEmulator
 from localdev.engines import ScriptedEngine
 from localdev.entra import EntraEmulator, RegisteredClient, TestUser
@@ -49,6 +49,7 @@ class StackConfig:
     load_users: int = 0  # extra test people load-user-<n>@contoso.example, for load tests
     app_url: str | None = None  # the app's public URL when it is not http://127.0.0.1:<app_port> (containers)
     engine: str = "scripted"  # "local" (llama.cpp) for `make run`; tests and benchmarks stay deterministic
+    api_version: str | None = None  # "v1": the app calls the v1 API (ChatOpenAI, the Responses API deployments)
 
     @classmethod
     def from_environment(cls) -> "StackConfig":
@@ -63,6 +64,7 @@ class StackConfig:
             tokens_per_second=float(env.get("LOCALDEV_TOKENS_PER_SECOND", 40.0)),
             load_users=int(env.get("LOCALDEV_LOAD_USERS", 0)),
             engine=env.get("LOCALDEV_ENGINE", "local"),
+            api_version=env.get("LOCALDEV_API_VERSION") or None,
         )
 
     @property
@@ -114,7 +116,7 @@ def start_emulators(config: StackConfig, client_secret: str | None = None) -> Em
             banner = ("The local model could not be loaded, so answers come from the scripted test engine "
                       f"(it repeats your message). Reason: {reason[:200]}")
     aoai = AzureOpenAIEmulator(
-        load_catalog(LOCAL_CATALOG_FILE),
+        load_catalog(LOCAL_V1_CATALOG_FILE),  # every deployment the local tenant has (the app may list fewer)
         jwks_url=f"{entra_server.url}/{TENANT_ID}/discovery/v2.0/keys",
         ca_file=tls.ca_file,
         engine=engine,
@@ -162,7 +164,8 @@ def app_environment(config: StackConfig, emulators: Emulators) -> dict[str, str]
         "ENTRA_AUTHORITY_HOST": emulators.entra_server.url,
         "ENTRA_REDIRECT_URI": f"{config.public_url}/signin/callback",
         "AZURE_OPENAI_ENDPOINT": emulators.aoai_server.url,
-        "AZURE_OPENAI_CATALOG_FILE": str(LOCAL_CATALOG_FILE),
+        "AZURE_OPENAI_CATALOG_FILE": str(LOCAL_V1_CATALOG_FILE if config.api_version == "v1" else LOCAL_CATALOG_FILE),
+        **({"AZURE_OPENAI_API_VERSION": config.api_version} if config.api_version else {}),
         "GRAPH_ENDPOINT": emulators.graph_server.url,
         **({"APP_BANNER": emulators.banner} if emulators.banner else {}),
         "TIKTOKEN_CACHE_DIR": os.environ.get("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken")),

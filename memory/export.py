@@ -82,6 +82,10 @@ def conversation_markdown(conversation: Conversation) -> str:
         lines += [f"## {'You' if turn.role == 'user' else 'Assistant'}", ""]
         if turn.steps:
             lines += ["*Steps: " + ", ".join(_step_name(s) for s in turn.steps) + "*", ""]
+        for thinking in (s for s in turn.steps if s.get("kind") == "thinking" and s.get("output")):
+            # The model's summary of its reasoning, quoted apart from the answer.
+            lines += ["> **Thinking** (the model's summary of its reasoning)", ">"]
+            lines += [f"> {line}" if line else ">" for line in str(thinking["output"]).splitlines()] + [""]
         if turn.content:
             lines += [turn.content, ""]
         images = [a for a in turn.attachments if a.get("kind", "image") == "image"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from auth.credentials import (COGNITIVE_SERVICES_SCOPE, GRAPH_SCOPE, TokenProvider, app_token_provider,
+from auth.credentials import (GRAPH_SCOPE, TokenProvider, app_token_provider,
                               on_behalf_of_token_provider)
 from auth.security_context import LOOPBACK, SecurityContext, client_ip
 from auth.services import AuthServices
@@ -159,17 +159,17 @@ _APP_PROVIDERS: dict[str, TokenProvider] = {}
 _APP_PROVIDERS_LOCK = threading.Lock()
 
 
-def _cached_app_token_provider(entra, identity_key: str):
+def _cached_app_token_provider(entra, scope: str, identity_key: str):
     # The app's own identity is the same for everyone, so one credential (and its token cache) serves all sessions.
     with _APP_PROVIDERS_LOCK:
         if identity_key not in _APP_PROVIDERS:
-            _APP_PROVIDERS[identity_key] = app_token_provider(entra)
+            _APP_PROVIDERS[identity_key] = app_token_provider(entra, scope)
         return _APP_PROVIDERS[identity_key]
 
 
 def _app_token_provider(settings: Settings) -> TokenProvider:
-    entra = settings.entra
-    return _cached_app_token_provider(entra, f"{entra.authority}|{entra.client_id}|{entra.credential}")
+    entra, scope = settings.entra, settings.azure_openai.scope
+    return _cached_app_token_provider(entra, scope, f"{entra.authority}|{entra.client_id}|{entra.credential}|{scope}")
 
 
 def _user_token(services: AuthServices, session: AuthSession) -> str:
@@ -204,4 +204,4 @@ def _token_provider(settings: Settings, services: AuthServices | None, session: 
     user_token = _user_token(services, session)
     if mode == "app":
         return _app_token_provider(settings)
-    return _on_behalf_of(settings, user_token, COGNITIVE_SERVICES_SCOPE, "_obo_provider")
+    return _on_behalf_of(settings, user_token, settings.azure_openai.scope, "_obo_provider")

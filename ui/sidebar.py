@@ -62,7 +62,8 @@ def choices_sidebar(settings: Settings, session: AuthSession, deployments: list[
             st.session_state.setdefault("image_detail", settings.app.image_detail)
             detail = st.radio("Image detail", ["auto", "low", "high"], key="image_detail", horizontal=True,
                               help=_detail_help(deployment))
-    return Choices(deployment, spec, max_output, temperature, mode, detail, effort)
+    return Choices(deployment, spec, max_output, temperature, mode, detail, effort,
+                   show_thinking=bool(st.session_state.get("show_thinking", True)))
 
 
 def _detail_help(deployment: Deployment) -> str:
@@ -98,6 +99,11 @@ def _response_controls(settings: Settings, deployment: Deployment,
                                   format_func=str.capitalize, on_change=_remember,
                                   args=(deployment.name, WANTED_EFFORT, "reasoning_effort"),
                                   help="; ".join(f"{e}: {EFFORT_HELP[e]}" for e in deployment.reasoning_efforts))
+    if deployment.api == "responses" and deployment.reasoning_summaries:
+        st.session_state.setdefault("show_thinking", True)
+        st.toggle("Show the model's thinking", key="show_thinking",
+                  help="A summary of the model's reasoning (never the reasoning itself), streamed above the answer "
+                       "and kept with it. Summaries are not sent back to the model.")
     if not deployment.accepts_sampling:
         st.caption(f"{deployment.display_name} is a reasoning model: it takes no temperature"
                    + ("; the effort above sets how much it thinks." if effort else "."))

@@ -8,7 +8,7 @@ import streamlit as st
 
 from config import current_settings
 from engine import (Accepted, Blocked, BudgetNotice, DocumentIndexed, DocumentProgress, Event, Outcome, Status, StepEnded,
-                    StepStarted, TextDelta)
+                    StepStarted, TextDelta, ThinkingDelta)
 from memory.conversation import Turn
 from memory.export import usage_line
 from memory.images import ImageFiles
@@ -104,6 +104,8 @@ def run_turn(events: Iterator[Event], files: ImageFiles | None, feedback: Feedba
 
 def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback) -> Outcome | Blocked | None:
     box = status = steps_slot = text_slot = reading = None
+    thinking = thinking_box = None
+    thinking_text, thinking_started, thinking_done = "", 0.0, False
     open_steps: dict = {}
     text, shown, waiting, last_update = "", "", False, 0.0
     for event in events:
@@ -118,6 +120,19 @@ def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedbac
             text_slot.markdown(text)
             shown, last_update = text, now
             continue
+        if isinstance(event, ThinkingDelta):  # the reasoning summary: its own expanded step above the answer
+            if thinking is None:
+                with steps_slot:
+                    thinking_box = st.status(":material/psychology: Thinking…", expanded=True)
+                thinking, thinking_text, thinking_started = thinking_box.empty(), "", time.monotonic()
+            thinking_text += event.text
+            thinking.markdown(thinking_text)
+            continue
+        if thinking is not None and not thinking_done and (isinstance(event, (TextDelta, Outcome)) or text):
+            thinking_done = True  # the answer has begun: the thinking collapses with how long it took
+            seconds = time.monotonic() - thinking_started
+            thinking_box.update(label=f":material/psychology: Thinking · {seconds:.1f} s", state="complete",
+                                expanded=False)
         if text != shown:  # the stream has paused or ended: show what is pending before anything else
             text_slot.markdown(text)
             shown = text
@@ -166,6 +181,11 @@ def _label(kind: str, name: str, duration_ms: int | None = None, error: str | No
 
 
 def _stored_step(step: dict) -> None:
+    if step["kind"] == "thinking":  # the reasoning summary, collapsed: open it to read what the model considered
+        took = f" · {step['duration_ms'] / 1000:.1f} s" if step.get("duration_ms") else ""
+        with st.status(f":material/psychology: Thinking{took}", state="complete", expanded=False):
+            st.markdown(step.get("output") or "")
+        return
     with st.status(_label(step["kind"], step["name"], step.get("duration_ms"), step.get("error")),
                    state="error" if step.get("error") else "complete", expanded=False):
         _step_details(step.get("input"), step.get("output"))

@@ -42,7 +42,7 @@ class Stack:
         return self.child.stop(sig, timeout)
 
 
-def start_stack(tmp: Path, *, preexec_fn=None, timeout: float = 120.0) -> Stack:
+def start_stack(tmp: Path, *, preexec_fn=None, timeout: float = 120.0, env: dict[str, str] | None = None) -> Stack:
     """Starts the stack as `make run` does, on free loopback ports with the scripted engine, and waits for "ready"."""
     netguard_dir = ROOT / "tests" / "netguard"
     ports = {"app": free_port(), "entra": free_port(), "aoai": free_port(), "graph": free_port()}
@@ -59,6 +59,7 @@ def start_stack(tmp: Path, *, preexec_fn=None, timeout: float = 120.0) -> Stack:
         "NETGUARD_LOG": str(tmp / "netguard.log"),
         "PYTHONPATH": os.pathsep.join([str(netguard_dir), str(ROOT)]),
         "PYTHONUNBUFFERED": "1",
+        **(env or {}),  # e.g. LOCALDEV_API_VERSION=v1
     }
     (tmp / "netguard.log").touch()
     child = Child([sys.executable, "-m", "localdev.stack"], cwd=ROOT, env=env, preexec_fn=preexec_fn,

@@ -306,16 +306,14 @@ def test_reasoning_adds_no_delay(aoai):
 
 
 # ---- 4. streaming refused where the family cannot stream ----
-def test_stream_true_on_a_family_that_cannot_stream_is_an_unsupported_value(extra_rows):
-    expected = {"message": "Unsupported value: 'stream' does not support true with this model. Supported values are: "
-                           "false.", "type": "invalid_request_error", "param": "stream", "code": "unsupported_value"}
+def test_a_responses_only_family_refuses_chat_completions(extra_rows):
+    """gpt-5-pro answers only on the Responses API (tests/integration/test_aoai_v1.py covers its rules there, the
+    stream refusal included); Chat Completions is Azure's OperationNotSupported, whatever the catalog row claims."""
+    expected = {"code": "OperationNotSupported", "message": "The requested operation is unsupported."}
     for deployment in ("gpt-5-pro", "gpt-5-pro-claims-streaming"):
-        assert error_of(post(extra_rows, {"stream": True}, deployment)) == expected
-        answer = post(extra_rows, {"stream": False, "max_completion_tokens": 4000}, deployment).json()
-        assert answer["choices"][0]["finish_reason"] == "stop"
-        assert answer["usage"]["completion_tokens_details"]["reasoning_tokens"] == 1024  # gpt-5-pro: high only
-    assert error_of(post(extra_rows, {"reasoning_effort": "medium"}, "gpt-5-pro"))["message"].endswith(
-        "Supported values are: 'high'.")
+        for body in ({"stream": True}, {"stream": False, "max_completion_tokens": 4000}):
+            answer = post(extra_rows, body, deployment)
+            assert answer.status_code == 400 and answer.json()["error"] == expected
 
 
 # ---- 5. at most 10 images ----

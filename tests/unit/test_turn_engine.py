@@ -180,7 +180,7 @@ def test_a_complete_turn_streams_then_is_stored_and_audited_once(rig):
     stored = rig.store.load(OWNER, conversation.id)
     assert [(t.role, t.status) for t in stored.turns] == [("user", "complete"), ("assistant", "complete")]
     assert stored.settings == {"deployment": "gpt-4o", "chain": "assistant", "max_output_tokens": 500,
-                               "reasoning_effort": None,
+                               "reasoning_effort": None, "show_thinking": True,
                                "temperature": 0.7}
     (record,) = model_calls(rig)
     assert record["outcome"] == "ok" and record["user_oid"] == "oid-ada" and record["source_ip"] == "198.51.100.7"
