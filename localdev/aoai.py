@@ -251,15 +251,9 @@ class AzureOpenAIEmulator(EmulatorControls):
         claims, refusal = await self._authenticate(request)
         if refusal:
             return JSONResponse(refusal, 401, headers)
-        name = request.path_params["deployment"]
-        chat = next((d for d in self.catalog.deployments if d.name == name), None)
-        embedding = next((e for e in self.catalog.embeddings if e.name == name), None)
-        deployment = chat if operation == "chatCompletion" else embedding
-        if deployment is None:
-            other = embedding or chat
-            if other is not None:
-                return JSONResponse(_operation_not_supported(operation, other.model), 400, headers)
-            return JSONResponse(DEPLOYMENT_NOT_FOUND, 404, headers)
+        deployment = self._deployment_for(request.path_params["deployment"], operation)
+        if isinstance(deployment, tuple):
+            return JSONResponse(deployment[0], deployment[1], headers)
         headers["x-ms-deployment-name"] = deployment.name
         try:
             body = await request.json()
@@ -290,16 +284,24 @@ class AzureOpenAIEmulator(EmulatorControls):
             return JSONResponse(_missing("model"), 400, headers)
         if not isinstance(name, str):
             return JSONResponse(_wrong_type("model", "a string", name), 400, headers)
+        deployment = self._deployment_for(name, operation)
+        if isinstance(deployment, tuple):
+            return JSONResponse(deployment[0], deployment[1], headers)
+        headers["x-ms-deployment-name"] = deployment.name
+        return _Admitted(request_id, headers, api_version, claims, deployment, body)
+
+    def _deployment_for(self, name: str, operation: str):
+        """The deployment `name` when it serves `operation` (embeddings on embeddings deployments, everything else on
+        chat ones); else (Azure's error body, status): OperationNotSupported for the other kind, else not found."""
         chat = next((d for d in self.catalog.deployments if d.name == name), None)
         embedding = next((e for e in self.catalog.embeddings if e.name == name), None)
         deployment = embedding if operation == "embeddings" else chat
-        if deployment is None:
-            other = embedding or chat
-            if other is not None:
-                return JSONResponse(_operation_not_supported(operation, other.model), 400, headers)
-            return JSONResponse(DEPLOYMENT_NOT_FOUND, 404, headers)
-        headers["x-ms-deployment-name"] = deployment.name
-        return _Admitted(request_id, headers, api_version, claims, deployment, body)
+        if deployment is not None:
+            return deployment
+        other = embedding or chat
+        if other is not None:
+            return _operation_not_supported(operation, other.model), 400
+        return DEPLOYMENT_NOT_FOUND, 404
 
     async def _chat_completions(self, request: Request) -> Response:
         admitted = await self._admit(request, "chatCompletion")

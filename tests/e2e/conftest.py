@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -90,16 +91,46 @@ def spki_pin(cert_file: Path) -> str:
     return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
-@pytest.fixture(scope="module")
-def browser(stack):
+@contextmanager
+def chromium_for(stack: Stack):
+    """Debian's chromium trusting exactly this stack's emulator certificate (the local CA is not in chromium's store);
+    nothing else is relaxed."""
     from playwright.sync_api import sync_playwright
 
-    # Trust exactly the emulators' certificate (the local CA is not in chromium's store); nothing else is relaxed.
     args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={spki_pin(stack.server_cert)}"]
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser(stack):
+    with chromium_for(stack) as chromium:
+        yield chromium
+
+
+def idle(page) -> None:
+    """Until Streamlit says this page's script run has ended (a widget clicked mid-run can be redrawn under us)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=30_000)
+
+
+def choose(page, label: str, option: str, attempts: int = 3) -> None:
+    """Pick `option` (a regular expression) in the sidebar select box `label`, again if a rerun closed the list before
+    the click landed."""
+    box = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text=label)
+    for attempt in range(attempts):
+        idle(page)
+        box.click()
+        try:
+            page.get_by_role("option", name=re.compile(option)).click(timeout=5_000)
+        except Exception:  # noqa: BLE001 - the list closed under a rerun: try once more
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
+            continue
+        idle(page)
+        return
 
 
 class SecretsAudit:

@@ -10,30 +10,15 @@ import time
 
 import httpx
 import pytest
+from tests.e2e.conftest import choose, idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MESSAGES = '[data-testid="stChatMessage"]'
 
 
-def idle(page) -> None:
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=30_000)
 
 
-def choose(page, label: str, option: str, attempts: int = 3) -> None:
-    box = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text=label)
-    for attempt in range(attempts):
-        idle(page)
-        box.click()
-        try:
-            page.get_by_role("option", name=re.compile(option)).click(timeout=5_000)
-        except Exception:  # noqa: BLE001 - a rerun closed the list: once more
-            if attempt == attempts - 1:
-                raise
-            page.keyboard.press("Escape")
-            continue
-        idle(page)
-        return
 
 
 def slider(page, name: str):

@@ -8,31 +8,13 @@ import time
 
 import httpx
 import pytest
+from tests.e2e.conftest import choose, idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def idle(page) -> None:
-    """Until Streamlit says this page's script run has ended (a widget clicked mid-run can be redrawn under us)."""
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=30_000)
 
 
-def choose(page, label: str, option: str, attempts: int = 3) -> None:
-    """Pick `option` in the sidebar select box `label`, again if a rerun closed the list before the click landed."""
-    box = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text=label)
-    for attempt in range(attempts):
-        idle(page)
-        box.click()
-        choice = page.get_by_role("option", name=re.compile(option))
-        try:
-            choice.click(timeout=5_000)
-        except Exception:  # noqa: BLE001 - the list closed under a rerun: try once more
-            if attempt == attempts - 1:
-                raise
-            page.keyboard.press("Escape")
-            continue
-        idle(page)
-        return
 
 
 def test_both_columns_stream_then_the_vote_reveals_and_keeps_b(stack, browser):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, spki_pin, start_stack
+from tests.e2e.conftest import choose, chromium_for, idle, start_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 MESSAGES = '[data-testid="stChatMessage"]'
@@ -23,30 +23,12 @@ def v1_stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def v1_browser(v1_stack):
-    from playwright.sync_api import sync_playwright
-
-    args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={spki_pin(v1_stack.server_cert)}"]
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    with chromium_for(v1_stack) as chromium:
         yield chromium
-        chromium.close()
 
 
-def idle(page) -> None:
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=30_000)
 
 
-def choose(page, label: str, option: str) -> None:
-    for attempt in range(3):
-        idle(page)
-        page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text=label).click()
-        try:
-            page.get_by_role("option", name=re.compile(option)).click(timeout=5_000)
-            idle(page)
-            return
-        except Exception:  # noqa: BLE001 - a rerun closed the list
-            page.keyboard.press("Escape")
-    raise AssertionError(f"could not choose {option}")
 
 
 def ask(page, text: str, index: int) -> str:

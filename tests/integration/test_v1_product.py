@@ -136,3 +136,31 @@ def test_side_by_side_compares_the_classic_api_with_the_responses_api(stack_env,
     records = [r for r in audit(settings) if r["event"] == "model_call"][-2:]
     assert {r["deployment"] for r in records} == {"gpt-5-mini", "gpt-5-mini-thinking"}
     assert all(float(r["cost_usd"]) > 0 and r["reasoning_tokens"] == 256 for r in records)
+
+
+def test_the_agent_calls_its_tools_on_the_responses_api(v1, v1_signed_in, emulators):
+    """Tools through the Responses API: the function_call item, the tool's result back as function_call_output, the
+    final answer; the step on the page and the tool call audited, as on Chat Completions."""
+    at = open_page()
+    at.sidebar.selectbox(key="chain").set_value("agent").run()
+    at.chat_input(key="draft").set_value("What is on my calendar tomorrow?").run()
+    assert not at.exception, at.exception
+    calls = [r for r in emulators.aoai.requests if r["kind"] == "responses"]
+    assert calls[0]["body"]["tools"] and calls[0]["output"] and any(
+        item.get("type") == "function_call" for item in calls[0]["output"])
+    assert any(item.get("type") == "function_call_output" for item in calls[-1]["body"]["input"])
+    answer = at.session_state["conversation"].turns[-1]
+    assert "Design review" in answer.content and any(s["name"] == "my_calendar" for s in answer.steps)
+    tool = [r for r in audit(v1) if r["event"] == "tool_call"][-1]
+    assert tool["tool"] == "my_calendar" and tool["outcome"] == "ok"
+
+
+def test_embeddings_go_through_the_v1_api(v1, emulators):
+    from auth.credentials import app_token_provider
+    from documents.embeddings import build_client
+
+    client = build_client(v1, app_token_provider(v1.entra, v1.azure_openai.scope))
+    vectors = client.embeddings.create(model="text-embedding-3-small", input=["travel policy"], dimensions=8)
+    assert len(vectors.data[0].embedding) == 8
+    request = emulators.aoai.requests[-1]
+    assert request["kind"] == "embeddings" and request["api"] == "v1" and request["deployment"] == "text-embedding-3-small"
