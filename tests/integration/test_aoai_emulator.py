@@ -142,7 +142,7 @@ def test_langchain_stream_gets_usage_and_security_context_is_recorded(aoai):
     assert recorded["body"]["user_security_context"] == context
     assert recorded["body"]["stream_options"] == {"include_usage": True}
     assert recorded["token_claims"] == {"oid": USER_OID, "tid": TENANT_ID, "appid": APP_ID, "azp": None, "idtyp": "app",
-                                        "scp": None, "roles": ["Chat.Use"]}
+                                        "scp": None, "roles": ["Chat.Use"], "aud": "https://cognitiveservices.azure.com"}
     assert not {"authorization", "api-key"} & {k.lower() for k in recorded["headers"]}
     assert recorded["headers"]["user-agent"].startswith("langchain-partner-python-azure-openai")
 
