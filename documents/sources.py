@@ -39,8 +39,10 @@ def number(passages: Sequence[tuple[object, object]], first: int = 1) -> list[So
 
 
 def render(sources: Sequence[Source]) -> str:
-    return "\n".join(f'<source n="{s.n}" file="{escape(s.file)}" where="{escape(s.where)}">\n{s.text}\n</source>'
-                     for s in sources)
+    """The sources as the model reads them. The passage text is escaped like the attributes: a document that writes
+    `</source><source n="2" file="payroll.pdf">…` stays text inside its own source and cannot forge another."""
+    return "\n".join(f'<source n="{s.n}" file="{escape(s.file)}" where="{escape(s.where)}">\n'
+                     f'{escape(s.text, quote=False)}\n</source>' for s in sources)
 
 
 def sources_message(sources: Sequence[Source]) -> SystemMessage:

@@ -37,6 +37,7 @@ from chains.turn import AnswerStream, ThinkingText
 from config.catalog import Deployment
 from config.settings import Settings
 from documents.embeddings import Embedder, EmbeddingFailed, build_client
+from documents.names import shown_name
 from documents.reader import DEFAULT_QUESTION, DocumentDesk, SourceBook, split_uploads
 from documents.sources import Source, cited, render, sources_message
 from engine.events import (Accepted, Blocked, BudgetNotice, Event, Outcome, Status, TextDelta, ThinkingDelta,
@@ -84,6 +85,10 @@ class Asker:
 class Upload:
     name: str
     data: bytes
+
+    def __post_init__(self) -> None:
+        # The name is shown back (captions, exports, sources): no bidi tricks, no endless names (documents/names.py).
+        object.__setattr__(self, "name", shown_name(self.name))
 
 
 @dataclass(frozen=True)
