@@ -27,8 +27,8 @@ from chains.errors import Failure, classify
 from chains.guard import check_context, from_azure_error
 from chains.images import UPLOAD_TYPES, ImageRejected, PreparedImage, prepare_image
 from chains.model_factory import build_chat_model
-from chains.request_rules import lightest_effort
 from chains.multimodal import ImagesNotAccepted, check_deployment_accepts, human_message, image_blocks
+from chains.request_rules import lightest_effort
 from chains.spec import ChainSpec
 from chains.tools.graph import GraphClient
 from chains.tools.registry import available, langchain_tools
@@ -429,8 +429,8 @@ class TurnEngine:
         payload = who.security_context.as_payload()
         model = self.model_factory(self.settings, deployment, provider, user_security_context=payload,
                                    temperature=None if spec.temperature is not None else choices.effective_temperature,
-                                   max_output_tokens=choices.max_output_tokens, **effort_of(choices.effective_effort),
-                                   **({"thinking": choices.show_thinking} if deployment.api == "responses" else {}))
+                                   max_output_tokens=choices.max_output_tokens,
+                                   reasoning_effort=choices.effective_effort, thinking=choices.show_thinking)
         summarizer = self.summarizer(who, choices, provider, audit, steps)
         config = {"callbacks": [audit, steps], "metadata": {"conversation_id": conversation.id, "chain": spec.label},
                   "run_name": spec.name}
@@ -624,7 +624,7 @@ class TurnEngine:
             handler = AuditHandler(replace(audit.context, deployment=deployment.name), deployment, sink=self.audit)
             handler.records = audit.records  # one turn, one list of records: the totals include the summary
         return self.model_factory(self.settings, deployment, provider, temperature=0,
-                                  **effort_of(lightest_effort(deployment)), callbacks=[handler, *more_callbacks],
+                                  reasoning_effort=lightest_effort(deployment), callbacks=[handler, *more_callbacks],
                                   user_security_context=who.security_context.as_payload())
 
     def _tools(self, who: Asker, deployment: Deployment, documents: _Documents | None = None) -> list:
@@ -754,12 +754,6 @@ def thinking_step(state: "_TurnState") -> list[dict]:
     ended = state.thinking_ended or time.monotonic()
     return [{"kind": "thinking", "name": "Thinking", "input": None, "output": thinking,
              "duration_ms": round((ended - state.thinking_started) * 1000) if state.thinking_started else None}]
-
-
-def effort_of(effort: str | None) -> dict:
-    """The model factory's reasoning_effort argument, only where there is one (factories for classic models, tests'
-    fakes among them, need not know it)."""
-    return {"reasoning_effort": effort} if effort else {}
 
 
 def remembered_answer(answer: Turn) -> AIMessage:

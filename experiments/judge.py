@@ -126,8 +126,7 @@ def build_judge_model(settings: Settings, deployment: Deployment, token_provider
     """The judge's chat model on its deployment, with the app's token provider and the audit handler."""
     if model_factory is None:
         from chains.model_factory import build_chat_model as model_factory
-    effort = lightest_effort(deployment)
     return model_factory(settings, deployment, token_provider, user_security_context=security_context,
                          temperature=0.0 if deployment.accepts_temperature else None,
                          max_output_tokens=judge_limit(deployment), callbacks=[handler],
-                         **({"reasoning_effort": effort} if effort else {}))
+                         reasoning_effort=lightest_effort(deployment))

@@ -55,7 +55,7 @@ def agent_rig(rig):
     script = rig.script
 
     def factory(settings, deployment, provider, *, user_security_context=None, temperature=None,
-                max_output_tokens=None, callbacks=None):
+                max_output_tokens=None, callbacks=None, **_reasoning):
         return FakeToolModel(script=script, options={"context": user_security_context}, callbacks=callbacks)
 
     rig.engine.model_factory = factory

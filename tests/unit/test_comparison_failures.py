@@ -44,7 +44,7 @@ def failing(rig, broken: dict):  # noqa: F811
             yield from super()._stream(messages, stop, run_manager, **kwargs)
 
     def factory(settings, deployment, provider, *, user_security_context=None, temperature=None,
-                max_output_tokens=None, callbacks=None):
+                max_output_tokens=None, callbacks=None, **_reasoning):
         return Fake(script=rig.script, options={"deployment": deployment.name}, callbacks=callbacks)
 
     rig.engine.model_factory = factory

@@ -248,7 +248,7 @@ class Rig:
                                    "reference": "Rome", "scorer": "contains", "tags": ["geo", "multi-turn"]})
 
     def factory(self, settings, deployment, provider, *, user_security_context=None, temperature=None,
-                max_output_tokens=None, callbacks=None):
+                max_output_tokens=None, callbacks=None, **_reasoning):
         options = {"deployment": deployment.name, "token": provider(), "context": user_security_context}
         return FakeAzure(script=self.script, options=options, callbacks=callbacks)
 

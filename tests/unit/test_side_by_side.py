@@ -33,7 +33,7 @@ class PacedFake(FakeAzure):
 
 def paced(rig):  # noqa: F811
     def factory(settings, deployment, provider, *, user_security_context=None, temperature=None,
-                max_output_tokens=None, callbacks=None):
+                max_output_tokens=None, callbacks=None, **_reasoning):
         return PacedFake(script=rig.script, options={"deployment": deployment.name}, callbacks=callbacks)
 
     rig.engine.model_factory = factory
