@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 WANTED_LIMIT, WANTED_EFFORT = "wanted_answer_limit", "wanted_reasoning_effort"
+SHOWN = "shown_"  # + a widget's key: the value this page last put in that widget (not a choice of the person's)
 
 
 def want_answer_limit(tokens: int) -> None:

@@ -12,7 +12,7 @@ from engine import Choices
 from memory.conversation import Conversation
 from memory.store import ConversationStore, Owner
 from ui.announce import answer_announcer
-from ui.choice_state import WANTED_EFFORT, WANTED_LIMIT
+from ui.choice_state import SHOWN, WANTED_EFFORT, WANTED_LIMIT
 from ui.conversations import conversation_list
 from ui.data_rights import data_rights
 from ui.session import link
@@ -85,7 +85,8 @@ def _response_controls(settings: Settings, deployment: Deployment,
     a reasoning deployment (only the levels it accepts) or the temperature where the chain and the model take one."""
     cap = deployment.max_output_tokens
     wanted = st.session_state.get(WANTED_LIMIT) or deployment.answer_limit(settings.app.default_max_output_tokens)
-    st.session_state["max_output_tokens"] = max(min(wanted, cap), min(100, cap))
+    st.session_state["max_output_tokens"] = st.session_state[SHOWN + "max_output_tokens"] = max(min(wanted, cap),
+                                                                                                min(100, cap))
     max_output = st.slider("Maximum answer length (tokens)", min_value=min(100, cap), max_value=cap, step=1,
                            key="max_output_tokens", on_change=_remember, args=(deployment.name, WANTED_LIMIT,
                                                                                   "max_output_tokens"),
@@ -94,7 +95,8 @@ def _response_controls(settings: Settings, deployment: Deployment,
     temperature = effort = None
     if deployment.reasoning_efforts:
         wanted_effort = st.session_state.get(WANTED_EFFORT)
-        st.session_state["reasoning_effort"] = deployment.effort(wanted_effort)
+        st.session_state["reasoning_effort"] = st.session_state[SHOWN + "reasoning_effort"] = \
+            deployment.effort(wanted_effort)
         effort = st.select_slider("Reasoning effort", options=list(deployment.reasoning_efforts), key="reasoning_effort",
                                   format_func=str.capitalize, on_change=_remember,
                                   args=(deployment.name, WANTED_EFFORT, "reasoning_effort"),
@@ -116,10 +118,14 @@ def _response_controls(settings: Settings, deployment: Deployment,
 
 
 def _remember(deployment: str, wanted: str, widget: str) -> None:
-    """The person moved the control: keep the choice. Not when the deployment changed in the same run: the widget
-    then only reports the value this page clamped it to for the deployment that was shown."""
-    if st.session_state.get("deployment") == deployment:
-        st.session_state[wanted] = st.session_state[widget]
+    """The person moved the control: keep the choice. Not when the deployment changed in the same run, and not when
+    the widget only reports back the value this page clamped it to (the browser may send that a run later, after
+    the switch): a move to the value already shown is no move."""
+    if st.session_state.get("deployment") != deployment:
+        return
+    if st.session_state.get(widget) == st.session_state.get(SHOWN + widget):
+        return
+    st.session_state[wanted] = st.session_state[widget]
 
 
 def sidebar_footer(conversation: Conversation, store: ConversationStore, owner: Owner,
