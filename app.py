@@ -47,7 +47,7 @@ upgrade_on_start(settings)  # the database schema, one replica at a time; a newe
 # web/session_boundary.py) when a WebSocket asks to resume a session, so another person's reconnect gets a new one.
 streamlit_config.set_option("server.trustedUserHeaders", {OWNER_HEADER: OWNER_KEY}, "app.py")
 # Streamlit's own upload limit is the product's largest file (the chat input's limit), not its default 200 MB.
-largest_upload = max(settings.app.max_image_bytes, settings.app.max_document_bytes)
+largest_upload = settings.app.upload_ceiling_bytes  # the engine names a file over its own limit (engine/turn.py)
 streamlit_config.set_option("server.maxUploadSize", max(1, -(-largest_upload // 1_048_576)), "app.py")
 
 PAGE = Path(__file__).resolve().parent / "ui" / "page.py"

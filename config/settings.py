@@ -85,6 +85,16 @@ class AppSettings(_Section):
                                     "documents, e.g. 5")
     passage_tokens: int = Field(300, ge=50, le=2000, description="tokens per passage of an indexed document, e.g. 300")
     embedding_batch_size: int = Field(16, ge=1, le=2048, description="passages per embeddings request, e.g. 16")
+    document_read_seconds: int = Field(30, ge=1, le=600, description="seconds one file may take to read (a worker "
+                                       "process, killed after this), e.g. 30")
+    document_read_memory_mb: int = Field(1024, ge=128, le=16_384, description="memory one file's reading worker may "
+                                         "use, in MB, e.g. 1024")
+    document_workers: int = Field(2, ge=1, le=64, description="files read at once on this replica (worker processes; "
+                                  "more wait their turn), e.g. 2")
+    document_max_rows: int = Field(100_000, ge=100, le=10_000_000, description="rows per CSV file, e.g. 100000")
+    index_confirm_tokens: int = Field(200_000, ge=0, le=1_000_000_000, description="embedding tokens above which a "
+                                      "document is indexed only after the person agrees to the estimate; 0 to always "
+                                      "ask, e.g. 200000")
     image_detail: Literal["auto", "low", "high"] = Field("auto", description="one of auto, low, high")
     default_max_output_tokens: int = Field(1000, gt=0, le=100_000, description="a whole number of tokens, e.g. 1000")
     default_temperature: float = Field(0.7, ge=0.0, le=2.0, description="a number from 0 to 2")
@@ -196,6 +206,13 @@ class AppSettings(_Section):
             raise ValueError("APP_AUTH_DISABLED=true is allowed only for local experiments, when APP_PUBLIC_URL is a "
                              "localhost address")
         return self
+
+    @property
+    def upload_ceiling_bytes(self) -> int:
+        """What the upload widget and route let through: twice the larger file limit (at most what one person may
+        upload at once), so a file somewhat over its limit reaches the app, which names it and holds the message,
+        rather than being dropped by the browser without a word."""
+        return min(2 * max(self.max_image_bytes, self.max_document_bytes), self.upload_in_flight_bytes)
 
     @property
     def metrics_enabled(self) -> bool:

@@ -5,6 +5,14 @@
 - Sizes are checked first: the bytes against `max_bytes`; a PDF's page count against `max_pages` before any page is
   read; a Word file's zip directory (declared sizes, compression ratios, member count) before python-docx unpacks it
   (python-docx reads every part into memory, so a zip bomb must never reach it).
+- Work is bounded too, because small files within every size limit can still cost an hour of CPU or gigabytes of
+  memory: each PDF page's unpacked drawing instructions (per page and per file, a stream shared by many pages counting
+  on each) and text operators are measured before pypdf parses the page; a Word file's XML parts are unpacked once,
+  in chunks and with a cap, before python-docx builds its tree; a CSV file's rows are counted as they are read.
+  What these limits do not catch (pypdf's text extraction is quadratic in the text of a page) is for the caller's
+  deadline: documents/worker.py runs this in a child process with CPU, memory and wall-clock limits.
+- A MemoryError (or lxml's out-of-memory parse error) is raised as MemoryError, never reported as a damaged file: the
+  worker turns it into a refusal naming its memory limit.
 - Every refusal is a `DocumentRejected` whose reason is a short sentence: never a library's message, never the file's
   content.
 - Labels: "page 3" (PDF, 1-based), "section “Results”" (DOCX/Markdown/HTML headings), "rows 2–51" (CSV, file line
@@ -25,7 +33,9 @@ import io
 import re
 import struct
 import zipfile
+import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -40,6 +50,21 @@ _MB = 1_048_576
 _DOCX_MAX_MEMBERS = 10_000
 _DOCX_EXPANDED_FLOOR, _DOCX_EXPANDED_CAP = 100 * _MB, 500 * _MB  # max(10 × max_bytes, 100 MB), at most 500 MB
 _DOCX_RATIO, _DOCX_RATIO_FROM = 100, _MB  # a member over 1 MB may expand at most 100-fold
+# Word files: the XML parts python-docx parses, unpacked for real (in chunks, stopping at the cap) before it sees them:
+# its lxml tree takes 10 to 20 times the XML's size in memory, and a 3 MB file can hold 200 MB of XML at 65:1.
+_DOCX_PART_MAX = 32 * _MB  # the main document part, and any other XML part
+_DOCX_XML_MAX = 64 * _MB  # all XML parts together
+_DOCX_TYPES_MAX = _MB  # [Content_Types].xml, read to find the main part's name
+
+# PDF: work per page, measured on the unpacked content streams (and the forms the page's resources name) before pypdf
+# parses them. A stream shared by every page counts on each (pypdf parses it again for each page).
+_PDF_PAGE_CONTENT = 4 * _MB
+_PDF_FILE_CONTENT = 64 * _MB
+_PDF_PAGE_TEXT_OPERATORS = 20_000  # pieces of text drawn on one page; a dense page has a few thousand
+_PDF_TEXT_OPERATOR = re.compile(rb"T[jJ]|[)>]\s*['\"]")  # Tj, TJ, and ' or " after a string: over-counts a little
+_PDF_DRAWN_FORM = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s*Do\b")  # "/Fm1 Do": an XObject (form or image) drawn
+
+_CSV_MAX_ROWS = 100_000
 
 _TXT_LINES, _TXT_SPLIT_OVER = 200, 250  # text files over 250 lines are cut into sections of about 200 lines
 _CSV_ROWS = 50  # data rows per CSV section
@@ -83,9 +108,13 @@ def is_document(name: str) -> bool:
     return _extension(name) in _KINDS
 
 
-def extract_document(name: str, data: bytes, *, max_bytes: int = 20 * 1024 * 1024,
-                     max_pages: int = 500) -> ExtractedDocument:
-    """Check one attached file and extract its text in labelled sections; DocumentRejected says why not."""
+def extract_document(name: str, data: bytes, *, max_bytes: int = 20 * 1024 * 1024, max_pages: int = 500,
+                     max_rows: int = _CSV_MAX_ROWS,
+                     progress: Callable[[int, int], None] | None = None) -> ExtractedDocument:
+    """Check one attached file and extract its text in labelled sections; DocumentRejected says why not.
+
+    `progress(page, pages)` is called before each PDF page is read, and once with (1, 1) before the other kinds are
+    parsed; whatever it raises ends the reading."""
     data = bytes(data)
     extension = _extension(name)
     kind = _KINDS.get(extension)
@@ -94,17 +123,21 @@ def extract_document(name: str, data: bytes, *, max_bytes: int = 20 * 1024 * 102
     if not data:
         raise DocumentRejected(name, "the file is empty")
     if len(data) > max_bytes:
-        size, limit = _readable_size(len(data), like=max_bytes), _readable_size(max_bytes)
+        size, limit = readable_size(len(data), like=max_bytes), readable_size(max_bytes)
         raise DocumentRejected(name, f"the file is {'just over ' if size == limit else ''}{size}; the limit is {limit}")
     pages = None
     if kind == "pdf":
-        sections, pages = _pdf_sections(name, data, max_pages)
+        sections, pages = _pdf_sections(name, data, max_pages, progress)
     elif kind == "docx":
-        sections = _docx_sections(name, data, max_bytes)
+        sections = _docx_sections(name, data, max_bytes, progress)
     else:
+        if progress is not None:
+            progress(1, 1)
         text = _decode_text(name, data, html=kind == "html")
-        sections = {"txt": _txt_sections, "md": _md_sections, "csv": _csv_sections, "html": _html_sections}[kind](
-            name, text)
+        if kind == "csv":
+            sections = _csv_sections(name, text, max_rows)
+        else:
+            sections = {"txt": _txt_sections, "md": _md_sections, "html": _html_sections}[kind](name, text)
     sections = tuple(section for section in sections if section.text)
     if not sections:
         raise DocumentRejected(name, _NO_TEXT)
@@ -120,7 +153,7 @@ def _extension(name: str) -> str:
     return extension.strip().lower() if dot else ""
 
 
-def _readable_size(size: int, *, like: int | None = None) -> str:
+def readable_size(size: int, *, like: int | None = None) -> str:
     """"25.3 MB", "512 KB", "1,000 bytes"; `like`: a smaller size compared with this one, whose unit is used when
     this one's is no larger (so "1,265 bytes; the limit is 1,000 bytes", not "1.2 KB; the limit is 1,000 bytes")."""
     scale = size if like is None or size >= _MB else min(size, like)
@@ -164,6 +197,13 @@ def _looks_like(data: bytes) -> str | None:
 def _with_look(reason: str, data: bytes, *, unless: tuple[str, ...] = ()) -> str:
     look = _looks_like(data)
     return f"{reason} (it looks like {look})" if look and look not in unless else reason
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """A MemoryError, or lxml's parse error for a failed allocation (libxml2's XML_ERR_NO_MEMORY, code 2), which
+    would otherwise pass for a damaged file."""
+    return isinstance(exc, MemoryError) or (
+        type(exc).__module__.startswith("lxml") and getattr(exc, "code", None) == 2)
 
 
 # --- text normalisation ---------------------------------------------------------------------------------------------
@@ -250,14 +290,15 @@ _PDF_PROTECTED = "the PDF is password-protected; remove the password and attach 
 _PDF_SCANNED = "it looks scanned: no text to read (the PDF has no text layer; OCR is not supported)"
 
 
-def _pdf_sections(name: str, data: bytes, max_pages: int) -> tuple[list[Section], int]:
+def _pdf_sections(name: str, data: bytes, max_pages: int,
+                  progress: Callable[[int, int], None] | None) -> tuple[list[Section], int]:
     # Acrobat accepts a header anywhere in the first 1024 bytes (some generators prepend junk); so do we.
     if b"%PDF-" not in data[:1024]:
         look = _looks_like(data)
         what = f"it looks like {look}" if look else "its content is not a PDF"
         raise DocumentRejected(name, f"this is not a PDF file ({what})")
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PyPdfError
 
     # pypdf raises all sorts on hostile or broken files (its own errors, but also KeyError, TypeError, ValueError,
     # zlib and struct errors, RecursionError on cyclic object graphs): any of them means the file cannot be read.
@@ -275,18 +316,34 @@ def _pdf_sections(name: str, data: bytes, max_pages: int) -> tuple[list[Section]
         count = len(reader.pages)
     except DocumentRejected:
         raise
-    except (Exception, RecursionError):
+    except (Exception, RecursionError) as exc:
+        if _out_of_memory(exc):
+            raise MemoryError from None
         raise DocumentRejected(name, _PDF_DAMAGED) from None
     if count > max_pages:
         raise DocumentRejected(name, f"the PDF has {count:,} pages; the limit is {max_pages:,}")
     if count == 0:
         raise DocumentRejected(name, "the PDF has no pages")
-    sections, failures = [], 0
+    sections, failures, content = [], 0, 0
     for number in range(1, count + 1):
+        if progress is not None:
+            progress(number, count)
         try:
-            text = reader.pages[number - 1].extract_text() or ""
-        except (Exception, RecursionError):  # one unreadable page (a broken font, a cyclic resource) costs that page
-            failures += 1
+            page = reader.pages[number - 1]
+            content += _pdf_page_content(name, number, page)
+            if content > _PDF_FILE_CONTENT:
+                limit = readable_size(_PDF_FILE_CONTENT)
+                raise DocumentRejected(name, f"the PDF's pages unpack to more than {limit} of drawing instructions "
+                                             f"(content shared by several pages counts on each); the limit is {limit}")
+            text = page.extract_text() or ""
+        except DocumentRejected:
+            raise
+        except LimitReachedError:  # one of pypdf's own limits (tokens per stream, forms per page): a hostile page
+            raise DocumentRejected(name, f"page {number} of the PDF is too complex to read") from None
+        except (Exception, RecursionError) as exc:
+            if _out_of_memory(exc):
+                raise MemoryError from None
+            failures += 1  # one unreadable page (a broken font, a cyclic resource) costs that page
             continue
         text = _normalise(text)
         if text:
@@ -294,6 +351,63 @@ def _pdf_sections(name: str, data: bytes, max_pages: int) -> tuple[list[Section]
     if not sections:
         raise DocumentRejected(name, _PDF_DAMAGED if failures else _PDF_SCANNED)
     return sections, count
+
+
+def _pdf_page_content(name: str, number: int, page) -> int:
+    """Unpacked bytes of the page's content streams and of the forms they draw (one level, each time it is drawn),
+    checked against the per-page limits before pypdf parses any of it. pypdf unpacks no stream past the page's limit
+    (its own output limits, set for this context only), and keeps what it unpacked, so extract_text does not unpack
+    it again."""
+    from pypdf import apply_configuration
+    from pypdf.errors import LimitReachedError
+    from pypdf.generic import ArrayObject, StreamObject
+
+    limit = readable_size(_PDF_PAGE_CONTENT)
+    too_big = (f"page {number} of the PDF unpacks to more than {limit} of drawing instructions; the limit is {limit} "
+               "per page")
+    size = operators = 0
+
+    def measure(stream, times: int = 1) -> bytes:
+        nonlocal size, operators
+        most = (_PDF_PAGE_CONTENT - size) // times + 1
+        try:
+            with apply_configuration(zlib_maximum_output_length=most, lzw_maximum_output_length=most,
+                                     run_length_maximum_output_length=most, brotli_maximum_output_length=most):
+                data = stream.get_data()
+        except LimitReachedError:
+            raise DocumentRejected(name, too_big) from None
+        size += len(data) * times
+        if size > _PDF_PAGE_CONTENT:
+            raise DocumentRejected(name, too_big)
+        found = 0
+        for found, _ in enumerate(_PDF_TEXT_OPERATOR.finditer(data), 1):
+            if operators + found * times > _PDF_PAGE_TEXT_OPERATORS:  # counted only this far: the count costs little
+                raise DocumentRejected(name, f"page {number} of the PDF draws its text in more than "
+                                             f"{_PDF_PAGE_TEXT_OPERATORS:,} pieces; the limit is "
+                                             f"{_PDF_PAGE_TEXT_OPERATORS:,} per page")
+        operators += found * times
+        return data
+
+    contents = page.get("/Contents")
+    contents = contents.get_object() if contents is not None else None
+    streams = [item.get_object() for item in contents] if isinstance(contents, ArrayObject) else [contents]
+    drawn: Counter[bytes] = Counter()
+    for stream in streams:
+        if isinstance(stream, StreamObject):
+            drawn.update(_PDF_DRAWN_FORM.findall(measure(stream)))
+    # Forms the page's resources name and its content draws ("/Fm1 Do"): resources are often shared by every page,
+    # so a form counts only where it is drawn.
+    resources = page.get("/Resources")
+    resources = resources.get_object() if resources is not None else None
+    xobjects = resources.get("/XObject") if isinstance(resources, dict) else None
+    xobjects = xobjects.get_object() if xobjects is not None else None
+    if drawn and isinstance(xobjects, dict):
+        for key, xobject in xobjects.items():
+            times = drawn.get(str(key).lstrip("/").encode("latin-1", "replace"), 0)
+            xobject = xobject.get_object() if times else None
+            if isinstance(xobject, StreamObject) and xobject.get("/Subtype") == "/Form":
+                measure(xobject, times)
+    return size
 
 
 # --- Word -----------------------------------------------------------------------------------------------------------
@@ -310,10 +424,14 @@ _HEADING_STYLE = re.compile(r"(Heading [1-9]|Title)")
 _HEADING_STYLE_ID = re.compile(r"(Heading[1-9]|Title)")
 
 
-def _docx_sections(name: str, data: bytes, max_bytes: int) -> list[Section]:
+def _docx_sections(name: str, data: bytes, max_bytes: int,
+                   progress: Callable[[int, int], None] | None) -> list[Section]:
     if not data.startswith(b"PK\x03\x04"):
         raise DocumentRejected(name, _with_look(_NOT_DOCX, data))
-    _check_docx_zip(name, data, max_bytes)
+    archive = _check_docx_zip(name, data, max_bytes)
+    _check_docx_parts(name, archive)
+    if progress is not None:
+        progress(1, 1)
     import docx  # imported here: only Word files pay for python-docx and lxml
 
     try:
@@ -321,17 +439,20 @@ def _docx_sections(name: str, data: bytes, max_bytes: int) -> list[Section]:
         style_names = {style.style_id: style.name for style in document.styles}
         body = document.element.body
         return _docx_body_sections(body, style_names)
-    except (Exception, RecursionError):
+    except (Exception, RecursionError) as exc:
+        if _out_of_memory(exc):
+            raise MemoryError from None
         raise DocumentRejected(name, _DOCX_DAMAGED) from None
 
 
-def _check_docx_zip(name: str, data: bytes, max_bytes: int) -> None:
+def _check_docx_zip(name: str, data: bytes, max_bytes: int) -> zipfile.ZipFile:
     """The zip directory, read without decompressing anything: a Word document, of a size it is safe to unpack."""
     members = _zip_member_count(data)
     if members is not None and members > _DOCX_MAX_MEMBERS:
         raise DocumentRejected(name, f"the Word file has more than {_DOCX_MAX_MEMBERS:,} parts (a zip bomb?)")
     try:
-        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error, UnicodeError):
         damaged = _looks_like(data) == "a Word (.docx) document"  # a truncated Word file, say
         raise DocumentRejected(name, _DOCX_DAMAGED if damaged else _NOT_DOCX) from None
@@ -344,11 +465,67 @@ def _check_docx_zip(name: str, data: bytes, max_bytes: int) -> None:
         raise DocumentRejected(name, _with_look(_NOT_DOCX, data, unless=("a ZIP archive", "a Word (.docx) document")))
     limit = min(max(10 * max_bytes, _DOCX_EXPANDED_FLOOR), _DOCX_EXPANDED_CAP)
     if sum(info.file_size for info in infos) > limit:
-        raise DocumentRejected(name, f"the Word file expands to more than {_readable_size(limit)} (a zip bomb?)")
+        raise DocumentRejected(name, f"the Word file expands to more than {readable_size(limit)} (a zip bomb?)")
     for info in infos:
         if info.file_size > _DOCX_RATIO_FROM and info.file_size > _DOCX_RATIO * max(info.compress_size, 1):
             raise DocumentRejected(name, f"the Word file expands to more than {_DOCX_RATIO} times its size in one "
                                          "part (a zip bomb?)")
+    return archive
+
+
+_DOCX_OVERRIDE = re.compile(rb"<(?:\w+:)?Override\b[^>]*>")
+_DOCX_PART_NAME = re.compile(rb"""\bPartName\s*=\s*["']/?([^"']+)["']""")
+_DOCX_MAIN_TYPE = re.compile(rb"""\bContentType\s*=\s*["'][^"']*\.main\+xml["']""")
+
+
+def _check_docx_parts(name: str, archive: zipfile.ZipFile) -> None:
+    """The XML parts' real unpacked sizes (the directory's sizes are a claim; zipfile does stop at them, with a CRC
+    error), each unpacked in chunks up to its cap and thrown away: the main document part and every other XML part at
+    most _DOCX_PART_MAX, all of them together at most _DOCX_XML_MAX."""
+    main = "word/document.xml"
+    try:
+        if "[Content_Types].xml" in archive.NameToInfo:
+            with archive.open("[Content_Types].xml") as member:
+                types = member.read(_DOCX_TYPES_MAX)
+            for override in _DOCX_OVERRIDE.findall(types):
+                part = _DOCX_PART_NAME.search(override)
+                if part and _DOCX_MAIN_TYPE.search(override):
+                    main = part.group(1).decode("utf-8", "replace")
+                    break
+        total, part_limit = 0, readable_size(_DOCX_PART_MAX)
+        for info in archive.infolist():
+            if not info.filename.lower().endswith((".xml", ".rels")):
+                continue
+            size = _unpacked_size(archive, info, _DOCX_PART_MAX)
+            if size > _DOCX_PART_MAX and info.filename == main:
+                raise DocumentRejected(name, f"the Word document's text part is over {part_limit} when unpacked; the "
+                                             f"limit is {part_limit}")
+            if size > _DOCX_PART_MAX:
+                raise DocumentRejected(name, f"a part of the Word file (styles, notes, headers or the like) is over "
+                                             f"{part_limit} when unpacked; the limit is {part_limit} per part")
+            total += size
+            if total > _DOCX_XML_MAX:
+                limit = readable_size(_DOCX_XML_MAX)
+                raise DocumentRejected(name, f"the Word file's text and layout parts come to more than {limit} when "
+                                             f"unpacked; the limit is {limit}")
+    except DocumentRejected:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error, UnicodeError,
+            NotImplementedError, RuntimeError, zlib.error, KeyError):  # bad CRC, unknown method, encrypted member…
+        raise DocumentRejected(name, _DOCX_DAMAGED) from None
+
+
+def _unpacked_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> int:
+    """Bytes the member unpacks to, counted 1 MB at a time; stops once past `cap` (so the result may be short of the
+    full size, but is then over the cap)."""
+    size = 0
+    with archive.open(info) as member:
+        while size <= cap:
+            chunk = member.read(_MB)
+            if not chunk:
+                break
+            size += len(chunk)
+    return size
 
 
 def _zip_member_count(data: bytes) -> int | None:
@@ -534,7 +711,7 @@ _CSV_DELIMITERS = (",", ";", "\t", "|")
 _CSV_SEP_HINT = re.compile(r"sep=(.)\s*")  # Excel's first-line hint, e.g. "sep=;"
 
 
-def _csv_sections(name: str, text: str) -> list[Section]:
+def _csv_sections(name: str, text: str, max_rows: int) -> list[Section]:
     stream = io.StringIO(text, newline="")
     first_line = stream.readline()
     hint = _CSV_SEP_HINT.fullmatch(first_line)
@@ -548,7 +725,7 @@ def _csv_sections(name: str, text: str) -> list[Section]:
     header: list[str] | None = None
     sections: list[Section] = []
     rows: list[str] = []
-    first = last = previous = 0
+    first = last = previous = count = 0
     try:
         for row in reader:
             start, end, previous = previous + 1, reader.line_num, reader.line_num
@@ -559,6 +736,10 @@ def _csv_sections(name: str, text: str) -> list[Section]:
                 header = _csv_header(cells)
                 header_line, header_at = "Columns: " + "; ".join(header), start + skipped
                 continue
+            count += 1
+            if count > max_rows:  # counted as read: nothing past the limit is parsed
+                raise DocumentRejected(name, f"the CSV file has more than {max_rows:,} rows; the limit is "
+                                             f"{max_rows:,}")
             names = header + [f"column {i}" for i in range(len(header) + 1, len(cells) + 1)]
             rows.append("; ".join(f"{names[i]}: {value}" for i, value in enumerate(cells) if value))
             first, last = (first or start), end
@@ -716,6 +897,8 @@ def _html_sections(name: str, text: str) -> list[Section]:
     try:
         parser.feed(text)
         parser.close()
-    except (Exception, RecursionError):  # html.parser is forgiving; this is only a guard
+    except (Exception, RecursionError) as exc:  # html.parser is forgiving; this is only a guard
+        if _out_of_memory(exc):
+            raise MemoryError from None
         raise DocumentRejected(name, "the HTML file is malformed and cannot be read") from None
     return parser.result()

@@ -9,8 +9,10 @@ are embedded once and each question gets the APP_RETRIEVED_PASSAGES closest ones
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
 
 import numpy as np
 from langchain_core.messages import BaseMessage, SystemMessage
@@ -18,12 +20,13 @@ from langchain_core.messages import BaseMessage, SystemMessage
 from chains.tokens import encoding_for, estimate_prompt_tokens
 from config.catalog import Deployment
 from config.settings import AppSettings
-from documents.embeddings import Embedder, EmbeddingFailed
-from documents.extract import DocumentRejected, ExtractedDocument, extract_document, is_document
+from documents.embeddings import Embedder
+from documents.extract import DocumentRejected, ExtractedDocument, is_document
 from documents.passages import split_sections
 from documents.retrieval import best_passages
 from documents.sources import Source, number
-from memory.documents import AttachedDocument
+from documents.worker import ReadProgress, read_in_worker
+from memory.documents import AttachedDocument, Passage
 
 MARGIN_TOKENS = 1000  # the guard's estimate is close, not exact: never plan to fill the window to the last token
 SOURCE_OVERHEAD_TOKENS = 20  # the <source n= file= where=> wrapper around each passage
@@ -32,11 +35,15 @@ DEFAULT_QUESTION = "Summarise the attached document."
 
 @dataclass(frozen=True)
 class DocumentProgress:
-    """A long document is being indexed: `done` of `total` passages embedded so far."""
+    """Work on one attached file, for the page: `phase` reading (page `done` of `total`), waiting (for a free reading
+    worker), indexing (`done` of `total` passages embedded) or paused (the per-minute token limit: it resumes at
+    `until`)."""
 
     name: str
     done: int
     total: int
+    phase: Literal["reading", "waiting", "indexing", "paused"] = "indexing"
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,23 @@ class DocumentIndexed:
     """A new document is ready: how the model will read it and what indexing cost."""
 
     document: AttachedDocument
+
+
+@dataclass
+class DocumentPlan:
+    """A turn's new documents before anything is sent: which go whole and which must be indexed, and what indexing
+    them is estimated to cost (the chat model's token count of their passages: close to the embedding model's)."""
+
+    documents: list[AttachedDocument]  # in upload order; the indexed ones still without vectors
+    refused: list[DocumentRejected]  # too long to send whole, and nothing to index them with
+
+    @property
+    def to_index(self) -> list[AttachedDocument]:
+        return [d for d in self.documents if d.mode == "retrieved"]
+
+    @property
+    def index_tokens(self) -> int:
+        return sum(p.tokens for d in self.to_index for p in d.passages)
 
 
 class DocumentNotIndexed(DocumentRejected):
@@ -65,6 +89,34 @@ class SourceBook:
         return added
 
 
+def distinct(passages: list[Passage]) -> list[Passage]:
+    """Each passage text once (the first place it occurs): a repeated header, footer or boilerplate block is embedded,
+    stored and searched once, not on every page."""
+    seen: set[str] = set()
+    kept = []
+    for passage in passages:
+        if passage.text not in seen:
+            seen.add(passage.text)
+            kept.append(Passage(len(kept), passage.label, passage.text, passage.tokens))
+    return kept
+
+
+def _reported(work: Generator[ReadProgress, None, ExtractedDocument]) -> Generator[DocumentProgress, None,
+                                                                                    ExtractedDocument]:
+    """The worker's progress as the page's events; the document it read is the return value. Closing this closes
+    the worker (which kills its process)."""
+    try:
+        while True:
+            try:
+                progress = next(work)
+            except StopIteration as done:
+                return done.value
+            yield DocumentProgress(progress.name, progress.page, progress.pages,
+                                   "waiting" if progress.waiting else "reading")
+    finally:
+        work.close()
+
+
 def split_uploads(names: Sequence[str], image_types: Sequence[str]) -> tuple[list[int], list[int]]:
     """Indexes of the uploads that are images, and of all others (documents, and anything else to be refused)."""
     images = [i for i, name in enumerate(names) if name.rsplit(".", 1)[-1].lower() in image_types]
@@ -75,8 +127,13 @@ class DocumentDesk:
     def __init__(self, app: AppSettings) -> None:
         self.app = app
 
-    def read(self, uploads: Sequence[tuple[str, bytes]]) -> tuple[list[ExtractedDocument], list[DocumentRejected]]:
-        """Text out of each file; a bad file is named with its reason and the others go on."""
+    def read(self, uploads: Sequence[tuple[str, bytes]]) -> Generator[DocumentProgress, None,
+                                                                          tuple[list[ExtractedDocument],
+                                                                                list[DocumentRejected]]]:
+        """Text out of each file, each read in a worker process with a deadline and a memory limit (documents/
+        worker.py), reporting its pages as it goes; a bad file is named with its reason and the others go on.
+        Closing this generator (Stop, the page closed) kills the worker."""
+        app = self.app
         read, refused = [], []
         for name, data in uploads:
             try:
@@ -84,8 +141,10 @@ class DocumentDesk:
                     raise DocumentRejected(name, "unsupported file type; attach PDF, Word (.docx), text (.txt), "
                                                  "Markdown (.md), CSV or HTML files, or images where the deployment "
                                                  "accepts them")
-                read.append(extract_document(name, data, max_bytes=self.app.max_document_bytes,
-                                             max_pages=self.app.max_document_pages))
+                work = read_in_worker(name, data, max_bytes=app.max_document_bytes, max_pages=app.max_document_pages,
+                                      max_rows=app.document_max_rows, seconds=app.document_read_seconds,
+                                      memory_mb=app.document_read_memory_mb, workers=app.document_workers)
+                read.append((yield from _reported(work)))
             except DocumentRejected as exc:
                 refused.append(exc)
         return read, refused
@@ -105,45 +164,28 @@ class DocumentDesk:
             tokens += self.app.retrieved_passages * (self.app.passage_tokens + SOURCE_OVERHEAD_TOKENS)
         return tokens
 
-    def attach(self, extracted: Sequence[ExtractedDocument], refs: Sequence[str], deployment: Deployment,
-               budget: int, embedder: Callable[[], Embedder | None], added: list[AttachedDocument],
-               refused: list[DocumentRejected]) -> Iterator[DocumentProgress | DocumentIndexed]:
-        """Plan and index the new documents, appending the ready ones to `added` and failures to `refused`."""
+    def plan(self, extracted: Sequence[ExtractedDocument], refs: Sequence[str], deployment: Deployment,
+             budget: int, can_index: bool) -> DocumentPlan:
+        """Whole or indexed, for each new document: whole while it fits `budget` (see `budget`) and
+        APP_DOCUMENT_WHOLE_MAX_TOKENS; otherwise indexed, if `can_index` (an embeddings deployment exists)."""
+        documents, refused = [], []
         for document, ref in zip(extracted, refs):
-            passages = split_sections(document.sections, deployment.model, self.app.passage_tokens)
+            passages = distinct(split_sections(document.sections, deployment.model, self.app.passage_tokens))
             tokens = sum(p.tokens for p in passages)
             whole_cost = tokens + SOURCE_OVERHEAD_TOKENS * len(passages)
             attached = AttachedDocument(name=document.name, kind=document.kind, ref=ref, mode="whole", tokens=tokens,
                                         pages=document.pages, passage_count=len(passages), passages=passages)
             if whole_cost <= min(budget, self.app.document_whole_max_tokens):
                 budget -= whole_cost
+            elif can_index:
+                attached.mode = "retrieved"
             else:
-                client = embedder()
-                if client is None:
-                    refused.append(DocumentNotIndexed(document.name, (
-                        f"it is too long to send whole ({tokens:,} tokens) and no embeddings deployment is "
-                        "configured to search it; ask an administrator to add one to the deployment catalog")))
-                    continue
-                try:
-                    yield from self._index(attached, client)
-                except EmbeddingFailed as exc:
-                    refused.append(DocumentNotIndexed(document.name, f"it could not be indexed: {exc.failure.message}"
-                                                      .replace(" and send again", " and attach it again")))
-                    continue
-            added.append(attached)
-            yield DocumentIndexed(attached)
-
-    def _index(self, document: AttachedDocument, embedder: Embedder) -> Iterator[DocumentProgress]:
-        document.mode, document.embedding_deployment = "retrieved", embedder.deployment.name
-        total = len(document.passages)
-        yield DocumentProgress(document.name, 0, total)
-        for batch in embedder.batches([p.text for p in document.passages], purpose_of="document",
-                                      document=document.name):
-            for offset, vector in enumerate(batch.vectors):
-                document.passages[batch.start + offset].vector = vector
-            document.embedding_tokens += batch.tokens
-            document.embedding_cost += batch.cost
-            yield DocumentProgress(document.name, batch.start + len(batch.vectors), total)
+                refused.append(DocumentNotIndexed(document.name, (
+                    f"it is too long to send whole ({tokens:,} tokens) and no embeddings deployment is "
+                    "configured to search it; ask an administrator to add one to the deployment catalog")))
+                continue
+            documents.append(attached)
+        return DocumentPlan(documents, refused)
 
     def whole_sources(self, documents: Sequence[AttachedDocument], book: SourceBook) -> list[Source]:
         return book.add([(d, p) for d in documents if d.mode == "whole" for p in d.passages])
@@ -164,5 +206,5 @@ class DocumentDesk:
         return book.add([(d, p) for d, p, _ in found])
 
 
-__all__ = ["DEFAULT_QUESTION", "DocumentDesk", "DocumentIndexed", "DocumentNotIndexed", "DocumentProgress",
-           "SourceBook", "split_uploads"]
+__all__ = ["DEFAULT_QUESTION", "DocumentDesk", "DocumentIndexed", "DocumentNotIndexed", "DocumentPlan",
+           "DocumentProgress", "SourceBook", "distinct", "split_uploads"]

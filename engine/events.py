@@ -29,7 +29,7 @@ class Accepted:
 class Status:
     """Work the person waits for that is not the answer itself, e.g. summarising earlier messages."""
 
-    kind: Literal["summarising"]
+    kind: Literal["summarising", "waiting"]
     text: str
 
 
@@ -62,7 +62,8 @@ class BudgetNotice:
 
 
 BlockReason = Literal["context_too_long", "sign_in_expired", "sign_in_unavailable", "images_not_accepted",
-                      "nothing_to_send", "over_budget", "rate_limited", "too_many_images", "too_many_files"]
+                      "nothing_to_send", "over_budget", "rate_limited", "too_many_images", "too_many_files",
+                      "confirm_indexing", "file_too_large"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Blocked:
     message: str
     draft: str
     check: ContextCheck | None = None
+    approve: tuple[str, ...] = ()  # confirm_indexing: the documents (stored:<sha256>.<ext>) a resend may index
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,11 @@ from chains.turn import AnswerStream, ThinkingText
 from config.catalog import Deployment
 from config.settings import Settings
 from documents.embeddings import Embedder, EmbeddingFailed, build_client
+from documents.extract import readable_size
 from documents.names import shown_name
-from documents.reader import DEFAULT_QUESTION, DocumentDesk, SourceBook, split_uploads
+from documents.reader import DEFAULT_QUESTION, DocumentDesk, DocumentIndexed, SourceBook, split_uploads
 from documents.sources import Source, cited, render, sources_message
+from engine.indexing import Indexing, wait_for_minute
 from engine.events import (Accepted, Blocked, BudgetNotice, Event, Outcome, Status, TextDelta, ThinkingDelta,
                            UsageUpdate)
 from memory.comparisons import Comparison
@@ -95,6 +97,7 @@ class Upload:
 class NewMessage:
     text: str
     uploads: Sequence[Upload] = ()
+    index_approved: frozenset[str] = frozenset()  # documents the person agreed to have indexed at their estimate
 
 
 @dataclass(frozen=True)
@@ -195,9 +198,16 @@ class TurnEngine:
                           "are attached. Send them over several messages.", text)
             return None
         image_at, others_at = split_uploads([u.name for u in message.uploads], UPLOAD_TYPES)
+        too_large = self._too_large(message.uploads, image_at)
+        if too_large:  # named, and the message waits: it is not sent without the file
+            self.audit.event("message_not_sent", context, outcome="not_sent", reason="file_too_large",
+                             files=len(too_large))
+            yield Blocked("file_too_large", " ".join(too_large) + " Remove it or attach a smaller file, and send "
+                          "again: your message and the other files are kept.", text)
+            return None
         images, rejected = self._prepare([message.uploads[i] for i in image_at], choices)
-        extracted, refused = self.documents.read([(message.uploads[i].name, message.uploads[i].data)
-                                                  for i in others_at])
+        extracted, refused = yield from self.documents.read([(message.uploads[i].name, message.uploads[i].data)
+                                                             for i in others_at])
         if rejected:  # the reasons, never the file names or contents
             self.audit.event("images_rejected", context, reasons=[r.reason for r in rejected], accepted=len(images))
         if refused:
@@ -227,11 +237,26 @@ class TurnEngine:
             budget = self.documents.budget(choices.deployment, choices.chain.system_prompt, conversation.memory,
                                            new_message, choices.max_output_tokens, conversation.documents)
             refs = [f"stored:{d.sha256}.{d.extension}" for d in extracted]
-            refused_before = len(refused)
-            yield from self.documents.attach(extracted, refs, choices.deployment, budget, documents.embedder,
-                                             documents.added, refused)
-            if len(refused) > refused_before:
-                self.audit.event("documents_rejected", context, reasons=[r.reason for r in refused[refused_before:]],
+            plan = self.documents.plan(extracted, refs, choices.deployment, budget,
+                                       can_index=self.settings.catalog.embedding is not None)
+            if plan.to_index:
+                indexing = Indexing(self.settings.app, self.usage, self.audit, context, oid=who.owner.oid,
+                                    tenant=who.owner.tenant_id, budget_nanousd=self.budget(who))
+                embedder = self._embedder(who, context, audit, provider)  # its own: it settles its own usage
+                refusal = indexing.over_budget(plan, embedder, draft)
+                if refusal is None and indexing.needs_consent(plan, message.index_approved):
+                    refusal = indexing.ask(plan, embedder, draft)
+                if refusal is not None:
+                    yield refusal
+                    return None
+                if not (yield from indexing.run(plan, embedder, audit.records, draft)):
+                    return None
+            for document in plan.documents:
+                documents.added.append(document)
+                yield DocumentIndexed(document)
+            if plan.refused:
+                refused += plan.refused
+                self.audit.event("documents_rejected", context, reasons=[r.reason for r in plan.refused],
                                  accepted=len(documents.added))
             documents.attached += documents.added
         every = (choices, *also)
@@ -245,7 +270,10 @@ class TurnEngine:
             if check is None:
                 return None
             checks.append(check)
-        admitted = yield from self.admit(who, every, checks, context, draft)
+        # A turn that has just indexed waits for its minute rather than be refused: a refusal would throw the
+        # index (paid for) away.
+        admitted = yield from self.admit(who, every, checks, context, draft,
+                                         wait=any(d.mode == "retrieved" for d in documents.added))
         if admitted is None:
             return None
         reservation = admitted[0]
@@ -325,14 +353,25 @@ class TurnEngine:
         return None
 
     def admit(self, who: Asker, every: Sequence[Choices], checks: list, context: AuditContext,
-              draft: str) -> Iterator[Event]:
+              draft: str, wait: bool = False) -> Iterator[Event]:
         """Rate limits and budget: returns `(reservation,)` and yields the budget warning if any; or yields `Blocked`
-        and returns None."""
-        try:
-            reservation, notice = self._allow_spend(who, every, checks, context)
-        except (RateLimited, OverBudget) as refusal:
-            yield self._refused(refusal, context, draft)
-            return None
+        and returns None. `wait`: at the per-minute token limit, wait (up to two minutes, saying so) instead."""
+        waits = 2 if wait else 0
+        while True:
+            try:
+                reservation, notice = self._allow_spend(who, every, checks, context)
+                break
+            except RateLimited as refusal:
+                if not waits or refusal.what != "tokens":
+                    yield self._refused(refusal, context, draft)
+                    return None
+                waits -= 1
+                yield from wait_for_minute(self.usage.clock, refusal.retry_at, Status(
+                    "waiting", f"Waiting for your per-minute token limit: the answer starts at "
+                    f"{refusal.retry_at:%H:%M:%S} UTC…"))
+            except OverBudget as refusal:
+                yield self._refused(refusal, context, draft)
+                return None
         if notice:
             yield notice
         return (reservation,)
@@ -405,6 +444,16 @@ class TurnEngine:
                 documents.notice = ("The attached documents could not be searched for this question, so the answer "
                                     f"does not use them: {exc.failure.message}")
         return list(documents.book.sources)
+
+    def _too_large(self, uploads: Sequence[Upload], image_at: Sequence[int]) -> list[str]:
+        """A sentence for each upload over its size limit (images and documents have their own)."""
+        app, sentences = self.settings.app, []
+        for index, upload in enumerate(uploads):
+            limit = app.max_image_bytes if index in image_at else app.max_document_bytes
+            if len(upload.data) > limit:
+                sentences.append(f"{upload.name} is {readable_size(len(upload.data), like=limit)}; the limit is "
+                                 f"{readable_size(limit)}.")
+        return sentences
 
     def _embedder(self, who: Asker, context: AuditContext, audit: AuditHandler,
                   provider: TokenProvider) -> Embedder | None:

@@ -3,7 +3,8 @@
 The file itself is stored content-addressed under the data directory (like images); the database keeps what a turn
 needs: which documents a conversation has, whether each goes to the model whole or by retrieval, and its passages
 with their page or section label and, for retrieved documents, their embedding vectors (float32 bytes).
-Rows are written in the turn's own transaction (memory/store.py) and deleted with the conversation.
+Rows are written in the turn's own transaction (memory/store.py), except the passages of a long document, written
+right after it in short transactions of their own; all are deleted with the conversation.
 """
 from __future__ import annotations
 
@@ -94,8 +95,17 @@ class _PassageRow(DocumentBase):
     vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
-def add_documents(db: Session, conversation_id: str, documents: list[AttachedDocument], now: datetime) -> None:
-    """Inside the turn's transaction: the documents and all their passages, or (on rollback) none of them."""
+INLINE_PASSAGES = 200  # a document with more passages has them written after the turn, in short transactions
+PASSAGE_BATCH = 200
+
+
+def add_documents(db: Session, conversation_id: str, documents: list[AttachedDocument],
+                  now: datetime) -> list[AttachedDocument]:
+    """Inside the turn's transaction: the documents, and the passages of the short ones (all or, on rollback, none).
+    Returns the long documents, whose passages the caller writes after the turn (`passage_batches`): a large index
+    written inside the turn's transaction would hold the database's write lock, and every other person's turn would
+    wait for it."""
+    later = []
     for document in documents:
         db.add(_DocumentRow(
             id=document.id, conversation_id=conversation_id, message_id=document.message_id, name=document.name[:255],
@@ -103,10 +113,24 @@ def add_documents(db: Session, conversation_id: str, documents: list[AttachedDoc
             embedding_deployment=document.embedding_deployment, embedding_tokens=document.embedding_tokens,
             embedding_cost=str(document.embedding_cost), passage_count=len(document.passages), created_at=now))
         db.flush()  # the parent row first: Postgres checks the passages' foreign key
-        db.add_all([_PassageRow(document_id=document.id, conversation_id=conversation_id, seq=p.seq,
-                                label=p.label[:300], text=p.text, tokens=p.tokens,
-                                vector=None if p.vector is None else np.asarray(p.vector, dtype="<f4").tobytes())
-                    for p in document.passages])
+        if len(document.passages) > INLINE_PASSAGES:
+            later.append(document)
+        else:
+            db.add_all(_passage_rows(conversation_id, document, document.passages))
+    return later
+
+
+def passage_batches(conversation_id: str, document: AttachedDocument):
+    """The document's passage rows in batches of PASSAGE_BATCH, one short transaction each."""
+    for start in range(0, len(document.passages), PASSAGE_BATCH):
+        yield _passage_rows(conversation_id, document, document.passages[start:start + PASSAGE_BATCH])
+
+
+def _passage_rows(conversation_id: str, document: AttachedDocument, passages) -> list[_PassageRow]:
+    return [_PassageRow(document_id=document.id, conversation_id=conversation_id, seq=p.seq, label=p.label[:300],
+                        text=p.text, tokens=p.tokens,
+                        vector=None if p.vector is None else np.asarray(p.vector, dtype="<f4").tobytes())
+            for p in passages]
 
 
 def load_documents(db: Session, conversation_id: str) -> list[AttachedDocument]:

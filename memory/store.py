@@ -22,7 +22,7 @@ from config.migrations import upgrade
 from memory.comparisons import Comparison, add_comparison, erase_answers, load_comparison, set_vote, voted
 from memory.conversation import Conversation, Turn, Usage, Version
 from memory.documents import (AttachedDocument, add_documents, delete_documents, load_documents, load_passages,
-                              ref_in_use)
+                              passage_batches, ref_in_use)
 from memory.images import ImageFiles, references_in, to_data_urls, to_references
 from memory.search import SearchHit, parse_query, search_index
 from memory.summary import dumps, loads
@@ -211,7 +211,7 @@ class ConversationStore:
                 if turn.sources:
                     db.add(_SourcesRow(message_id=turn.id, conversation_id=conversation.id,
                                        sources=list(turn.sources)))
-            add_documents(db, conversation.id, list(documents), now)
+            later = add_documents(db, conversation.id, list(documents), now)
             if comparison is not None:
                 add_comparison(db, comparison, owner.oid, owner.tenant_id, user.content)
             if usage is not None:  # (ledger, audit records, reservation): usage and budget in the same transaction
@@ -224,6 +224,18 @@ class ConversationStore:
             title = row.title
         conversation.persisted = True
         conversation.title = title
+        for document in later:
+            self._write_passages(conversation.id, document)
+
+    def _write_passages(self, conversation_id: str, document: AttachedDocument) -> None:
+        """A long document's passages, after the turn, in short transactions (others' turns commit in between). If
+        writing fails half-way the document keeps the passages written: searching uses what is there."""
+        try:
+            for rows in passage_batches(conversation_id, document):
+                with Session(self._engine) as db, db.begin():
+                    db.add_all(rows)
+        except Exception as exc:  # noqa: BLE001 - the turn is stored; the index is incomplete, and the log says so
+            log.error("could not store all passages of a document: %s", type(exc).__name__)
 
     def comparison(self, owner: Owner, comparison_id: str) -> Comparison | None:
         with Session(self._engine) as db:

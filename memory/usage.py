@@ -275,20 +275,21 @@ class UsageLedger:
 
     # -- rate limits -------------------------------------------------------------------------------------------------
     def count_request(self, oid: str, tenant: str, tokens: int, max_requests: int | None,
-                      max_tokens: int | None) -> None:
-        """Count one request of `tokens` in this minute, or raise RateLimited (nothing counted) when it would pass a
-        per-minute limit. Fixed one-minute windows, shared by every replica through the database."""
+                      max_tokens: int | None, requests: int = 1) -> None:
+        """Count `requests` (one message; 0 for a document's indexing, which is tokens only) of `tokens` in this
+        minute, or raise RateLimited (nothing counted) when it would pass a per-minute limit. Fixed one-minute
+        windows, shared by every replica through the database."""
         now = self.clock()
         minute = now.replace(second=0, microsecond=0)
         with Session(self._engine) as db, db.begin():
             new_minute = self._insert_missing(db, _MinuteRow, dict(oid=oid, tenant=tenant, minute=minute,
                                                                    requests=0, tokens=0))
             condition = [_MinuteRow.oid == oid, _MinuteRow.tenant == tenant, _MinuteRow.minute == minute]
-            if max_requests is not None:
-                condition.append(_MinuteRow.requests + 1 <= max_requests)
+            if max_requests is not None and requests:
+                condition.append(_MinuteRow.requests + requests <= max_requests)
             if max_tokens is not None:
                 condition.append(_MinuteRow.tokens + tokens <= max_tokens)
-            result = db.execute(update(_MinuteRow).where(*condition).values(requests=_MinuteRow.requests + 1,
+            result = db.execute(update(_MinuteRow).where(*condition).values(requests=_MinuteRow.requests + requests,
                                                                             tokens=_MinuteRow.tokens + tokens))
             if result.rowcount == 1:
                 if new_minute:  # once a minute per person: forget the minutes no limit looks at any more
@@ -296,7 +297,8 @@ class UsageLedger:
                                                         _MinuteRow.minute < minute - timedelta(minutes=5)))
                 return
         row = self._minute(oid, tenant, minute)
-        what = "requests" if max_requests is not None and row and row.requests + 1 > max_requests else "tokens"
+        what = ("requests" if max_requests is not None and requests and row and row.requests + requests > max_requests
+                else "tokens")
         raise RateLimited(minute + timedelta(minutes=1), what)
 
     def _minute(self, oid: str, tenant: str, minute: datetime) -> _MinuteRow | None:
@@ -314,7 +316,7 @@ class UsageLedger:
         month = reservation.month if reservation is not None else month_of(now)
         rows, spent = [], 0
         for record in records:
-            if record.get("event") != "model_call":
+            if record.get("event") != "model_call" or record.get("recorded"):  # recorded: indexing, settled already
                 continue
             cost = to_nano(record.get("cost_usd") or 0)
             spent += cost

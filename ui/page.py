@@ -17,6 +17,7 @@ from memory.conversation import Turn
 from ui.comparison import blind_order, compare_with, pending, run_comparison, show_pending, show_revealed
 from ui.conversations import conversation_from_url, current_conversation, keep_in_url, search_match_marker
 from ui.failover import in_flight, interrupted_turns
+from ui import unsent
 from ui.leaderboard import leaderboard_button
 from ui.panels import kept_draft, memory_panel, next_message_estimate, not_sent, take_kept_to_send
 from ui.redo import edit_form, exchange_controls, is_last_answer, reopen_edit, wanted_redo
@@ -51,11 +52,15 @@ def new_message(settings: Settings, deployment_accepts_images: bool) -> NewMessa
     """The chat input (Stop while an answer streams; documents everywhere, images only where the model sees them),
     or a kept draft the person chose to send."""
     types = [*DOCUMENT_EXTENSIONS, *(UPLOAD_TYPES if deployment_accepts_images else ())]
-    largest = max(settings.app.max_document_bytes, settings.app.max_image_bytes if deployment_accepts_images else 0)
+    largest = settings.app.upload_ceiling_bytes  # over a file's own limit, the engine names it and holds the message
     submitted = st.chat_input("Ask anything (attach " + ("documents or images)" if deployment_accepts_images
                                                          else "documents)"),
                               key="draft", submit_mode="stop", accept_file="multiple", file_type=types,
                               max_upload_size=max(1, -(-largest // 1_048_576)))
+    if not submitted:
+        again = unsent.take_to_send()  # a kept message (with its files) the person chose to send
+        if again is not None:
+            return again
     text = (submitted.text if hasattr(submitted, "text") else submitted) or take_kept_to_send() or ""
     files = list(getattr(submitted, "files", None) or [])
     if not text.strip() and not files:
@@ -83,6 +88,7 @@ def chat_page(settings: Settings, services: AuthServices | None, session: AuthSe
         "turn_interrupted", engine.audit_context(who, conversation, choices), outcome="interrupted",
         interrupted_conversation_id=conversation_id, started_at=started_at))
 
+    unsent.stopped_before_sending()  # the last run ended (Stop) before its message was accepted: keep it
     side_by_side, redo = SideBySide(engine), Redo(engine)
     waiting = pending(conversation)  # a side-by-side answer pair not voted on yet: drawn as its two columns
     wanted = None if waiting else wanted_redo(conversation)  # regenerate / edited question: the last exchange is redone
@@ -135,8 +141,9 @@ def chat_page(settings: Settings, services: AuthServices | None, session: AuthSe
         if isinstance(ended, Blocked):
             not_sent(ended, services, session, engine, who, conversation, choices)
     elif message is not None:
+        unsent.sending(message)
         with in_flight(flights, who.owner, conversation.id, message.text):
-            ended = run_turn(engine.run(who, conversation, message, choices), store.files, feedback)
+            ended = run_turn(engine.run(who, conversation, message, choices), store.files, feedback, message)
         if isinstance(ended, Blocked):
             not_sent(ended, services, session, engine, who, conversation, choices)
         elif isinstance(ended, Outcome) and ended.keep_draft:

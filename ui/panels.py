@@ -11,13 +11,15 @@ from chains.tokens import estimate_prompt_tokens
 from engine import Asker, Blocked, Choices, TurnEngine
 from memory.conversation import Conversation
 from memory.summary import summary_text, verbatim_ids
+from ui import unsent
 from ui.choice_state import want_answer_limit
 from ui.session import link
 
 BLOCK_ICONS = {"context_too_long": ":material/data_usage:", "images_not_accepted": ":material/hide_image:",
                "too_many_images": ":material/hide_image:", "too_many_files": ":material/attach_file:",
                "nothing_to_send": ":material/draft:", "over_budget": ":material/savings:",
-               "rate_limited": ":material/speed:", "sign_in_unavailable": ":material/cloud_off:"}
+               "rate_limited": ":material/speed:", "sign_in_unavailable": ":material/cloud_off:",
+               "file_too_large": ":material/attach_file:"}
 
 
 def not_sent(blocked: Blocked, services: AuthServices | None, session: AuthSession, engine: TurnEngine, who: Asker,
@@ -25,12 +27,20 @@ def not_sent(blocked: Blocked, services: AuthServices | None, session: AuthSessi
     """Nothing reached the model: say why, keep the person's text, and offer the fixes that apply."""
     if blocked.reason == "sign_in_expired":
         services.sessions.keep_draft(session.id, blocked.draft)  # on the server: it survives the sign-in round trip
+        unsent.accepted()  # the text waits on the server; files are attached again after signing in
         st.warning(blocked.message, icon=":material/lock_clock:")
         link("Sign in again", "/signin?resume=1")
         return
-    if blocked.draft:
+    largest = max(engine.settings.app.max_document_bytes, engine.settings.app.max_image_bytes)
+    unsent.keep(blocked.draft, blocked.approve, drop_over=largest)
+    held = unsent.kept()
+    if blocked.draft and held is None:
         st.session_state["kept_draft"] = blocked.draft
-    kept = " Your message is kept below." if blocked.draft else ""
+    kept = " Your message is kept below." if held or blocked.draft else ""
+    if blocked.reason == "confirm_indexing":
+        st.info(blocked.message + " Your message and files are kept below: index and send, or discard.",
+                icon=":material/database:")
+        return
     st.error(blocked.message + kept, icon=BLOCK_ICONS.get(blocked.reason, ":material/error:"))
     if blocked.reason not in ("context_too_long", "too_many_images"):
         return
@@ -55,6 +65,10 @@ def kept_draft(services: AuthServices | None, session: AuthSession) -> None:
     """A message kept across a sign-in or a send that did not fit, offered once to send."""
     if "kept_draft" not in st.session_state:
         st.session_state["kept_draft"] = services.sessions.take_draft(session.id, session.identity) if services else None
+    held = unsent.kept()
+    if held is not None:
+        _kept_message(held)
+        return
     draft = st.session_state.get("kept_draft")
     if not draft:
         return
@@ -64,6 +78,21 @@ def kept_draft(services: AuthServices | None, session: AuthSession) -> None:
         send, drop = st.columns(2)
         send.button("Send it", icon=":material/send:", key="send_kept", on_click=_send_kept, args=(draft,))
         drop.button("Discard", key="drop_kept", on_click=lambda: st.session_state.update(kept_draft=None))
+
+
+def _kept_message(held: unsent.Unsent) -> None:
+    """A message with its files that was not sent, offered to send as it is (indexing agreed to, if it asked)."""
+    with st.container(border=True):
+        st.caption(held.why or "Your unsent message:")
+        if held.text:
+            st.text(held.text)
+        if held.files:
+            st.caption(":material/attach_file: " + ", ".join(f.name for f in held.files))
+        send, drop = st.columns(2)
+        label = "Index and send" if held.approve else "Send it"
+        send.button(label, icon=":material/send:", key="send_kept", on_click=unsent.send_kept,
+                    args=(bool(held.approve),))
+        drop.button("Discard", key="drop_kept", on_click=unsent.discard_kept)
 
 
 def _send_kept(draft: str) -> None:

@@ -7,13 +7,15 @@ from collections.abc import Callable, Iterator
 import streamlit as st
 
 from config import current_settings
-from engine import (Accepted, Blocked, BudgetNotice, DocumentIndexed, DocumentProgress, Event, Outcome, Status, StepEnded,
-                    StepStarted, TextDelta, ThinkingDelta)
+from engine import (Accepted, Blocked, BudgetNotice, DocumentIndexed, DocumentProgress, Event, NewMessage, Outcome,
+                    Status, StepEnded, StepStarted, TextDelta, ThinkingDelta)
 from memory.conversation import Turn
 from memory.export import usage_line
 from memory.images import ImageFiles
 from ui.announce import announce_answer
 from ui.copy import copy_button
+from ui import unsent
+from ui.links import honest_links
 from ui.services import image_urls
 
 Feedback = Callable[[Turn], None]
@@ -41,7 +43,7 @@ def show_turn(turn: Turn, files: ImageFiles | None, feedback: Feedback | None = 
         for step in turn.steps:
             _stored_step(step)
         if turn.content:
-            st.markdown(turn.content)
+            st.markdown(honest_links(turn.content) if turn.role == "assistant" else turn.content)
         _turn_details(turn, files, feedback)
 
 
@@ -93,16 +95,57 @@ def usage_caption(turn: Turn) -> str:
     return usage_line(turn)
 
 
-def run_turn(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback) -> Outcome | Blocked | None:
-    """Render a running turn's events; returns how it ended. If Streamlit stops the script (the person pressed
-    Stop), closing the events ends the model call and stores the partial answer."""
+def run_turn(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback,
+             message: NewMessage | None = None) -> Outcome | Blocked | None:
+    """Render a running turn's events; returns how it ended. `message`: shown at once (its text, and each file with
+    what is being done to it) until the engine accepts it. If Streamlit stops the script (the person pressed Stop),
+    closing the events ends the model call (or kills the file's reader) and stores the partial answer."""
     try:
-        return _render(events, files, feedback)
+        return _render(events, files, feedback, _Echo(message) if message is not None else None)
     finally:
         events.close()
 
 
-def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback) -> Outcome | Blocked | None:
+class _Echo:
+    """The person's message as sent, before the engine has accepted it: text, then one line per file."""
+
+    def __init__(self, message: NewMessage) -> None:
+        self.message, self.slot = message, st.empty()
+        self.status = {upload.name: "waiting to be read" for upload in message.uploads}
+        self.draw()
+
+    def update(self, event: DocumentProgress | DocumentIndexed) -> None:
+        if isinstance(event, DocumentIndexed):
+            self.status[event.document.name] = "ready"
+        else:
+            self.status[event.name] = file_status(event)
+        self.draw()
+
+    def draw(self) -> None:
+        with self.slot.container(), st.chat_message("user"):
+            if self.message.text:
+                st.markdown(self.message.text)
+            for name, status in self.status.items():
+                st.caption(f":material/attach_file: {name} · {status}")
+
+    def clear(self) -> None:
+        self.slot.empty()
+
+
+def file_status(event: DocumentProgress) -> str:
+    """What is being done to one file, in words."""
+    if event.phase == "reading":
+        return f"reading page {event.done} of {event.total}" if event.total > 1 else "reading"
+    if event.phase == "waiting":
+        return "waiting for a free reader (other files are being read)"
+    if event.phase == "paused":
+        return (f"indexing paused at your per-minute token limit ({event.done} of {event.total} passages); it "
+                f"resumes at {event.until:%H:%M:%S} UTC")
+    return f"indexing: {event.done} of {event.total} passages"
+
+
+def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback,
+            echo: _Echo | None = None) -> Outcome | Blocked | None:
     box = status = steps_slot = text_slot = reading = None
     thinking = thinking_box = None
     thinking_text, thinking_started, thinking_done = "", 0.0, False
@@ -117,7 +160,7 @@ def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedbac
             if waiting:
                 status.empty()
                 waiting = False
-            text_slot.markdown(text)
+            text_slot.markdown(honest_links(text))
             shown, last_update = text, now
             continue
         if isinstance(event, ThinkingDelta):  # the reasoning summary: its own expanded step above the answer
@@ -134,22 +177,33 @@ def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedbac
             thinking_box.update(label=f":material/psychology: Thinking · {seconds:.1f} s", state="complete",
                                 expanded=False)
         if text != shown:  # the stream has paused or ended: show what is pending before anything else
-            text_slot.markdown(text)
+            text_slot.markdown(honest_links(text))
             shown = text
         if isinstance(event, (DocumentProgress, DocumentIndexed)):
-            reading = reading or st.empty()
-            _show_reading(reading, event)
+            if echo is not None:
+                echo.update(event)
+            if not isinstance(event, DocumentProgress) or event.phase in ("indexing", "paused"):
+                reading = reading or st.empty()
+                _show_reading(reading, event)
             continue
         if reading is not None:
             reading.empty()
         if isinstance(event, Blocked):
+            if echo is not None:
+                echo.clear()
             return event
         if isinstance(event, BudgetNotice):
             st.warning(event.text, icon=":material/savings:")
         elif isinstance(event, Accepted):
+            unsent.accepted()
+            if echo is not None:
+                echo.clear()
             show_turn(event.turn, files)
             box = st.chat_message("assistant")
             status, steps_slot, text_slot = box.empty(), box.container(), box.empty()
+        elif isinstance(event, Status) and status is None:  # before the answer's box exists: waiting to send
+            reading = reading or st.empty()
+            reading.caption(f":material/hourglass_top: {event.text}")
         elif isinstance(event, Status):
             status.caption(f":material/hourglass_top: {event.text}")
             waiting = True
@@ -167,7 +221,7 @@ def _show_reading(slot, event: DocumentProgress | DocumentIndexed) -> None:
     """A long document is being indexed: a progress bar; then what it cost."""
     if isinstance(event, DocumentProgress):
         share = event.done / event.total if event.total else 1.0
-        slot.progress(share, text=f"Reading {event.name}: {event.done} of {event.total} passages indexed")
+        slot.progress(share, text=f"{event.name}: {file_status(event)}")
     else:
         slot.caption(f":material/description: {event.document.describe()}")
 
@@ -221,7 +275,7 @@ def _show_step(slot, open_steps: dict, event) -> None:
 def _show_outcome(box, text_slot, outcome: Outcome, files: ImageFiles | None, feedback: Feedback) -> None:
     answer = outcome.answer
     if answer.content:
-        text_slot.markdown(answer.content)
+        text_slot.markdown(honest_links(answer.content))
     else:
         text_slot.empty()
     with box:

@@ -103,7 +103,7 @@ def test_guard_blocks_exactly_at_the_boundary(signed_in, emulators, monkeypatch,
     at.chat_input(key="draft").set_value(QUESTION).run()
     assert len(emulators.aoai.requests) == before  # over by one: nothing sent
     assert "1 token over" in at.error[0].value and not at.chat_message
-    assert at.session_state["kept_draft"] == QUESTION
+    assert at.session_state["unsent_kept"].text == QUESTION  # kept (with any files) to send again
     at.button(key="fix_shorten").click().run()
     assert at.sidebar.slider(key="max_output_tokens").value == 150
     at.button(key="send_kept").click().run()  # fits exactly now: sent

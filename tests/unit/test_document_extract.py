@@ -15,6 +15,7 @@ import pytest
 from documents.extract import DOCUMENT_EXTENSIONS, DocumentRejected, ExtractedDocument, Section, extract_document, \
     is_document
 from tests import document_corpus as corpus
+from tests import hostile_files as hostile
 
 UNSUPPORTED = "unsupported file type; attach PDF, Word (.docx), text (.txt), Markdown (.md), CSV or HTML files"
 PROTECTED = "the PDF is password-protected; remove the password and attach it again"
@@ -420,3 +421,175 @@ def test_a_good_file_alongside_bad_ones_still_works():
     assert [d.name for d in read] == ["review.docx", "sales.csv"]
     assert refused == ["empty.pdf", "salaries.pdf", "scan.pdf", "bomb.docx", "report.pdf", "slides.pptx"]
     assert read[0].sections[0].label == f"section “{corpus.DOCX_TITLE}”"
+
+
+# --- work limits: hostile files within every size limit (tests/hostile_files.py) -------------------------------------
+
+PAGE_CONTENT = "page 1 of the PDF unpacks to more than 4 MB of drawing instructions; the limit is 4 MB per page"
+FILE_CONTENT = ("the PDF's pages unpack to more than 64 MB of drawing instructions (content shared by several pages "
+                "counts on each); the limit is 64 MB")
+PATHS = b"0 0 m 100 100 l S\n"  # drawing without text
+
+
+def quick_refusal(name: str, data: bytes, *, seconds: float = 2.0, memory: int | None = 30_000_000,
+                  **options) -> str:
+    """The refusal, checked to come within `seconds` and (unless None) `memory` bytes of Python allocations (traced,
+    which slows allocation-heavy code several times: the CSV parser)."""
+    if memory is not None:
+        tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        reason = refusal(name, data, **options)
+        elapsed = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1] if memory is not None else 0
+    finally:
+        tracemalloc.stop()
+    assert elapsed < seconds and peak < (memory or 1), (elapsed, peak)
+    return reason
+
+
+def test_a_content_stream_shared_by_500_pages_is_refused_on_the_first():
+    data = hostile.shared_stream_pdf()  # 70 MB of text operators, unpacked, behind every page
+    assert len(data) < 400_000
+    assert quick_refusal("shared.pdf", data) == PAGE_CONTENT
+
+
+def test_content_shared_by_pages_counts_on_each_toward_the_file_limit():
+    # 3 MB behind each of 30 pages: within the page limit, over the file's 64 MB by page 22.
+    assert quick_refusal("shared.pdf", hostile.shared_stream_pdf(30, 3, PATHS), seconds=10) == FILE_CONTENT
+    assert quick_refusal("dense.pdf", hostile.dense_page_pdf(3_000_000, 30, PATHS), seconds=10,
+                         memory=120_000_000) == FILE_CONTENT
+
+
+def test_a_page_of_a_million_text_operators_is_refused_by_their_count():
+    data = hostile.operator_flood_pdf()  # 4 MB unpacked: just within the page limit
+    assert len(data) < 10_000
+    assert quick_refusal("flood.pdf", data) == \
+        "page 1 of the PDF draws its text in more than 20,000 pieces; the limit is 20,000 per page"
+    assert quick_refusal("flood.pdf", hostile.operator_flood_pdf(3_000_000)) == PAGE_CONTENT
+
+
+def test_a_form_counts_on_the_page_each_time_it_is_drawn_and_not_where_it_is_only_named():
+    assert quick_refusal("forms.pdf", hostile.form_pdf(500_000, draws=10)) == PAGE_CONTENT
+    assert "Lorem ipsum" in extract_document("forms.pdf", hostile.form_pdf(500_000, draws=2)).text
+    # Resources shared by 40 pages name a 3 MB form no page draws: nothing to count (64 MB would be reached).
+    document = extract_document("named.pdf", hostile.form_pdf(3_000_000, draws=0, pages=40))
+    assert document.pages == 40 and {s.text for s in document.sections} == {"Footer"}
+
+
+def test_pages_within_the_work_limits_are_read():
+    document = extract_document("dense.pdf", hostile.dense_page_pdf(100_000, pages=3))
+    assert [s.label for s in document.sections] == ["page 1", "page 2", "page 3"]
+    assert document.sections[0].text.startswith("Quarterly figures line after line")
+    document = extract_document("shared.pdf", hostile.shared_stream_pdf(pages=4, inflated_mb=0.05))
+    assert document.pages == 4 and len(document.sections) == 4
+
+
+def test_pypdf_limits_on_a_page_refuse_the_file(monkeypatch):
+    from pypdf import PageObject
+    from pypdf.errors import LimitReachedError
+
+    def hostile_page(self, *args, **kwargs):
+        raise LimitReachedError("Reached maximum number of tokens per stream.")
+
+    monkeypatch.setattr(PageObject, "extract_text", hostile_page)
+    data, _ = corpus.facts_pdf(3)
+    assert refusal("complex.pdf", data) == "page 1 of the PDF is too complex to read"
+
+
+def test_a_word_file_with_200_mb_of_xml_is_refused_by_unpacking_it_without_python_docx(monkeypatch):
+    bomb = hostile.docx_xml_bomb()
+    infos = zipfile.ZipFile(io.BytesIO(bomb)).infolist()
+    part = next(info for info in infos if info.filename == "word/document.xml")
+    # Within every limit checked on the zip directory: under 20 MB, under 200 MB unpacked in all, under 100:1.
+    assert len(bomb) < 5_000_000 and 190 * 1_048_576 < part.file_size < 200 * 1_048_576
+    assert sum(info.file_size for info in infos) < 200 * 1_048_576 and part.file_size < 100 * part.compress_size
+    monkeypatch.setattr(docx, "Document", lambda *a, **k: pytest.fail("python-docx must never see this file"))
+    assert quick_refusal("bomb.docx", bomb, seconds=1.0, memory=20_000_000) == \
+        "the Word document's text part is over 32 MB when unpacked; the limit is 32 MB"
+
+
+def test_word_xml_limits_cover_every_part_and_the_main_part_named_by_content_types(monkeypatch):
+    styles = hostile.docx_xml_bomb(40, parts=("word/styles.xml",))
+    assert quick_refusal("styles.docx", styles) == ("a part of the Word file (styles, notes, headers or the like) is "
+                                                    "over 32 MB when unpacked; the limit is 32 MB per part")
+    three = hostile.docx_xml_bomb(30, parts=("word/document.xml", "word/styles.xml", "word/numbering.xml"))
+    assert quick_refusal("three.docx", three) == ("the Word file's text and layout parts come to more than 64 MB "
+                                                  "when unpacked; the limit is 64 MB")
+    renamed = hostile.docx_xml_bomb(40, parts=("word/document2.xml",), main="word/document2.xml")
+    assert quick_refusal("renamed.docx", renamed) == \
+        "the Word document's text part is over 32 MB when unpacked; the limit is 32 MB"
+    small = hostile.docx_xml_bomb(1, parts=("word/document2.xml",), main="word/document2.xml")
+    assert extract_document("small.docx", small).text.startswith("LoremLorem")
+
+
+def test_a_word_part_bigger_than_its_directory_says_is_damaged():
+    members = {"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w:document/>" * 1000}
+    data = bytearray(zip_bytes(members))
+    # Shrink the declared size of word/document.xml in its central directory entry: zipfile stops there, and the
+    # CRC of what it read does not match.
+    entry = data.rfind(b"PK\x01\x02")
+    struct_size = int.from_bytes(data[entry + 24:entry + 28], "little")
+    data[entry + 24:entry + 28] = (struct_size // 2).to_bytes(4, "little")
+    assert refusal("short.docx", bytes(data)) == "the Word file is damaged and cannot be read"
+
+
+def test_csv_rows_are_limited():
+    assert quick_refusal("big.csv", hostile.huge_csv(), seconds=3, memory=None) == \
+        "the CSV file has more than 100,000 rows; the limit is 100,000"
+    assert refusal("sales.csv", corpus.sample_csv(120), max_rows=100) == \
+        "the CSV file has more than 100 rows; the limit is 100"
+    assert extract_document("sales.csv", corpus.sample_csv(120), max_rows=120).sections[-1].label == "rows 102–121"
+
+
+def test_progress_is_reported_before_each_pdf_page_and_once_for_other_kinds():
+    calls = []
+    data, _ = corpus.facts_pdf(6)
+    extract_document("facts.pdf", data, progress=lambda page, pages: calls.append((page, pages)))
+    assert calls == [(page, 6) for page in range(1, 7)]
+    for name, content in [("a.txt", b"hello"), ("a.csv", corpus.sample_csv()), ("a.docx", corpus.headed_docx()[0]),
+                          ("a.html", b"<p>x</p>"), ("a.md", b"# x")]:
+        calls.clear()
+        extract_document(name, content, progress=lambda page, pages: calls.append((page, pages)))
+        assert calls == [(1, 1)], name
+
+
+def test_whatever_progress_raises_ends_the_reading():
+    class Stopped(Exception):
+        pass
+
+    def stop_at_three(page, pages):
+        if page == 3:
+            raise Stopped
+
+    data, _ = corpus.facts_pdf(6)
+    with pytest.raises(Stopped):  # not swallowed as an unreadable page
+        extract_document("facts.pdf", data, progress=stop_at_three)
+
+
+def test_running_out_of_memory_is_never_a_damaged_file(monkeypatch):
+    from lxml import etree
+    from pypdf import PageObject
+
+    word, _ = corpus.headed_docx()
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(PageObject, "extract_text", no_memory)
+    data, _ = corpus.facts_pdf(2)
+    with pytest.raises(MemoryError):
+        extract_document("facts.pdf", data)
+
+    def lxml_out_of_memory(*args, **kwargs):  # what lxml raises when libxml2's malloc fails (XML_ERR_NO_MEMORY)
+        raise etree.XMLSyntaxError("unknown error", 2, 0, 0)
+
+    monkeypatch.setattr(docx, "Document", lxml_out_of_memory)
+    with pytest.raises(MemoryError):
+        extract_document("review.docx", word)
+
+    def lxml_syntax_error(*args, **kwargs):
+        raise etree.XMLSyntaxError("mismatched tag", 76, 1, 1)
+
+    monkeypatch.setattr(docx, "Document", lxml_syntax_error)
+    assert refusal("review.docx", word) == "the Word file is damaged and cannot be read"
