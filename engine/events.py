@@ -75,6 +75,7 @@ class Blocked:
     draft: str
     check: ContextCheck | None = None
     approve: tuple[str, ...] = ()  # confirm_indexing: the documents (stored:<sha256>.<ext>) a resend may index
+    too_large: tuple[str, ...] = ()  # file_too_large: the files (by name) to leave out of a resend
 
 
 @dataclass(frozen=True)

@@ -202,8 +202,9 @@ class TurnEngine:
         if too_large:  # named, and the message waits: it is not sent without the file
             self.audit.event("message_not_sent", context, outcome="not_sent", reason="file_too_large",
                              files=len(too_large))
-            yield Blocked("file_too_large", " ".join(too_large) + " Remove it or attach a smaller file, and send "
-                          "again: your message and the other files are kept.", text)
+            yield Blocked("file_too_large", " ".join(too_large.values()) + " Attach a smaller file, or send the "
+                          "message without it: your message and the other files are kept.", text,
+                          too_large=tuple(too_large))
             return None
         images, rejected = self._prepare([message.uploads[i] for i in image_at], choices)
         extracted, refused = yield from self.documents.read([(message.uploads[i].name, message.uploads[i].data)
@@ -445,14 +446,14 @@ class TurnEngine:
                                     f"does not use them: {exc.failure.message}")
         return list(documents.book.sources)
 
-    def _too_large(self, uploads: Sequence[Upload], image_at: Sequence[int]) -> list[str]:
-        """A sentence for each upload over its size limit (images and documents have their own)."""
-        app, sentences = self.settings.app, []
+    def _too_large(self, uploads: Sequence[Upload], image_at: Sequence[int]) -> dict[str, str]:
+        """A sentence for each upload over its size limit (images and documents have their own), by file name."""
+        app, sentences = self.settings.app, {}
         for index, upload in enumerate(uploads):
             limit = app.max_image_bytes if index in image_at else app.max_document_bytes
             if len(upload.data) > limit:
-                sentences.append(f"{upload.name} is {readable_size(len(upload.data), like=limit)}; the limit is "
-                                 f"{readable_size(limit)}.")
+                sentences[upload.name] = (f"{upload.name} is {readable_size(len(upload.data), like=limit)}; the "
+                                          f"limit is {readable_size(limit)}.")
         return sentences
 
     def _embedder(self, who: Asker, context: AuditContext, audit: AuditHandler,

@@ -31,8 +31,7 @@ def not_sent(blocked: Blocked, services: AuthServices | None, session: AuthSessi
         st.warning(blocked.message, icon=":material/lock_clock:")
         link("Sign in again", "/signin?resume=1")
         return
-    largest = max(engine.settings.app.max_document_bytes, engine.settings.app.max_image_bytes)
-    unsent.keep(blocked.draft, blocked.approve, drop_over=largest)
+    unsent.keep(blocked.draft, blocked.approve, leave_out=blocked.too_large)
     held = unsent.kept()
     if blocked.draft and held is None:
         st.session_state["kept_draft"] = blocked.draft

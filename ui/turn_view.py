@@ -127,6 +127,8 @@ class _Echo:
                 st.markdown(self.message.text)
             for name, status in self.status.items():
                 st.caption(f":material/attach_file: {name} · {status}")
+            if self.status:
+                st.caption("Not sent yet: Stop keeps this message and its files for you to send again.")
 
     def clear(self) -> None:
         self.slot.empty()

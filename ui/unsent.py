@@ -34,11 +34,11 @@ def accepted() -> None:
     st.session_state.pop(SENDING, None)
 
 
-def keep(text: str, approve: tuple[str, ...] = (), why: str = "", drop_over: int | None = None) -> None:
-    """The message was not sent: keep its text and files (minus files over `drop_over` bytes, which would be refused
+def keep(text: str, approve: tuple[str, ...] = (), why: str = "", leave_out: tuple[str, ...] = ()) -> None:
+    """The message was not sent: keep its text and files (minus the ones named in `leave_out`, which would be refused
     again) for the person to send again."""
     held: Unsent | None = st.session_state.pop(SENDING, None)
-    files = tuple(f for f in (held.files if held else ()) if drop_over is None or len(f.data) <= drop_over)
+    files = tuple(f for f in (held.files if held else ()) if f.name not in leave_out)
     if text or files:
         st.session_state[KEPT] = Unsent(text, files, frozenset(approve), why)
 

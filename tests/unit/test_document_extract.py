@@ -593,3 +593,18 @@ def test_running_out_of_memory_is_never_a_damaged_file(monkeypatch):
 
     monkeypatch.setattr(docx, "Document", lxml_syntax_error)
     assert refusal("review.docx", word) == "the Word file is damaged and cannot be read"
+
+
+def test_a_large_table_is_written_column_aware_in_far_fewer_tokens():
+    from chains.tokens import count_text
+
+    small = extract_document("sales.csv", corpus.sample_csv(1_000))
+    large = extract_document("sales.csv", corpus.sample_csv(1_001))
+    assert small.sections[0].text.startswith("Columns: region; month; product; units; revenue_eur\nregion: North;")
+    first = large.sections[0].text.split("\n")
+    assert first[0] == "Columns: region | month | product | units | revenue_eur"
+    assert first[1].startswith("North | 2024-01 | Widget | ") and len(first) == 51
+    assert [s.label for s in large.sections][:2] == ["rows 2–51", "rows 52–101"] and len(large.sections) == 21
+    assert "Bolts, assorted" in large.text  # a quoted comma stays in its cell
+    per_row = count_text(large.text, "gpt-4o") / 1_001, count_text(small.text, "gpt-4o") / 1_000
+    assert per_row[0] < 0.7 * per_row[1]
