@@ -23,6 +23,7 @@ from memory.documents import AttachedDocument
 from memory.usage import OverBudget, RateLimited, Reservation, UsageLedger, to_nano, to_usd
 
 log = logging.getLogger("chat.engine")
+TOKENIZER_MARGIN = 1.1  # o200k (chat) and cl100k (text-embedding-3) counts of the same text differ by a few per cent
 
 
 def _names(documents: Sequence[AttachedDocument]) -> str:
@@ -47,12 +48,17 @@ class Indexing:
         self.oid, self.tenant, self.budget = oid, tenant, budget_nanousd
 
     def estimate(self, plan: DocumentPlan, embedder: Embedder) -> tuple[int, Decimal]:
-        tokens = plan.index_tokens
+        """Tokens and cost to index `plan`: the passages' token counts for the chat model, plus a margin for the
+        embedding model's own tokenizer (what is held against the budget must not fall short of what Azure bills)."""
+        tokens = self.estimate_tokens(plan)
         return tokens, embedder.deployment.cost(tokens)
+
+    def estimate_tokens(self, plan: DocumentPlan) -> int:
+        return math.ceil(plan.index_tokens * TOKENIZER_MARGIN)
 
     def needs_consent(self, plan: DocumentPlan, approved: frozenset[str]) -> bool:
         """More than APP_INDEX_CONFIRM_TOKENS to embed, and not every such document agreed to already."""
-        return (plan.index_tokens > self.app.index_confirm_tokens
+        return (self.estimate_tokens(plan) > self.app.index_confirm_tokens
                 and not all(d.ref in approved for d in plan.to_index))
 
     def ask(self, plan: DocumentPlan, embedder: Embedder, draft: str) -> Blocked:
