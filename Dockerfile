@@ -34,6 +34,7 @@ COPY documents ./documents
 COPY experiments ./experiments
 COPY engine ./engine
 COPY memory ./memory
+COPY store ./store
 COPY ui ./ui
 COPY web ./web
 

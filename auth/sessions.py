@@ -19,10 +19,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import DateTime, LargeBinary, String, delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from auth.identity import Identity
 from config.migrations import upgrade
+from store.base import Base
 
 SESSION_COOKIE = "chat_session"
 
@@ -46,11 +47,8 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-class _Base(DeclarativeBase):
-    pass
 
-
-class _SessionRow(_Base):
+class _SessionRow(Base):
     __tablename__ = "auth_sessions"
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -65,7 +63,7 @@ class _SessionRow(_Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-class _UsedStateRow(_Base):
+class _UsedStateRow(Base):
     __tablename__ = "auth_used_states"
 
     state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)

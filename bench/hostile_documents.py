@@ -5,31 +5,36 @@ costs the other people on the same database.
    documents.worker.read_document with the product's default limits (AppSettings: deadline 30 s, 1,024 MB, 2 workers,
    20 MB, 500 pages, 100,000 rows; `--deadline` lowers the deadline for a quick run). Per file: read or refused (the
    reason) and the wall time; then the worst time ÷ the deadline. Target: every file done within the deadline plus
-   the start of its reading process (measured: the median time of reading a five-byte text file the same way).
+   the start and stop of its reading process, bounded at START_AND_STOP (1 s); what they take is measured and printed
+   (a five-byte text file read the same way; slow.pdf at a 1 s deadline, minus 1 s).
 2. Peak memory of the reading process ÷ file size. RUSAGE_CHILDREN cannot see the worker (a child of the forkserver),
    so a probe is started from the product's own forkserver (documents.extract, documents.worker, pypdf and
    python-docx preloaded, as for a real reader); it receives the file over a pipe as the worker does, forks one child
-   that sets the worker's limits and calls extract_document with the same arguments, and reads that child's
-   ru_maxrss from os.wait4 (exact, also when the child is killed). Baseline: an idle child forked the same way (the
-   interpreter and the preloaded modules). Files that part 1 found to run into the deadline are measured over their
-   first `--memory-window` seconds only (stated); for them the worker's VmHWM, polled every 20 ms from
-   /proc/<pid>/status during part 1 (over the whole deadline), is printed beside it.
+   that sets the worker's limits, calls extract_document with the same arguments and pickles the answer as the worker
+   does before sending it, and reads that child's ru_maxrss from os.wait4 (exact, also when the child is killed).
+   Baseline: an idle child forked the same way (the interpreter and the preloaded modules). Files that part 1 found
+   to run into the deadline are measured over their first `--memory-window` seconds only (stated). Beside each, the
+   real worker's VmHWM, polled every 20 ms from /proc/<pid>/status during part 1 (a cross-check; a read shorter than
+   the poll shows none).
 3. A second person's time to first text while a large index is written ÷ idle. Two TurnEngines, two people, one
    SQLite file (WAL, as config/database.py opens it), against the in-process Azure OpenAI and Entra ID emulators over
-   HTTPS (scripted engine, unpaced: the emulator adds no time to first token, so the ratio is as sensitive as it can
-   be; the catalog's text-embedding-3-small deployment embeds). Person A runs in a process of its own (a second
-   replica: no shared GIL) and sends a question with a text file of about `--passages` distinct passages (indexed
-   with consent given); person B, in this process, sends short questions back to back. B's time from sending to the
+   HTTPS (gpt-4o, scripted engine, unpaced: the emulator adds no time to first token, so the ratio is as sensitive
+   as it can be; the catalog's text-embedding-3-small deployment embeds). Person A runs in a process of its own (a
+   second replica: no shared GIL) and sends a question with a text file of about `--passages` distinct passages
+   (indexed with consent given, A_EMBEDDING_BATCH passages per embeddings request to keep A's turn short); person B,
+   in this process, sends short questions back to back. B's time from sending to the
    first TextDelta is measured while A's ConversationStore.commit_turn runs (the turn's transaction, then the long
    document's passages in batches of PASSAGE_BATCH) and with A idle, alternating, `--runs` runs of each. The same
    again with memory.documents.INLINE_PASSAGES set to 10**9 in A's replica (everything in the turn's transaction,
    as before the change). The per-minute limits are off (0) in both replicas so B's back-to-back questions are not
-   refused; the usage ledger still counts each request and holds its budget in the database before it is sent.
+   refused; the usage ledger still counts each request and holds its budget in the database before it is sent (the
+   time B spends in the ledger is printed too).
 4. Database bytes per indexed passage: the same large document indexed through the engine into a fresh SQLite file,
    (file size after − before) ÷ passages, with the vector's share (dimensions × 4 bytes); and a Markdown document
    whose every section repeats the same boilerplate paragraph: passages before de-duplication vs stored.
 
-`python -m bench.hostile_documents [--deadline S] [--memory-window S] [--passages N] [--runs N] [--parts 1234]`
+`python -m bench.hostile_documents [--deadline S] [--memory-window S] [--passages N] [--runs N] [--parts 1234]
+[--keep]`
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ import argparse
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -54,8 +60,10 @@ from bench.result import result  # noqa: E402
 MB = 1_048_576
 PATHS = b"0 0 m 100 100 l S\n"  # drawing without text (the per-file content limit's test files use it)
 TARGET_TTFT_RATIO = 1.5
+START_AND_STOP = 1.0  # seconds a read may take past its deadline: starting and stopping (killing, reaping) the process
 DEPLOYMENT = "gpt-4o"  # a deployment without reasoning: its first text comes with its first token
-INLINE_ALL = 10 ** 9  # INLINE_PASSAGES for "everything in the turn's transaction"
+INLINE_ALL = 10 ** 9  # INLINE_PASSAGES for "everything in the turn's transaction" (as before the change)
+A_EMBEDDING_BATCH = 128  # person A's embeddings requests: passages per request (the product's default is 16)
 B_QUESTION = "When does the Thursday planning meeting start"
 A_QUESTION = "What does the shipment log say about warehouse 12?"
 
@@ -177,6 +185,11 @@ def part_extraction(files: list[tuple[str, bytes, str]], limits: dict) -> dict:
           f"{limits['max_rows']:,} rows")
     print(f"    forkserver start (once per replica): {forkserver_start:.2f} s; a reading process's start (median "
           f"time to read a 5-byte text file): {process_start * 1000:.0f} ms")
+    from tests.hostile_files import slow_text_pdf
+
+    _, at_deadline, _ = timed_read("slow.pdf", slow_text_pdf(), dict(limits, seconds=1))
+    print(f"    start and stop of a reading process that runs into its deadline: {(at_deadline - 1) * 1000:.0f} ms "
+          f"(slow.pdf with a 1 s deadline, minus 1 s)")
     rows = {}
     for name, data, what in files:
         outcome, seconds, hwm = timed_read(name, data, limits)
@@ -184,11 +197,13 @@ def part_extraction(files: list[tuple[str, bytes, str]], limits: dict) -> dict:
         print(f"    {name:<17} {len(data) / MB:6.2f} MB  {seconds:6.2f} s  {outcome}   ({what})")
     worst_name = max(rows, key=lambda n: rows[n]["seconds"])
     worst = rows[worst_name]["seconds"]
-    allowed = (deadline + process_start) / deadline
-    print(f"    worst: {worst_name} {worst:.2f} s = {worst / deadline:.3f} × the deadline; target ≤ {allowed:.3f} "
-          f"(the deadline plus one process start)")
+    allowed = (deadline + START_AND_STOP) / deadline
+    print(f"    worst: {worst_name} {worst:.2f} s = {worst / deadline:.3f} × the deadline "
+          f"({(worst - deadline) * 1000:+.0f} ms); target ≤ {allowed:.3f}: the deadline plus at most "
+          f"{START_AND_STOP:g} s to start and stop the process")
     result(f"hostile documents: worst read time ÷ deadline ({len(files)} hostile files, deadline {deadline} s)",
-           worst / deadline, f"≤ {allowed:.3f} (deadline + process start)", worst / deadline <= allowed)
+           worst / deadline, f"≤ {allowed:.3f} (deadline + {START_AND_STOP:g} s start/stop)",
+           worst / deadline <= allowed)
     return rows
 
 
@@ -199,8 +214,10 @@ _EXIT = {0: "read", 3: "refused", 4: "out of memory", 5: "failed"}
 
 def _memory_probe(connection, name: str | None, limits: dict, window: float) -> None:
     """In a child of the product's forkserver: the file from the pipe, then one forked child that does what
-    documents.worker._child does (limits, extract_document) and nothing else; sends back that child's ru_maxrss
-    (KiB, from wait4), how it ended and its wall time."""
+    documents.worker._child does (limits, extract_document, the answer pickled) but send it; sends back that child's
+    ru_maxrss (KiB, from wait4), how it ended and its wall time."""
+    from multiprocessing.reduction import ForkingPickler
+
     from documents import worker
     from documents.extract import DocumentRejected, extract_document
 
@@ -212,8 +229,11 @@ def _memory_probe(connection, name: str | None, limits: dict, window: float) -> 
         try:
             worker._limit(limits["seconds"], limits["memory_mb"])
             if name is not None:
-                extract_document(name, data, max_bytes=limits["max_bytes"], max_pages=limits["max_pages"],
-                                 max_rows=limits["max_rows"], progress=lambda page, pages: None)
+                document = extract_document(name, data, max_bytes=limits["max_bytes"], max_pages=limits["max_pages"],
+                                            max_rows=limits["max_rows"], progress=lambda page, pages: None)
+                # The worker then pickles its answer onto the pipe: for many sections, no small part of its memory.
+                ForkingPickler.dumps(("done", (document.kind, document.extension, document.sha256, document.sections,
+                                               document.pages)))
             code = 0
         except DocumentRejected:
             code = 3
@@ -237,7 +257,7 @@ def _memory_probe(connection, name: str | None, limits: dict, window: float) -> 
     if stopped:
         ended = f"stopped after {window:g} s"
     elif os.WIFSIGNALED(status):
-        ended = f"killed by signal {os.WTERMSIG(status)}"
+        ended = f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
     else:
         ended = _EXIT.get(os.WEXITSTATUS(status), "failed")
     connection.send((usage.ru_maxrss, ended, seconds))
@@ -249,7 +269,7 @@ def probe_peak(name: str | None, data: bytes, limits: dict, window: float) -> tu
     from bench import hostile_documents as this  # by its importable name: the forkserver's child imports it
     from documents import worker
 
-    context = worker._context()
+    context = worker._context()  # the product's forkserver (started with its preloads if it is not running yet)
     connection, child_end = context.Pipe(duplex=True)
     process = context.Process(target=this._memory_probe, args=(child_end, name, limits, window),
                               name="bench-memory-probe", daemon=True)
@@ -257,7 +277,7 @@ def probe_peak(name: str | None, data: bytes, limits: dict, window: float) -> tu
     child_end.close()
     try:
         connection.send_bytes(data)
-        if not connection.poll(window + 30):
+        if not connection.poll(window + 30):  # the probe stops its child at `window`
             raise RuntimeError(f"the memory probe for {name} did not answer")
         return connection.recv()
     finally:
@@ -277,22 +297,33 @@ def part_memory(files: list[tuple[str, bytes, str]], ordinary: list[tuple[str, b
           f"same limits and call); idle child (interpreter + preloaded readers): {idle:.1f} MB")
     print(f"    {'file':<17} {'file MB':>8} {'peak MB':>8} {'net MB':>8} {'peak÷file':>10} {'net÷file':>9}  "
           f"ended / worker VmHWM polled in part 1")
-    worst_net_ratio, worst_name = 0.0, ""
+    hostile = {name for name, _, _ in files}
+    amplifier, largest = ("", 0.0), ("", 0.0)
     for name, data, _ in [*files, *ordinary]:
-        deadline_bound = "within" in timings.get(name, {}).get("outcome", "")
-        peak_kib, ended, seconds = probe_peak(name, data, limits, window if deadline_bound else limits["seconds"] + 5)
+        outcome = timings.get(name, {}).get("outcome", "")
+        deadline_bound = f"within {limits['seconds']} s" in outcome or "s of processing" in outcome
+        measured_for = min(window, limits["seconds"]) if deadline_bound else limits["seconds"]
+        peak_kib, ended, seconds = probe_peak(name, data, limits, measured_for)
         peak, size = peak_kib / 1024, len(data) / MB
         net = max(peak - idle, 0.0)
         hwm = timings.get(name, {}).get("hwm_kib", 0) / 1024
         note = f"{ended} ({seconds:.1f} s)" + (f"; VmHWM {hwm:.0f} MB" if hwm else "")
-        if deadline_bound:
-            note += f"  [first {window:g} s only; part 1 ran it {limits['seconds']} s]"
+        if deadline_bound and measured_for < limits["seconds"]:
+            note += f"  [its first {measured_for:g} s only; part 1 ran it to the {limits['seconds']} s deadline]"
         print(f"    {name:<17} {size:8.3f} {peak:8.1f} {net:8.1f} {peak / size:10.1f} {net / size:9.1f}  {note}")
-        if (name, data, _) in files and net / size > worst_net_ratio:
-            worst_net_ratio, worst_name = net / size, name
-    print(f"    most memory per byte of file, net of the idle child: {worst_name}, {worst_net_ratio:.0f} × its size")
-    result("hostile documents: worker peak memory net of idle ÷ file size, worst hostile file", worst_net_ratio,
-           "stated", None)
+        if name in hostile:
+            if len(data) >= 100_000 and net / size > amplifier[1]:
+                amplifier = (name, net / size)
+            if peak > largest[1]:
+                largest = (name, peak)
+    limit = limits["memory_mb"]
+    print(f"    most memory per byte among hostile files of 100 KB or more, net of the idle child: {amplifier[0]}, "
+          f"{amplifier[1]:.0f} × its size; largest peak: {largest[0]}, {largest[1]:.0f} MB = "
+          f"{largest[1] / limit:.2f} × the {limit:,} MB limit (which bounds address space, not resident memory)")
+    result("hostile documents: worker peak memory net of idle ÷ file size, worst hostile file ≥ 100 KB",
+           amplifier[1], "stated", None)
+    result("hostile documents: largest worker peak of a hostile file ÷ memory limit", largest[1] / limit, "stated",
+           None)
     result("hostile documents: idle reading process peak (MB)", idle, "stated", None)
 
 
@@ -355,6 +386,10 @@ def _replica_a(connection) -> None:
     from memory.conversation import Conversation
 
     settings = bench_settings()
+    # Fewer, larger embeddings requests (the emulator takes ~65 ms per request whatever its size): A's turn takes
+    # about 6 s instead of 18; what is stored, and how, is the same.
+    settings = settings.model_copy(update={"app": settings.app.model_copy(update={
+        "embedding_batch_size": A_EMBEDDING_BATCH})})
     who = asker(settings, TEST_USER, app_token_provider(settings.entra))
     deployment = settings.catalog.get(DEPLOYMENT)
     choices = Choices(deployment, get_chain("assistant"), settings.app.default_max_output_tokens,
@@ -475,12 +510,12 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
 
 
-def part_database(replica: ReplicaA, work: Path, big: bytes, passage_tokens: int, model: str) -> dict:
-    """Part 4 (also person A's warm-up): bytes per passage in fresh files, and de-duplication."""
+def index_fresh(replica: ReplicaA, work: Path, big: bytes, passage_tokens: int, model: str) -> dict:
+    """Part 4's measurements (run first: they are person A's warm-up too): each document indexed through A's engine
+    into a fresh SQLite file."""
     from documents.extract import extract_document
     from documents.passages import split_sections
 
-    vector_bytes = replica.dimensions * 4
     figures = {}
     for label, name, data in (("distinct", "shipments.txt", big),
                               ("boilerplate", "handbook.md", boilerplate_markdown(400))):
@@ -490,6 +525,11 @@ def part_database(replica: ReplicaA, work: Path, big: bytes, passage_tokens: int
         if not done["ok"] or done["stored"] != done["passages"]:
             raise RuntimeError(f"person A's turn did not store its index: {done}")
         figures[label] = dict(done, before_dedup=before_dedup, size=len(data))
+    return figures
+
+
+def part_database(figures: dict, dimensions: int) -> None:
+    vector_bytes = dimensions * 4
     distinct, boiler = figures["distinct"], figures["boilerplate"]
     per = (distinct["after"] - distinct["before"]) / distinct["stored"]
     boiler_per = (boiler["after"] - boiler["before"]) / boiler["stored"]
@@ -498,7 +538,8 @@ def part_database(replica: ReplicaA, work: Path, big: bytes, passage_tokens: int
           "WAL checkpointed; the turn's own few rows included)")
     print(f"    distinct text file ({distinct['size'] / MB:.2f} MB, {distinct['stored']:,} passages stored of "
           f"{distinct['before_dedup']:,}): file {distinct['before'] / MB:.2f} MB → {distinct['after'] / MB:.2f} MB, "
-          f"{per:,.0f} bytes per passage = vector {replica.dimensions} × 4 = {vector_bytes:,} ({vector_bytes / per:.0%})"
+          f"{per:,.0f} bytes per passage = vector {dimensions} × 4 = {vector_bytes:,} "
+          f"({vector_bytes / per:.0%})"
           f" + text {distinct['text_bytes']:,.0f} (300 tokens, 15% overlap) + {rest:,.0f} for the row, label, "
           f"indexes and free space")
     print(f"    Markdown with the same boilerplate section before each of 400 procedures: "
@@ -509,11 +550,9 @@ def part_database(replica: ReplicaA, work: Path, big: bytes, passage_tokens: int
     result("hostile documents: vector's share of a stored passage's bytes", vector_bytes / per, "stated", None)
     result("hostile documents: passages stored ÷ before de-duplication, boilerplate on every section",
            boiler["stored"] / boiler["before_dedup"], "stated", None)
-    return figures
 
 
-def part_contention(replica: ReplicaA, work: Path, big: bytes, runs: int, idle_questions: int, settings,
-                    emulators) -> None:
+def part_contention(replica: ReplicaA, work: Path, big: bytes, runs: int, idle_questions: int, settings) -> None:
     from auth.credentials import app_token_provider
     from chains.registry import get_chain
     from engine import Choices, NewMessage, Outcome, TextDelta
@@ -523,33 +562,45 @@ def part_contention(replica: ReplicaA, work: Path, big: bytes, runs: int, idle_q
     shared = work / "shared"
     engine, database = turn_engine(settings, shared, "b")
     who = asker(settings, OTHER_USER, app_token_provider(settings.entra))
-    deployment = settings.catalog.get(DEPLOYMENT)
-    choices = Choices(deployment, get_chain("assistant"), 200, settings.app.default_temperature)
-    asked = [0]
+    choices = Choices(settings.catalog.get(DEPLOYMENT), get_chain("assistant"), 200, settings.app.default_temperature)
+    asked, in_ledger = [0], [0.0]
+    # The time B's turn spends in the usage ledger before sending (per-minute count, budget hold, budget reads): the
+    # database work on B's way to its first token.
+    for method in ("count_request", "reserve", "state", "override"):
+        def timed(*args, _inner=getattr(engine.usage, method), **kwargs):
+            started = time.monotonic()
+            try:
+                return _inner(*args, **kwargs)
+            finally:
+                in_ledger[0] += time.monotonic() - started
+        setattr(engine.usage, method, timed)
 
-    def question() -> tuple[float, float]:
-        """(sent, seconds to the first TextDelta) of one of B's questions, in a new conversation."""
+    def question() -> tuple[float, float, float]:
+        """(sent, seconds to the first TextDelta, of which in the ledger) of one of B's questions, in a new
+        conversation."""
         asked[0] += 1
-        sent, first, outcome = time.monotonic(), None, None
+        in_ledger[0] = 0.0
+        sent, first, ledger, outcome = time.monotonic(), None, 0.0, None
         for event in engine.run(who, Conversation(), NewMessage(f"{B_QUESTION} (question {asked[0]})?"), choices):
             if first is None and isinstance(event, TextDelta):
-                first = time.monotonic()
+                first, ledger = time.monotonic(), in_ledger[0]
             outcome = event
         if first is None or not isinstance(outcome, Outcome):
-            raise RuntimeError(f"person B's question got no answer: {outcome!r}")
-        return sent, first - sent
+            raise RuntimeError(f"person B's question got no answer: {_ended(outcome)}")
+        return sent, first - sent, ledger
 
     for _ in range(3):
         question()  # warm-up: connections, tokens, the emulator
-    idle: list[float] = []
-    during: dict[str, list[float]] = {"batches": [], "one transaction": []}
-    windows: dict[str, list[float]] = {"batches": [], "one transaction": []}
-    turns: dict[str, list[float]] = {"batches": [], "one transaction": []}
+    variants = {"batches": 200, "one transaction": INLINE_ALL}
+    idle: list[tuple[float, float, float]] = []
+    during = {variant: [] for variant in variants}
+    windows = {variant: [] for variant in variants}
+    turns = {variant: [] for variant in variants}
     passages = []
     for run in range(runs):
-        for variant, inline in (("batches", 200), ("one transaction", INLINE_ALL))[::1 if run % 2 == 0 else -1]:
-            idle += [question()[1] for _ in range(idle_questions)]
-            replica.turn(shared, "shipments.txt", big, inline)
+        for variant in list(variants)[::1 if run % 2 == 0 else -1]:
+            idle += [question() for _ in range(idle_questions)]
+            replica.turn(shared, "shipments.txt", big, variants[variant])
             start = replica.receive("writing", 600)[1]
             samples, end = [], None
             limit = time.monotonic() + 300
@@ -558,7 +609,7 @@ def part_contention(replica: ReplicaA, work: Path, big: bytes, runs: int, idle_q
                 while end is None and replica.connection.poll(0):
                     message = replica.connection.recv()
                     if message[0] != "written":
-                        raise RuntimeError(f"person A's replica sent {message[0]!r}")
+                        raise RuntimeError(f"person A's replica sent {message!r}")
                     end = message[1]
             if end is None:
                 end = replica.receive("written", 300)[1]
@@ -566,31 +617,37 @@ def part_contention(replica: ReplicaA, work: Path, big: bytes, runs: int, idle_q
             if not done["ok"] or done["stored"] != done["passages"]:
                 raise RuntimeError(f"person A's turn did not store its index: {done}")
             passages.append(done["passages"])
-            during[variant] += [seconds for sent, seconds in samples if start <= sent <= end]
+            during[variant] += [sample for sample in samples if start <= sample[0] <= end]
             windows[variant].append(end - start)
             turns[variant].append(done["marks"]["done"] - done["marks"]["sent"])
     database.dispose()
-    idle_median = statistics.median(idle)
-    print(f"[3] person B's time to first text while person A's replica writes a {max(passages):,}-passage index to the "
-          f"same SQLite file, ÷ with A idle (emulators over HTTPS, scripted engine unpaced; {runs} runs of each, "
-          f"alternating)")
-    print(f"    A idle: {len(idle)} questions, median {idle_median * 1000:.1f} ms, p95 "
-          f"{percentile(idle, 0.95) * 1000:.1f} ms")
-    for variant in ("batches", "one transaction"):
+
+    def ms(values) -> str:
+        return f"median {statistics.median(values) * 1000:.1f} ms, p95 {percentile(values, 0.95) * 1000:.1f} ms"
+
+    idle_median = statistics.median(s[1] for s in idle)
+    print(f"[3] person B's time to first text while person A's replica (its own process) writes a "
+          f"{max(passages):,}-passage index to the same SQLite file, ÷ with A idle; emulators over HTTPS, scripted "
+          f"engine unpaced; {runs} runs of each variant, alternating, each after {idle_questions} idle questions")
+    print(f"    A idle: {len(idle)} questions: {ms([s[1] for s in idle])}; of which in the usage ledger's database "
+          f"work: {ms([s[2] for s in idle])}")
+    for variant in variants:
         values = during[variant]
-        how = (f"passages in batches of 200 after the turn's transaction (the product)" if variant == "batches"
+        how = ("passages in batches of 200 after the turn's transaction (the product)" if variant == "batches"
                else "every passage in the turn's transaction (INLINE_PASSAGES = 10**9, as before the change)")
+        print(f"    {how}: A's commit_turn took {statistics.median(windows[variant]):.2f} s (median; A's whole turn "
+              f"{statistics.median(turns[variant]):.1f} s)")
         if not values:
-            print(f"    {variant}: no question of B's was sent during A's writes")
+            print("      no question of B's was sent during A's writes")
             continue
-        median, p95 = statistics.median(values), percentile(values, 0.95)
-        print(f"    {how}: A's commit took {statistics.median(windows[variant]):.2f} s (median; A's whole turn "
-              f"{statistics.median(turns[variant]):.1f} s); B sent {len(values)} questions meanwhile: median "
-              f"{median * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms; median ÷ idle {median / idle_median:.2f}, "
-              f"p95 ÷ idle median {p95 / idle_median:.2f}")
+        median, p95 = statistics.median(v[1] for v in values), percentile([v[1] for v in values], 0.95)
+        print(f"      B sent {len(values)} questions meanwhile: {ms([v[1] for v in values])}; of which in the ledger: "
+              f"{ms([v[2] for v in values])}; median ÷ idle median {median / idle_median:.2f}, p95 ÷ idle median "
+              f"{p95 / idle_median:.2f}; median − idle median {(median - idle_median) * 1000:+.1f} ms")
         if variant == "batches":
             result("hostile documents: another person's time to first text during a large index write ÷ idle "
-                   "(median)", median / idle_median, f"≤ {TARGET_TTFT_RATIO}", median / idle_median <= TARGET_TTFT_RATIO)
+                   "(median)", median / idle_median, f"≤ {TARGET_TTFT_RATIO}",
+                   median / idle_median <= TARGET_TTFT_RATIO)
             result("hostile documents: the same, p95 ÷ idle median", p95 / idle_median, "stated", None)
         else:
             result("hostile documents: the same with the whole index in the turn's transaction (before the change)",
@@ -606,9 +663,10 @@ def main() -> int:
     parser.add_argument("--memory-window", type=float, default=8.0, help="seconds over which the memory of a file "
                         "that runs into the deadline is measured")
     parser.add_argument("--passages", type=int, default=3000, help="distinct passages of person A's document")
-    parser.add_argument("--runs", type=int, default=3, help="runs of each variant in part 3")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each variant in part 3")
     parser.add_argument("--idle-questions", type=int, default=6, help="B's questions per idle run")
     parser.add_argument("--parts", default="1234")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary SQLite files and emulator data")
     args = parser.parse_args()
     started = time.monotonic()
 
@@ -643,14 +701,18 @@ def main() -> int:
             settings = bench_settings()
             big = distinct_text(args.passages)
             replica = ReplicaA()
-            part_database(replica, work, big, settings.app.passage_tokens,
-                          settings.catalog.get(DEPLOYMENT).model)  # person A's warm-up too
+            fresh = index_fresh(replica, work, big, settings.app.passage_tokens,
+                                settings.catalog.get(DEPLOYMENT).model)  # person A's warm-up too
             if "3" in args.parts:
-                part_contention(replica, work, big, args.runs, args.idle_questions, settings, emulators)
+                part_contention(replica, work, big, args.runs, args.idle_questions, settings)
+            if "4" in args.parts:
+                part_database(fresh, replica.dimensions)
         finally:
             if replica is not None:
                 replica.close()
             emulators.stop()
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
     print(f"(whole benchmark: {time.monotonic() - started:.0f} s)")
     return 0
 

@@ -27,6 +27,7 @@ BENCHMARKS = [
     ("bench.rerun", []),
     ("bench.agent", []),
     ("bench.documents", []),
+    ("bench.hostile_documents", []),
     ("bench.experiment", []),
     ("bench.admin", []),
     ("bench.search", []),

@@ -18,20 +18,18 @@ from pathlib import Path
 from sqlalchemy import BigInteger, Integer, String, delete, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callbacks.experiments import ChainStats, read_audit
 from config.migrations import upgrade
+from store.base import Base
 
 NANO = Decimal(1_000_000_000)
 log = logging.getLogger(__name__)
 
 
-class _Base(DeclarativeBase):
-    pass
 
-
-class _ChainRow(_Base):
+class _ChainRow(Base):
     __tablename__ = "chain_stats"
 
     chain: Mapped[str] = mapped_column(String(80), primary_key=True)  # name@version

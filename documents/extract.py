@@ -69,6 +69,8 @@ _CSV_MAX_ROWS = 100_000
 _TXT_LINES, _TXT_SPLIT_OVER = 200, 250  # text files over 250 lines are cut into sections of about 200 lines
 _CSV_ROWS = 50  # data rows per CSV section
 _CSV_COMPACT_FROM = 1_000  # rows above which a table is written column-aware (its columns once per section)
+_MAX_SECTIONS = 20_000  # headings (Markdown, HTML) per file: each becomes a labelled section, kept in memory
+_TOO_MANY_SECTIONS = f"the document has more than {_MAX_SECTIONS:,} headings; the limit is {_MAX_SECTIONS:,}"
 _LABEL_CHARS = 80  # headings longer than this are shortened in labels
 
 
@@ -692,6 +694,8 @@ def _md_sections(name: str, text: str) -> list[Section]:
             heading = _MD_HEADING.fullmatch(line)
             title = _md_heading_text(heading.group(2) or "") if heading else ""
             if title:
+                if len(sections) == _MAX_SECTIONS:  # counted as read: a flood of headings stops here
+                    raise DocumentRejected(name, _TOO_MANY_SECTIONS)
                 sections.append(Section(label, _normalise("\n".join(lines))))
                 label, lines = _heading_label(title), []
         lines.append(line)
@@ -834,6 +838,8 @@ class _HtmlText(HTMLParser):
             return
         if tag in _HTML_SECTION and self.heading is None:
             self.heading = tag
+            if len(self.sections) > _MAX_SECTIONS:
+                raise _TooManySections
             self.sections.append([None, []])
             self.heading_from = 0
         elif tag in _HTML_PARAGRAPH or tag in _HTML_SECTION:
@@ -903,11 +909,17 @@ def _html_render(parts: list[str | int]) -> str:
     return "".join(out)
 
 
+class _TooManySections(Exception):
+    pass
+
+
 def _html_sections(name: str, text: str) -> list[Section]:
     parser = _HtmlText()
     try:
         parser.feed(text)
         parser.close()
+    except _TooManySections:
+        raise DocumentRejected(name, _TOO_MANY_SECTIONS) from None
     except (Exception, RecursionError) as exc:  # html.parser is forgiving; this is only a guard
         if _out_of_memory(exc):
             raise MemoryError from None

@@ -14,17 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import JSON, DateTime, String, Text, select, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from store.base import Base
 
 VOTES = ("a", "b", "tie", "both_bad")
 FAILURE = "failure"  # key of an answer's JSON: the failure's kind when that side failed
 
 
-class ComparisonBase(DeclarativeBase):
-    pass
 
-
-class _ComparisonRow(ComparisonBase):
+class _ComparisonRow(Base):
     __tablename__ = "comparisons"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -16,13 +16,11 @@ from typing import Literal
 
 import numpy as np
 from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, delete, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from store.base import Base
 
 Mode = Literal["whole", "retrieved"]
 
-
-class DocumentBase(DeclarativeBase):
-    pass
 
 
 @dataclass
@@ -63,7 +61,7 @@ class AttachedDocument:
                 f"({self.embedding_tokens:,} tokens, ${self.embedding_cost:.6f}); the best passages go with each question")
 
 
-class _DocumentRow(DocumentBase):
+class _DocumentRow(Base):
     __tablename__ = "conversation_documents"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -82,7 +80,7 @@ class _DocumentRow(DocumentBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class _PassageRow(DocumentBase):
+class _PassageRow(Base):
     __tablename__ = "document_passages"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -28,13 +28,13 @@ from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from memory.comparisons import ComparisonBase
 from memory.conversation import Conversation, Turn, Usage, Version
 from memory.documents import AttachedDocument, Passage
 from memory.images import MIME, REFERENCE, ImageFiles
 from memory.store import ConversationStore, Owner
 from memory.summary import is_summary, summary_text
-from memory.usage import UsageBase, to_usd
+from memory.usage import to_usd
+from store.base import Base
 
 SCHEMA = "entra-chat/conversation"
 SCHEMA_VERSION = 1
@@ -304,7 +304,7 @@ class _connection:
 def _usage_rows(db: Connection, owner: Owner) -> list[dict]:
     if not inspect(db).has_table("usage_records"):
         return []
-    table = UsageBase.metadata.tables["usage_records"]
+    table = Base.metadata.tables["usage_records"]
     rows = db.execute(select(table).where(table.c.oid == owner.oid, table.c.tenant == owner.tenant_id)
                       .order_by(table.c.at, table.c.id)).mappings().all()
     return [{**dict(row), "cost_usd": _money(to_usd(row["cost_nanousd"]))} for row in rows]
@@ -314,7 +314,7 @@ def _votes(db: Connection, owner: Owner) -> list[dict]:
     """The person's side-by-side comparisons (both answers while the conversation exists) and their votes."""
     if not inspect(db).has_table("comparisons"):
         return []
-    table = ComparisonBase.metadata.tables["comparisons"]
+    table = Base.metadata.tables["comparisons"]
     rows = db.execute(select(table).where(table.c.owner_oid == owner.oid, table.c.owner_tenant == owner.tenant_id)
                       .order_by(table.c.created_at, table.c.id)).mappings().all()
     return [_jsonable({k: v for k, v in row.items() if k not in ("owner_oid", "owner_tenant")}) for row in rows]

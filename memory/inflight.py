@@ -17,20 +17,18 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import DateTime, String, Text, delete, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from config.migrations import upgrade
+from store.base import Base
 
 log = logging.getLogger("chat.inflight")
 BEAT = 2.0  # seconds between a replica's heartbeats
 DEAD_AFTER = 6.0  # a replica silent this long is gone (three missed beats)
 
 
-class InFlightBase(DeclarativeBase):
-    pass
 
-
-class _ReplicaRow(InFlightBase):
+class _ReplicaRow(Base):
     __tablename__ = "replicas"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -38,7 +36,7 @@ class _ReplicaRow(InFlightBase):
     beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-class _TurnRow(InFlightBase):
+class _TurnRow(Base):
     __tablename__ = "turns_in_flight"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, cast, delete, func, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from config.migrations import upgrade
 from memory.comparisons import Comparison, add_comparison, erase_answers, load_comparison, set_vote, voted
@@ -27,6 +27,7 @@ from memory.images import ImageFiles, references_in, to_data_urls, to_references
 from memory.search import SearchHit, parse_query, search_index
 from memory.summary import dumps, loads
 from memory.versions import add_version, delete_versions, load_versions, set_active
+from store.base import Base
 
 TITLE_LENGTH = 60
 log = logging.getLogger(__name__)
@@ -45,11 +46,8 @@ class ConversationSummary:
     updated_at: datetime
 
 
-class _Base(DeclarativeBase):
-    pass
 
-
-class _ConversationRow(_Base):
+class _ConversationRow(Base):
     __tablename__ = "conversations"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -62,7 +60,7 @@ class _ConversationRow(_Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-class _MessageRow(_Base):
+class _MessageRow(Base):
     __tablename__ = "messages"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -81,7 +79,7 @@ class _MessageRow(_Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class _StepsRow(_Base):
+class _StepsRow(Base):
     """What ran before an answer (tool calls, drafts, summaries), one row per answer that had any. A table of its own,
     with no change to `messages`."""
 
@@ -92,7 +90,7 @@ class _StepsRow(_Base):
     steps: Mapped[list] = mapped_column(JSON)
 
 
-class _SourcesRow(_Base):
+class _SourcesRow(Base):
     """The document passages an answer cited ([1], [2], …), one row per answer that cited any."""
 
     __tablename__ = "message_sources"

@@ -22,10 +22,11 @@ from sqlalchemy import BigInteger, String, and_, cast, column, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from memory.usage import UsageBase, month_of, to_usd
+from memory.usage import month_of, to_usd
+from store.base import Base
 
-RECORDS = UsageBase.metadata.tables["usage_records"]
-OVERRIDES = UsageBase.metadata.tables["budget_overrides"]
+RECORDS = Base.metadata.tables["usage_records"]
+OVERRIDES = Base.metadata.tables["budget_overrides"]
 # The sign-in sessions (auth/sessions.py) keep each person's name from their ID token: the only place names are known.
 SIGN_IN_SESSIONS = table("auth_sessions", column("oid", String), column("tenant_id", String), column("name", String),
                          column("username", String))

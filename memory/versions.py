@@ -10,14 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, UniqueConstraint, delete, select, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from store.base import Base
 
 
-class VersionBase(DeclarativeBase):
-    pass
 
-
-class _VersionRow(VersionBase):
+class _VersionRow(Base):
     __tablename__ = "answer_versions"
     __table_args__ = (UniqueConstraint("message_id", "n"),)
 

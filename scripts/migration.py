@@ -31,22 +31,19 @@ SQLITE_SEARCH_OBJECTS = {"search_documents", "conversation_search", "conversatio
 
 def model_metadata(history: str, dialect: str) -> list[MetaData]:
     """Every table the app's models declare in one history's database, as `dialect` gets them."""
-    if history == "sessions":
-        from auth.sessions import _Base as SessionBase
-
-        return [SessionBase.metadata]
-    from callbacks.chain_stats import _Base as ChainStatsBase
-    from memory.comparisons import ComparisonBase
-    from memory.documents import DocumentBase
-    from memory.inflight import InFlightBase
+    import auth.sessions  # noqa: F401 - each module declares its tables on the one base when imported
+    import callbacks.chain_stats  # noqa: F401
+    import memory.comparisons  # noqa: F401
+    import memory.documents  # noqa: F401
+    import memory.inflight  # noqa: F401
+    import memory.store  # noqa: F401
+    import memory.usage  # noqa: F401
+    import memory.versions  # noqa: F401
     from memory.search import PostgresIndex
-    from memory.store import _Base as StoreBase
-    from memory.usage import UsageBase
-    from memory.versions import VersionBase
+    from store.base import tables_of
 
-    found = [StoreBase.metadata, DocumentBase.metadata, ComparisonBase.metadata, VersionBase.metadata,
-             UsageBase.metadata, ChainStatsBase.metadata, InFlightBase.metadata]
-    if dialect == "postgresql":
+    found = [tables_of(history)]
+    if history != "sessions" and dialect == "postgresql":
         found.append(PostgresIndex()._metadata)  # the search table; SQLite's FTS5 index is raw DDL
     return found
 

@@ -17,7 +17,8 @@ from config.database import database_engine
 from engine import Asker, TurnEngine
 from localdev.stack import TENANT_ID, TEST_USER
 from memory.store import ConversationStore, Owner
-from memory.usage import UsageBase, UsageLedger, month_of, to_nano, to_usd
+from memory.usage import UsageLedger, month_of, to_nano, to_usd
+from store.base import Base
 from memory.usage_reports import EXPORT_COLUMNS, UsageFilter, UsageReports, dollars
 from tests.integration.apptest import open_page
 from tests.integration.test_file_routes import file_client, link_in
@@ -63,7 +64,7 @@ def someone_elses_usage(engine, month: str) -> None:
                          completion_tokens=10 * (n + 1), cost_nanousd=1_234_567 * (n + 1), conversation_id=None))
     rows.append(dict(rows[0], oid=ADA.oid, day=date(2001, 1, 31), month="2001-01"))  # an old month: never counted
     with engine.begin() as db:
-        db.execute(insert(UsageBase.metadata.tables["usage_records"]), rows)
+        db.execute(insert(Base.metadata.tables["usage_records"]), rows)
 
 
 def sql_sums(engine, where: str = "", **params) -> dict:

@@ -608,3 +608,10 @@ def test_a_large_table_is_written_column_aware_in_far_fewer_tokens():
     assert "Bolts, assorted" in large.text  # a quoted comma stays in its cell
     per_row = count_text(large.text, "gpt-4o") / 1_001, count_text(small.text, "gpt-4o") / 1_000
     assert per_row[0] < 0.7 * per_row[1]
+
+
+@pytest.mark.parametrize("name, heading", [("notes.md", "# Part {}\ntext\n"), ("page.html", "<h2>Part {}</h2><p>text</p>")])
+def test_a_flood_of_headings_is_refused_as_it_is_read(name, heading):
+    data = "".join(heading.format(n) for n in range(20_001)).encode()
+    assert refusal(name, data) == "the document has more than 20,000 headings; the limit is 20,000"
+    assert len(extract_document(name, "".join(heading.format(n) for n in range(500)).encode()).sections) >= 500

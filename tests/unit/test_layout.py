@@ -8,18 +8,20 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ["app.py", "ui", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config", "web"]
+PRODUCT = ["app.py", "ui", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config", "web",
+           "store"]
 # Which product packages each layer may import (itself included).
 ALLOWED = {
-    "ui": {"ui", "web", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
-    "experiments": {"experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
-    "engine": {"engine", "documents", "chains", "memory", "callbacks", "auth", "config"},
-    "documents": {"documents", "chains", "memory", "callbacks", "config"},
-    "chains": {"chains", "memory", "callbacks", "auth", "config"},
-    "memory": {"memory", "chains", "config"},
-    "callbacks": {"callbacks", "chains", "config"},
-    "auth": {"auth", "config"},
-    "web": {"web", "memory", "callbacks", "auth", "config"},
+    "ui": {"ui", "web", "experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "store", "config"},
+    "experiments": {"experiments", "engine", "documents", "chains", "memory", "callbacks", "auth", "store", "config"},
+    "engine": {"engine", "documents", "chains", "memory", "callbacks", "auth", "store", "config"},
+    "documents": {"documents", "chains", "memory", "callbacks", "store", "config"},
+    "chains": {"chains", "memory", "callbacks", "auth", "store", "config"},
+    "memory": {"memory", "chains", "store", "config"},
+    "callbacks": {"callbacks", "chains", "store", "config"},
+    "auth": {"auth", "store", "config"},
+    "web": {"web", "memory", "callbacks", "auth", "store", "config"},
+    "store": {"store", "config"},  # the one declarative base (store/base.py), below every module with tables
     "config": {"config"},
 }
 PACKAGES = set(ALLOWED) | {"localdev", "tests", "bench"}
