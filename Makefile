@@ -11,6 +11,7 @@ run: install tiktoken install-llm
 	@$(PY) -m localdev.stack
 
 test: install-dev tiktoken axe test-packages install-llm
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 bench: install-dev tiktoken chromium

@@ -7,12 +7,13 @@ from pathlib import Path
 # Everything this process writes (databases, audit log, stored files, their folders) is readable by its own user only.
 os.umask(0o077)
 
-import streamlit as st  # noqa: E402 - after the umask
-import uvicorn.config  # noqa: E402
-from starlette.middleware import Middleware  # noqa: E402
-from streamlit import config as streamlit_config  # noqa: E402
-from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+# The imports below come after the umask: importing them already makes folders and files (caches, Streamlit's own).
+import streamlit as st
+import uvicorn.config
+from starlette.middleware import Middleware
+from streamlit import config as streamlit_config
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from auth.routes import build_routes
 from auth.services import auth_services

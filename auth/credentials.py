@@ -4,8 +4,13 @@ from __future__ import annotations
 from typing import Callable
 
 from azure.core.credentials import TokenCredential
-from azure.identity import (ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential, OnBehalfOfCredential,
-                            get_bearer_token_provider)
+from azure.identity import (
+    ClientSecretCredential,
+    DefaultAzureCredential,
+    ManagedIdentityCredential,
+    OnBehalfOfCredential,
+    get_bearer_token_provider,
+)
 
 from config.settings import EntraSettings
 

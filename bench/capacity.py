@@ -29,8 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.result import result  # noqa: E402
-from bench.stack import free_port  # noqa: E402
+from bench.result import result
+from bench.stack import free_port
+
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 TTFT_SECONDS, TOKENS_PER_SECOND = 0.5, 40.0
@@ -324,8 +325,8 @@ def main() -> int:
                f"≤ {RATIO_GOAL:g}" if level.people <= 50 else "stated", level.p95 / single.p95 <= RATIO_GOAL
                if level.people <= 50 else None)
     result("capacity: people per replica with p95 ≤ 2× single", fits, "≥ 50", fits >= 50)
-    result("capacity: server CPU per turn at 50 people, ms", next((l.cpu_ms_per_turn for l in measured
-                                                                  if l.people == 50), measured[-1].cpu_ms_per_turn),
+    result("capacity: server CPU per turn at 50 people, ms", next((m.cpu_ms_per_turn for m in measured
+                                                                  if m.people == 50), measured[-1].cpu_ms_per_turn),
            "stated", None)
     result("capacity: memory per open session, MiB", probe.mib_per_session, "stated", None)
     if not args.skip_proxy:

@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.result import result  # noqa: E402
+from bench.result import result
+
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 TURNS = 4  # with APP_MEMORY_TRIGGER_MESSAGES 7, the fourth turn of a conversation is summarised first
@@ -39,7 +40,7 @@ def png(width: int, height: int) -> bytes:
 def main() -> int:
     from auth.credentials import app_token_provider
     from auth.security_context import SecurityContext
-    from callbacks.audit import AuditHandler, AuditLog
+    from callbacks.audit import AuditLog
     from chains.registry import REGISTRY, get_chain
     from config import load_settings
     from config.database import database_engine

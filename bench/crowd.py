@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.streamlit_client import StreamlitPerson, TurnTiming, sign_in  # noqa: E402
+from bench.streamlit_client import StreamlitPerson, TurnTiming, sign_in
 
 MARKER = re.compile(r"\[p(\d+)t\d+\]")
 # Long enough that the scripted answer streams for about two seconds at 40 tokens a second.

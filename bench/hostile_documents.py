@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
-from bench.result import result  # noqa: E402
+from bench.result import result
 
 MB = 1_048_576
 PATHS = b"0 0 m 100 100 l S\n"  # drawing without text (the per-file content limit's test files use it)

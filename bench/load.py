@@ -28,8 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.result import result  # noqa: E402
-from bench.stack import chromium_options, free_port  # noqa: E402
+from bench.result import result
+from bench.stack import chromium_options, free_port
+
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 FAULTS = ["429", "500", "cut", "prompt_filter"]
@@ -157,7 +158,14 @@ def run_load(users: int, turns: int, *, fault_rate: float = 0.10, seed: int = 7,
              netguard_env: dict | None = None) -> LoadReport:
     from config.database import database_engine
     from localdev.engines import ScriptedEngine
-    from localdev.stack import StackConfig, app_environment, load_users, start_emulators, streamlit_command, wait_healthy
+    from localdev.stack import (
+        StackConfig,
+        app_environment,
+        load_users,
+        start_emulators,
+        streamlit_command,
+        wait_healthy,
+    )
     from memory.store import ConversationStore, Owner
     from tests.processes import Child
 

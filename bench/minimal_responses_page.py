@@ -13,11 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import streamlit as st  # noqa: E402
-from langchain_openai import ChatOpenAI  # noqa: E402
+import streamlit as st
+from langchain_openai import ChatOpenAI
 
-from auth.credentials import app_token_provider  # noqa: E402
-from config import load_settings  # noqa: E402
+from auth.credentials import app_token_provider
+from config import load_settings
 
 
 @st.cache_resource

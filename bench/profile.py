@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.capacity import Level, emulators_for, free_port, replica, run_crowd  # noqa: E402
+from bench.capacity import Level, emulators_for, free_port, replica, run_crowd
 
 PRODUCT = ("ui/", "engine/", "memory/", "auth/", "callbacks/", "chains/", "config/", "web/", "documents/")
 

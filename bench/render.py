@@ -30,8 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.result import result  # noqa: E402
-from bench.stack import chromium_available, chromium_options, free_port, wait_idle  # noqa: E402
+from bench.result import result
+from bench.stack import chromium_available, chromium_options, free_port, wait_idle
+
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 TARGET = 0.97

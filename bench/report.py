@@ -15,9 +15,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.processes import ChildFailure, run as run_benchmark  # noqa: E402
+from tests.processes import ChildFailure
+from tests.processes import run as run_benchmark
 
 REPORT = ROOT / "docs" / "bench-report.md"
+HAND_WRITTEN = "<!-- Written by hand below this line: bench/report.py keeps it. -->"
+
+
+def kept_by_hand() -> str:
+    """The report's hand-written part (figures over time, their reasons), kept as it is across runs."""
+    old = REPORT.read_text() if REPORT.exists() else ""
+    return "\n" + old[old.index(HAND_WRITTEN):] if HAND_WRITTEN in old else ""
 TIMEOUT_SECONDS = 1800  # per benchmark; the longest (capacity: five levels, two proxy runs, faults) takes about 10 minutes
 BENCHMARKS = [
     ("bench.conformance", []),
@@ -48,7 +56,8 @@ def machine() -> str:
         pass
     memory = ""
     try:
-        kib = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        kib = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal")).split()[1])
         memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
     except (OSError, StopIteration, ValueError):
         pass
@@ -92,7 +101,7 @@ def main() -> int:
     ]
     for module, seconds, shown in outputs:
         text += [f"## `python -m {module}` ({seconds:.0f} s)", "", "```", *shown, "```", ""]
-    REPORT.write_text("\n".join(text))
+    REPORT.write_text("\n".join(text) + kept_by_hand())
     print("\n".join(table))
     print(f"[bench] report written to {REPORT.relative_to(ROOT)}")
     return 0

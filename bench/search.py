@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.result import result  # noqa: E402
+from bench.result import result
 
 TARGET_MS = 100.0
 CONVERSATIONS, OTHERS, TURNS, QUERIES, ROUNDS = 10_000, 2_000, 3, 50, 3

@@ -18,7 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.result import result  # noqa: E402
+from bench.result import result
+
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
 
 TARGET = 1.15
@@ -32,12 +33,12 @@ def main() -> int:
     args = parser.parse_args()
 
     import openai
+    from langchain_core.messages import HumanMessage
 
     from auth.credentials import app_token_provider
     from chains.assistant import DEFAULT_SYSTEM_PROMPT, build_assistant
     from chains.model_factory import build_chat_model
     from config import load_settings
-    from langchain_core.messages import HumanMessage
     from localdev.engines import ScriptedEngine
     from localdev.stack import StackConfig, app_environment, start_emulators
 

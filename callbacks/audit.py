@@ -22,8 +22,8 @@ from langchain_core.outputs import LLMResult
 
 from chains.errors import classify, filtered_categories
 from chains.request_rules import audited
-from chains.turn import finish_reason, reasoning_summary
 from chains.tokens import count_text
+from chains.turn import finish_reason, reasoning_summary
 from config.catalog import Deployment
 
 AUDIT_LOGGER = "chat.audit"

@@ -11,8 +11,15 @@ from __future__ import annotations
 import threading
 from decimal import Decimal, InvalidOperation
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics,
-                               generate_latest)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
 MAX_LABEL_VALUES = 50
 MAX_LABEL_LENGTH = 80

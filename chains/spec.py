@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
 

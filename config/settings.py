@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from decimal import Decimal
 import re
 import threading
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 
 from callbacks.audit import AuditHandler
 from documents.sources import sources_message

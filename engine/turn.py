@@ -41,15 +41,14 @@ from documents.extract import readable_size
 from documents.names import shown_name
 from documents.reader import DEFAULT_QUESTION, DocumentDesk, DocumentIndexed, SourceBook, split_uploads
 from documents.sources import Source, cited, render, sources_message
+from engine.events import Accepted, Blocked, BudgetNotice, Event, Outcome, Status, TextDelta, ThinkingDelta, UsageUpdate
 from engine.indexing import Indexing, wait_for_minute
-from engine.events import (Accepted, Blocked, BudgetNotice, Event, Outcome, Status, TextDelta, ThinkingDelta,
-                           UsageUpdate)
 from memory.comparisons import Comparison
 from memory.conversation import Conversation, Turn, Usage
 from memory.documents import AttachedDocument
 from memory.store import ConversationStore, Owner
-from memory.usage import OverBudget, RateLimited, Reservation, UsageLedger, budget_for, to_nano, to_usd
 from memory.summary import SummaryBufferMemory
+from memory.usage import OverBudget, RateLimited, Reservation, UsageLedger, budget_for, to_nano, to_usd
 
 log = logging.getLogger("chat.engine")
 

@@ -111,7 +111,7 @@ def run_command(args: argparse.Namespace) -> int:
 def _run(args, dataset, chains, out: Path) -> int:
     from config import ConfigError, load_settings
     from experiments.report import write_report
-    from experiments.runner import PlanError, Plan, Runner, resolve_deployment
+    from experiments.runner import Plan, PlanError, Runner, resolve_deployment
 
     try:
         settings = load_settings()

@@ -42,7 +42,7 @@ from config.database import database_engine
 from config.settings import Settings
 from engine import Asker, Blocked, Choices, NewMessage, Outcome, TextDelta, TurnEngine, Upload
 from experiments.dataset import Dataset, Item
-from experiments.judge import (JudgeCallFailed, build_judge_model, judge_audit_handler, judge_pair)
+from experiments.judge import JudgeCallFailed, build_judge_model, judge_audit_handler, judge_pair
 from experiments.scorers import score
 from memory.conversation import Conversation, Turn
 from memory.images import ImageFiles

@@ -60,8 +60,15 @@ from starlette.routing import Route
 from config.capabilities import Capabilities, family_capabilities
 from config.catalog import Catalog, EmbeddingDeployment
 from localdev.embeddings import accepts_dimensions, as_float32, hashed_vectors, native_dimensions, to_base64
-from localdev.engines import (FAULT_MARKER, ChatRequest, Engine, ScriptedEngine, ToolCallPiece, image_parts,
-                              last_user_text)
+from localdev.engines import (
+    FAULT_MARKER,
+    ChatRequest,
+    Engine,
+    ScriptedEngine,
+    ToolCallPiece,
+    image_parts,
+    last_user_text,
+)
 from localdev.faults import EmulatorControls, FaultQueue
 from localdev.prompt_tokens import UnreadableImage, count_image_tokens, encoding_for_model
 from localdev.tokens import TokenVerifier

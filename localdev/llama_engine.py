@@ -18,8 +18,8 @@ truncates. If the model cannot embed, the scripted engine's hashing vectors stan
 from __future__ import annotations
 
 import base64
-import functools
 import binascii
+import functools
 import importlib.util
 import io
 import logging
@@ -84,7 +84,7 @@ def local_engine_available() -> str | None:
     fault in libggml-cpu on an AVX-512 machine) must make the stack fall back to the scripted engine, not take the
     emulator down."""
     try:
-        import llama_cpp  # noqa: F401
+        import llama_cpp  # noqa: F401 - only whether it imports: the package is optional
 
         path = default_model_path()
     except Exception as exc:  # noqa: BLE001 - any reason means: fall back to the scripted engine

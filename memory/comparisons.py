@@ -13,8 +13,9 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, String, Text, select, update
+from sqlalchemy import JSON, DateTime, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
+
 from store.base import Base
 
 VOTES = ("a", "b", "tie", "both_bad")

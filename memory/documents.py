@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
+
 from store.base import Base
 
 Mode = Literal["whole", "retrieved"]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
 import copy
+import csv
 import hashlib
 import io
 import json

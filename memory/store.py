@@ -21,8 +21,15 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from config.migrations import upgrade
 from memory.comparisons import Comparison, add_comparison, erase_answers, load_comparison, set_vote, voted
 from memory.conversation import Conversation, Turn, Usage, Version
-from memory.documents import (AttachedDocument, add_documents, delete_documents, load_documents, load_passages,
-                              passage_batches, ref_in_use)
+from memory.documents import (
+    AttachedDocument,
+    add_documents,
+    delete_documents,
+    load_documents,
+    load_passages,
+    passage_batches,
+    ref_in_use,
+)
 from memory.images import ImageFiles, references_in, to_data_urls, to_references
 from memory.search import SearchHit, parse_query, search_index
 from memory.summary import dumps, loads

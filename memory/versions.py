@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from store.base import Base
 
+from store.base import Base
 
 
 class _VersionRow(Base):

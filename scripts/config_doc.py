@@ -53,8 +53,8 @@ naming each variable and what it expects (never its value: it may be a secret). 
 
 **Required:** `AZURE_OPENAI_ENDPOINT`, `ENTRA_TENANT_ID`, `ENTRA_CLIENT_ID`, and two secrets checked across sections:
 `ENTRA_CLIENT_SECRET` (sign-in redeems authorization codes with it, whichever `ENTRA_CREDENTIAL` calls Azure OpenAI)
-and `APP_SESSION_SECRET` (not needed only with `APP_AUTH_DISABLED=true`). Prefer secret files for both, and for
-`APP_DATABASE_URL` when it holds a password.
+and `APP_SESSION_SECRET` (unless `APP_AUTH_DISABLED=true`, for local experiments only). Prefer secret files for both,
+and for `APP_DATABASE_URL` when it holds a password.
 
 The tables below are one per settings class in [`config/settings.py`](../config/settings.py): the variable is the
 class's prefix followed by the field's name. "unset" means the variable may be left out.
@@ -171,6 +171,11 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _prose(text: str) -> str:
+    """A description in a cell: `<token>` would be read as an HTML tag and vanish, so `<` is escaped."""
+    return _cell(text).replace("<", "\\<")
+
+
 def _type_name(annotation: object) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -247,7 +252,7 @@ def section_table(cls: type) -> list[str]:
         if limits:
             kind = f"{kind}, {limits}"
         lines.append(f"| `{(prefix + name).upper()}` | {_cell(kind)} | {_cell(_default(info))} | "
-                     f"{_cell(info.description or '')} |")
+                     f"{_prose(info.description or '')} |")
     return lines + [""]
 
 

@@ -31,14 +31,14 @@ SQLITE_SEARCH_OBJECTS = {"search_documents", "conversation_search", "conversatio
 
 def model_metadata(history: str, dialect: str) -> list[MetaData]:
     """Every table the app's models declare in one history's database, as `dialect` gets them."""
-    import auth.sessions  # noqa: F401 - each module declares its tables on the one base when imported
-    import callbacks.chain_stats  # noqa: F401
-    import memory.comparisons  # noqa: F401
-    import memory.documents  # noqa: F401
-    import memory.inflight  # noqa: F401
-    import memory.store  # noqa: F401
-    import memory.usage  # noqa: F401
-    import memory.versions  # noqa: F401
+    import auth.sessions  # noqa: F401 - imported for its tables (declared on the one base)
+    import callbacks.chain_stats  # noqa: F401 - imported for its tables
+    import memory.comparisons  # noqa: F401 - imported for its tables
+    import memory.documents  # noqa: F401 - imported for its tables
+    import memory.inflight  # noqa: F401 - imported for its tables
+    import memory.store  # noqa: F401 - imported for its tables
+    import memory.usage  # noqa: F401 - imported for its tables
+    import memory.versions  # noqa: F401 - imported for its tables
     from memory.search import PostgresIndex
     from store.base import tables_of
 

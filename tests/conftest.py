@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"
 sys.path.insert(0, str(NETGUARD_DIR))
 
-import netguard  # noqa: E402
+import netguard  # noqa: E402 - found through the sys.path entry just above
 
 netguard.install()
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))

@@ -15,8 +15,17 @@ from callbacks.audit import AuditContext, AuditLog
 from config import current_settings
 from config.settings import Settings
 from memory.usage import UsageLedger, to_usd
-from memory.usage_reports import (UsageFilter, UsageReports, dollars, names_of, parse_budget, parse_object_id, roll_up,
-                                  totals, usd)
+from memory.usage_reports import (
+    UsageFilter,
+    UsageReports,
+    dollars,
+    names_of,
+    parse_budget,
+    parse_object_id,
+    roll_up,
+    totals,
+    usd,
+)
 from ui.data_rights import download_link
 from ui.services import asker, audit_log, file_links, usage_ledger
 from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, link, sign_in_screen

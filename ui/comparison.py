@@ -19,8 +19,19 @@ import streamlit as st
 from chains.errors import Failure
 from chains.registry import REGISTRY, get_chain
 from config import Deployment, Settings
-from engine import (Accepted, Blocked, BudgetNotice, Choices, Compared, Event, Outcome, Sided, SideBySide, Status,
-                    TextDelta)
+from engine import (
+    Accepted,
+    Blocked,
+    BudgetNotice,
+    Choices,
+    Compared,
+    Event,
+    Outcome,
+    SideBySide,
+    Sided,
+    Status,
+    TextDelta,
+)
 from engine.comparison import side_failure
 from engine.turn import Asker
 from memory.conversation import Conversation, Turn

@@ -66,8 +66,11 @@ def _link(match: re.Match) -> str:
 
 
 def _same(label: str, target: str) -> bool:
-    strip = lambda s: s.strip().strip("<>`").removeprefix("mailto:").rstrip("/").lower()  # noqa: E731
-    return strip(label) == strip(target)
+    return _bare(label) == _bare(target)
+
+
+def _bare(address: str) -> str:
+    return address.strip().strip("<>`").removeprefix("mailto:").rstrip("/").lower()
 
 
 def _describe(alt: str) -> str:

@@ -10,19 +10,18 @@ from langsmith.utils import tracing_is_enabled
 from auth.services import AuthServices, auth_services
 from auth.sessions import AuthSession
 from chains.images import UPLOAD_TYPES
-from documents.extract import DOCUMENT_EXTENSIONS
 from config import ConfigError, Settings, current_settings
+from documents.extract import DOCUMENT_EXTENSIONS
 from engine import Blocked, NewMessage, Outcome, Redo, SideBySide, Upload
 from memory.conversation import Turn
+from ui import unsent
 from ui.comparison import blind_order, compare_with, pending, run_comparison, show_pending, show_revealed
 from ui.conversations import conversation_from_url, current_conversation, keep_in_url, search_match_marker
 from ui.failover import in_flight, interrupted_turns
-from ui import unsent
 from ui.leaderboard import leaderboard_button
 from ui.panels import kept_draft, memory_panel, next_message_estimate, not_sent, take_kept_to_send
 from ui.redo import edit_form, exchange_controls, is_last_answer, reopen_edit, wanted_redo
-from ui.services import (asker, audit_log, chain_statistics, conversation_store, owner, turn_engine,
-                         turns_in_flight)
+from ui.services import asker, audit_log, chain_statistics, conversation_store, owner, turn_engine, turns_in_flight
 from ui.session import LOCAL_EXPERIMENT, access_denied_screen, current_session, sign_in_screen
 from ui.sidebar import choices_sidebar, sidebar_footer
 from ui.turn_view import run_turn, show_turn, visible_turns

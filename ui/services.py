@@ -15,8 +15,7 @@ from pathlib import Path
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from auth.credentials import (GRAPH_SCOPE, TokenProvider, app_token_provider,
-                              on_behalf_of_token_provider)
+from auth.credentials import GRAPH_SCOPE, TokenProvider, app_token_provider, on_behalf_of_token_provider
 from auth.security_context import LOOPBACK, SecurityContext, client_ip
 from auth.services import AuthServices
 from auth.sessions import AuthSession

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timezone
 
 import streamlit as st
-
-from datetime import datetime, timezone
 
 from auth.identity import Identity
 from auth.services import AuthServices

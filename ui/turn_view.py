@@ -7,14 +7,27 @@ from collections.abc import Callable, Iterator
 import streamlit as st
 
 from config import current_settings
-from engine import (Accepted, Blocked, BudgetNotice, DocumentIndexed, DocumentProgress, Event, NewMessage, Outcome,
-                    Status, StepEnded, StepStarted, TextDelta, ThinkingDelta)
+from engine import (
+    Accepted,
+    Blocked,
+    BudgetNotice,
+    DocumentIndexed,
+    DocumentProgress,
+    Event,
+    NewMessage,
+    Outcome,
+    Status,
+    StepEnded,
+    StepStarted,
+    TextDelta,
+    ThinkingDelta,
+)
 from memory.conversation import Turn
 from memory.export import usage_line
 from memory.images import ImageFiles
+from ui import unsent
 from ui.announce import announce_answer
 from ui.copy import copy_button
-from ui import unsent
 from ui.links import honest_links
 from ui.services import image_urls
 

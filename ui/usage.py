@@ -3,7 +3,6 @@ usage ledger when the dialog is opened, never on an ordinary rerun."""
 from __future__ import annotations
 
 import functools
-
 from pathlib import Path
 
 import pandas as pd

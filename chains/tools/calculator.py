@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from chains.tools.spec import ToolContext, ToolFailed, ToolSpec
 
+
 def _floor_div(a: Decimal, b: Decimal) -> Decimal:  # Decimal's // truncates toward zero; arithmetic floors
     return (a / b).to_integral_value(rounding=ROUND_FLOOR)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.signin import entra_answer
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, spki_pin
+from tests.integration.signin import entra_answer
 from tests.nginx import PROXY_ADDRESS, nginx_binary, running_nginx
 from tests.postgres import running_postgres, server_binaries
 from tests.processes import Child

@@ -10,6 +10,7 @@ import time
 
 import httpx
 import pytest
+
 from tests.e2e.conftest import choose, idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

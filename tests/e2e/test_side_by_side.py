@@ -8,7 +8,8 @@ import time
 
 import httpx
 import pytest
-from tests.e2e.conftest import choose, idle
+
+from tests.e2e.conftest import choose
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -9,8 +9,8 @@ import pytest
 from config import load_settings
 from config.logs import configure_logging
 from localdev.entra import Knobs
-from tests.integration.signin import sign_in
 from localdev.stack import Emulators, StackConfig, app_environment, start_emulators
+from tests.integration.signin import sign_in
 
 
 @pytest.fixture

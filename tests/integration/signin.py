@@ -4,7 +4,6 @@ the callback (response_mode=form_post) as a browser posts Entra's auto-submittin
 from __future__ import annotations
 
 import re
-
 import ssl
 from dataclasses import dataclass
 from html.parser import HTMLParser

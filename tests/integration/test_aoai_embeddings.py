@@ -17,8 +17,7 @@ from config.catalog import Catalog, EmbeddingDeployment
 from localdev.embeddings import hashed_vector
 from localdev.llama_engine import local_engine_available
 from localdev.prompt_tokens import encoding_for_model
-from tests.integration.conftest_aoai import (API_KEY, API_VERSION, TENANT_ID, USER_OID, aoai, aoai_stack,  # noqa: F401
-                                             raw_post)
+from tests.integration.conftest_aoai import API_KEY, API_VERSION, TENANT_ID, USER_OID, aoai, aoai_stack, raw_post  # noqa: F401 - pytest fixtures, used by name
 
 MODEL = "text-embedding-3-small"
 TEXTS = ["Quarterly revenue grew by 12 percent in the northern region.",

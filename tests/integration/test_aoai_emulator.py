@@ -11,7 +11,6 @@ import time
 import uuid
 
 import httpx
-import jwt
 import openai
 import pytest
 from PIL import Image
@@ -19,8 +18,17 @@ from PIL import Image
 from localdev.aoai import AUDIENCE
 from localdev.engines import ScriptedEngine
 from localdev.prompt_tokens import count_prompt_tokens
-from tests.integration.conftest_aoai import (API_KEY, API_VERSION, APP_ID, TENANT_ID, USER_OID, Signer,  # noqa: F401
-                                             aoai, aoai_stack, raw_post)
+from tests.integration.conftest_aoai import (  # noqa: F401 - pytest fixtures, used by name
+    API_KEY,
+    API_VERSION,
+    APP_ID,
+    TENANT_ID,
+    USER_OID,
+    Signer,
+    aoai,
+    aoai_stack,
+    raw_post,
+)
 
 HELLO = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hello emulator"}]
 UNAUTHORIZED = {"error": {"code": "401", "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "
@@ -214,13 +222,13 @@ def foreign_signed(aoai) -> str:
 
 
 def unsigned(aoai) -> str:
-    encode = lambda part: base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()  # noqa: E731
+    encode = lambda part: base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()  # noqa: E731 - a one-line helper
     return f"{encode({'alg': 'none', 'typ': 'JWT', 'kid': aoai.signer.kid})}.{encode(aoai.signer.claims())}."
 
 
 def hs256_with_public_key(aoai) -> str:
     """The classic algorithm-confusion attack: HMAC keyed with the (public) RSA key."""
-    encode = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731
+    encode = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731 - a one-line helper
     head = encode(json.dumps({"alg": "HS256", "typ": "JWT", "kid": aoai.signer.kid}).encode())
     body = encode(json.dumps(aoai.signer.claims()).encode())
     secret = json.dumps(aoai.signer.jwks["keys"][0]).encode()

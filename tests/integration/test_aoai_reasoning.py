@@ -18,7 +18,7 @@ from PIL import Image
 from config.catalog import Catalog, Deployment
 from localdev.aoai import MODEL_VERSIONS, REASONING_TOKENS, _reported_model
 from localdev.prompt_tokens import count_prompt_tokens, encoding_for_model
-from tests.integration.conftest_aoai import API_VERSION, aoai, aoai_stack, raw_post  # noqa: F401
+from tests.integration.conftest_aoai import API_VERSION, aoai, aoai_stack, raw_post  # noqa: F401 - pytest fixtures, used by name
 
 HELLO = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hello emulator"}]
 REASONING_DEPLOYMENTS = ["gpt-5-mini", "gpt-5.1", "gpt-5.4-nano", "o4-mini"]

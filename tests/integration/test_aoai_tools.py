@@ -13,7 +13,7 @@ import pytest
 
 from localdev.engines import ChatRequest
 from localdev.prompt_tokens import count_prompt_tokens, count_tool_tokens, encoding_for_model
-from tests.integration.conftest_aoai import API_VERSION, aoai, aoai_stack  # noqa: F401
+from tests.integration.conftest_aoai import API_VERSION, aoai, aoai_stack  # noqa: F401 - pytest fixtures, used by name
 
 
 def function(name: str, description: str, properties: dict | None = None, required: list[str] | None = None) -> dict:

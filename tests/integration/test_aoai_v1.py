@@ -16,16 +16,24 @@ import typing
 import httpx
 import openai
 import pytest
-from openai.types.responses import (Response, ResponseCompletedEvent, ResponseFunctionToolCall, ResponseIncompleteEvent,
-                                    ResponseOutputMessage, ResponseReasoningItem, ResponseReasoningSummaryTextDeltaEvent,
-                                    ResponseStreamEvent, ResponseTextDeltaEvent)
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseFunctionToolCall,
+    ResponseIncompleteEvent,
+    ResponseOutputMessage,
+    ResponseReasoningItem,
+    ResponseReasoningSummaryTextDeltaEvent,
+    ResponseStreamEvent,
+    ResponseTextDeltaEvent,
+)
 from PIL import Image
 
 from config.catalog import Catalog, Deployment
 from localdev.aoai import AI_AUDIENCE, AUDIENCE
 from localdev.engines import ScriptedEngine
 from localdev.prompt_tokens import count_prompt_tokens, encoding_for_model
-from tests.integration.conftest_aoai import API_VERSION, aoai, aoai_stack, raw_post  # noqa: F401
+from tests.integration.conftest_aoai import API_VERSION, aoai, aoai_stack, raw_post  # noqa: F401 - pytest fixtures, used by name
 
 HELLO = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hello emulator"}]
 UNAUTHORIZED = {"error": {"code": "401", "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "

@@ -6,13 +6,13 @@ import json
 import logging
 
 import pytest
+from langchain_core.messages import HumanMessage
 
 from auth.credentials import app_token_provider
 from callbacks.audit import AUDIT_LOGGER, AuditContext, AuditHandler, configure_audit_log
 from chains.model_factory import build_chat_model
 from chains.registry import REGISTRY, get_chain
 from chains.turn import AnswerStream
-from langchain_core.messages import HumanMessage
 
 CONTEXT = dict(user_oid="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", tenant_id="7d3b4c2a-5e6f-4a1b-9c8d-0e1f2a3b4c5d",
                source_ip="203.0.113.9", session="0123456789abcdef", conversation_id="conv-1",

@@ -5,7 +5,6 @@ import os
 import signal
 import ssl
 import sys
-import time
 from pathlib import Path
 
 import httpx

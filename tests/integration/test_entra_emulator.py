@@ -14,8 +14,12 @@ import jwt
 import msal
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
-from azure.identity import (ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential,
-                            OnBehalfOfCredential)
+from azure.identity import (
+    ClientSecretCredential,
+    DefaultAzureCredential,
+    ManagedIdentityCredential,
+    OnBehalfOfCredential,
+)
 
 from localdev.entra import COGNITIVE_SERVICES, EntraEmulator, RegisteredClient, TestUser
 from localdev.server import start_in_thread

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from streamlit.testing.v1 import AppTest
+
 from localdev.entra import Knobs
 from localdev.stack import OTHER_USER, TENANT_ID
 from tests.integration.apptest import open_page as page
@@ -90,9 +92,9 @@ def test_another_person_never_sees_or_opens_it(settings, signed_in, emulators, m
 
 
 def test_the_sidebar_lists_the_recent_conversations_and_finds_older_ones(settings, signed_in, emulators):
+    from localdev.stack import TEST_USER
     from memory.conversation import Conversation, Turn
     from memory.store import Owner
-    from localdev.stack import TEST_USER
     from ui.conversations import RECENT, conversation_store
 
     store, owner = conversation_store(settings), Owner(TEST_USER.oid, TENANT_ID)

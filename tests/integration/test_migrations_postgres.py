@@ -19,9 +19,19 @@ from config.database import database_engine
 from config.migrations import HISTORIES, MigrationLockTimeout, SchemaTooNew, current, head, scripts, upgrade
 from scripts.migration import differences
 from tests.postgres import running_postgres, server_binaries
-from tests.unit.test_migrations import (FUTURE, LAST_RELEASE, assert_everything_there, assert_exactly_one_migrated,
-                                        assert_kept, assert_versions_work, old_release_databases, release_tree,
-                                        set_revision, snapshot, upgrade_in_two_processes)
+from tests.unit.test_migrations import (
+    FUTURE,
+    LAST_RELEASE,
+    assert_everything_there,
+    assert_exactly_one_migrated,
+    assert_kept,
+    assert_versions_work,
+    old_release_databases,
+    release_tree,
+    set_revision,
+    snapshot,
+    upgrade_in_two_processes,
+)
 
 pytestmark = pytest.mark.skipif(server_binaries() is None, reason="Debian's postgresql is not installed")
 PASSWORD = "a-password-never-logged-7f3a"

@@ -10,9 +10,9 @@ from streamlit.testing.v1 import AppTest
 from auth.services import auth_services
 from localdev.entra import Knobs
 from localdev.stack import TENANT_ID, TEST_USER
+from tests.integration.apptest import PAGE
+from tests.integration.apptest import open_page as _page
 from tests.integration.signin import sign_in, sign_out
-
-from tests.integration.apptest import PAGE, open_page as _page
 
 
 def _texts(message) -> str:

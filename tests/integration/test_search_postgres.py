@@ -8,8 +8,13 @@ from sqlalchemy import text
 from config.database import database_engine
 from memory.store import ConversationStore
 from tests.postgres import running_postgres, server_binaries
-from tests.unit.test_search import (run_backfill_contract, run_candidates_contract, run_kept_answer_contract,
-                                    run_ranking_contract, run_search_contract)
+from tests.unit.test_search import (
+    run_backfill_contract,
+    run_candidates_contract,
+    run_kept_answer_contract,
+    run_ranking_contract,
+    run_search_contract,
+)
 
 pytestmark = pytest.mark.skipif(server_binaries() is None, reason="Debian's postgresql is not installed")
 

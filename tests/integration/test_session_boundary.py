@@ -12,7 +12,6 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from streamlit.proto.BackMsg_pb2 import BackMsg
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from bench.streamlit_client import StreamlitPerson, sign_in
 from tests.integration.real_app import running_app

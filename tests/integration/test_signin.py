@@ -322,6 +322,7 @@ def test_a_preset_session_cookie_is_replaced_at_sign_in(settings, emulators):
 
 def test_an_app_only_token_cannot_be_used_for_on_behalf_of(settings, emulators):
     from azure.core.exceptions import ClientAuthenticationError
+
     from auth.credentials import app_token_provider
 
     app_token = app_token_provider(settings.entra)()

@@ -12,7 +12,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from engine import Asker, NewMessage, Outcome, StepEnded, StepStarted, TextDelta
 from memory.conversation import Conversation
-from tests.unit.test_turn_engine import OWNER, WHO, Script, choices, model_calls, rig, settings  # noqa: F401
+from tests.unit.test_turn_engine import OWNER, WHO, Script, choices, model_calls, rig, settings  # noqa: F401 - pytest fixtures, used by name
 
 
 class FakeToolModel(BaseChatModel):

@@ -20,8 +20,15 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFile, ImageOps, ImageStat
 
-from chains.images import (ImageRejected, detail_size, high_detail_size, image_tokens, low_detail_size, prepare_image,
-                           resolve_detail)
+from chains.images import (
+    ImageRejected,
+    detail_size,
+    high_detail_size,
+    image_tokens,
+    low_detail_size,
+    prepare_image,
+    resolve_detail,
+)
 from config.capabilities import family_capabilities
 from tests.unit.test_images import decode
 from tests.unit.test_images import encode as encode_image

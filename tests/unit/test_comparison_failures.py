@@ -9,12 +9,12 @@ import openai
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 
-from engine import Compared, NewMessage, Outcome, Sided, SideBySide
+from engine import Compared, NewMessage, Outcome, SideBySide, Sided
 from engine.comparison import side_failure
 from memory.comparisons import VOTES
 from memory.conversation import Conversation, Turn
 from tests.unit.test_side_by_side import ANSWERS, PacedFake, pair
-from tests.unit.test_turn_engine import OWNER, WHO, choices, rig, settings  # noqa: F401
+from tests.unit.test_turn_engine import OWNER, WHO, choices, rig, settings  # noqa: F401 - pytest fixtures, used by name
 
 REQUEST = httpx2.Request("POST", "https://localhost/openai/deployments/gpt-4o/chat/completions")
 
@@ -26,7 +26,7 @@ def bad_request() -> openai.BadRequestError:
     return openai.BadRequestError("error", response=response, body=body)
 
 
-def failing(rig, broken: dict):  # noqa: F811
+def failing(rig, broken: dict):
     """Deployments in `broken` answer as said there: "400" (Azure's 400), or "length" (no text, finish "length")."""
 
     class Fake(PacedFake):
@@ -51,16 +51,16 @@ def failing(rig, broken: dict):  # noqa: F811
     return SideBySide(rig.engine)
 
 
-def run(rig, conversation, broken, text="Which is better?"):  # noqa: F811
+def run(rig, conversation, broken, text="Which is better?"):
     a, b = pair(rig)  # A: assistant on gpt-4o, B: concise on gpt-4o-mini
     return list(failing(rig, broken).run(WHO, conversation, NewMessage(text), a, b))
 
 
-def ended(rig) -> list[dict]:  # noqa: F811
+def ended(rig) -> list[dict]:
     return [r for r in rig.audit.records if r["event"] == "comparison_ended"]
 
 
-def test_a_400_on_a_keeps_b_at_once_and_every_vote_is_refused(rig):  # noqa: F811
+def test_a_400_on_a_keeps_b_at_once_and_every_vote_is_refused(rig):
     conversation = Conversation()
     events = run(rig, conversation, {"gpt-4o": "400"})
     compared = events[-1]
@@ -95,7 +95,7 @@ def test_a_400_on_a_keeps_b_at_once_and_every_vote_is_refused(rig):  # noqa: F81
     assert record["comparison_id"] == compared.comparison_id and len(record["question_sha256"]) == 64
 
 
-def test_a_400_on_b_keeps_a_and_the_failure_is_in_the_record(rig):  # noqa: F811
+def test_a_400_on_b_keeps_a_and_the_failure_is_in_the_record(rig):
     conversation = Conversation()
     compared = run(rig, conversation, {"gpt-4o-mini": "400"})[-1]
     assert set(compared.failed) == {"B"} and compared.kept == "A"
@@ -108,7 +108,7 @@ def test_a_400_on_b_keeps_a_and_the_failure_is_in_the_record(rig):  # noqa: F811
     assert (record["failed_a"], record["failed_b"], record["kept"]) == (None, "bad_request", "a")
 
 
-def test_both_failed_no_vote_and_the_message_is_kept(rig):  # noqa: F811
+def test_both_failed_no_vote_and_the_message_is_kept(rig):
     conversation = Conversation()
     compared = run(rig, conversation, {"gpt-4o": "400", "gpt-4o-mini": "length"})[-1]
     assert set(compared.failed) == {"A", "B"} and not compared.votable
@@ -125,7 +125,7 @@ def test_both_failed_no_vote_and_the_message_is_kept(rig):  # noqa: F811
     assert (record["failed_a"], record["failed_b"], record["vote_open"]) == ("bad_request", "empty_answer", False)
 
 
-def test_two_good_answers_still_take_a_vote(rig):  # noqa: F811
+def test_two_good_answers_still_take_a_vote(rig):
     conversation = Conversation()
     compared = run(rig, conversation, {})[-1]
     assert compared.votable and compared.failed == {}

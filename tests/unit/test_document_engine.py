@@ -11,12 +11,22 @@ import numpy as np
 import openai
 import pytest
 from langchain_core.messages import SystemMessage
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from engine import (Accepted, Blocked, DocumentIndexed, DocumentProgress, NewMessage, Outcome, TextDelta, TurnEngine,
-                    Upload, UsageUpdate)
+from engine import (
+    Accepted,
+    Blocked,
+    DocumentIndexed,
+    DocumentProgress,
+    NewMessage,
+    Outcome,
+    TextDelta,
+    TurnEngine,
+    Upload,
+    UsageUpdate,
+)
 from memory.conversation import Conversation
-from tests.unit.test_turn_engine import OWNER, WHO, choices, model_calls, rig, settings  # noqa: F401
+from tests.unit.test_turn_engine import OWNER, WHO, choices, model_calls, rig, settings  # noqa: F401 - pytest fixtures, used by name
 
 FACT = "The Orion project budget for 2027 is 4.2 million euros."
 
@@ -66,7 +76,7 @@ def long_text(pages: int = 30) -> str:
 
 
 @pytest.fixture
-def docs(rig, monkeypatch):  # noqa: F811
+def docs(rig, monkeypatch):
     """The rig's engine with the fake embeddings client and a small whole-document limit."""
     client = FakeEmbeddings()
     settings_ = rig.settings.model_copy(update={"app": rig.settings.app.model_copy(

@@ -12,8 +12,14 @@ import zipfile
 import docx
 import pytest
 
-from documents.extract import DOCUMENT_EXTENSIONS, DocumentRejected, ExtractedDocument, Section, extract_document, \
-    is_document
+from documents.extract import (
+    DOCUMENT_EXTENSIONS,
+    DocumentRejected,
+    ExtractedDocument,
+    Section,
+    extract_document,
+    is_document,
+)
 from tests import document_corpus as corpus
 from tests import hostile_files as hostile
 

@@ -9,10 +9,25 @@ import pytest
 
 from config.catalog import load_catalog
 from localdev import LOCAL_CATALOG_FILE
-from localdev.embeddings import (content_words, fit_dimensions, hashed_vector, hashed_vectors, native_dimensions,
-                                 to_base64)
-from localdev.engines import (NO_ANSWER, ChatRequest, ScriptedEngine, Source, parse_sources, scripted_reply, sentences,
-                              sources_in, sources_reply)
+from localdev.embeddings import (
+    content_words,
+    fit_dimensions,
+    hashed_vector,
+    hashed_vectors,
+    native_dimensions,
+    to_base64,
+)
+from localdev.engines import (
+    NO_ANSWER,
+    ChatRequest,
+    ScriptedEngine,
+    Source,
+    parse_sources,
+    scripted_reply,
+    sentences,
+    sources_in,
+    sources_reply,
+)
 
 
 def cosine(a: list[float], b: list[float]) -> float:

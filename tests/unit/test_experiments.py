@@ -27,7 +27,7 @@ from experiments.__main__ import main
 from experiments.dataset import Item, Message, load_dataset
 from experiments.judge import JUDGE_PROMPT, JudgeCallFailed, combine, judge_messages, judge_pair, parse_verdict
 from experiments.report import build_report, render_html, render_markdown, write_report
-from experiments.runner import PlanError, Plan, Progress, ResultsFile, Runner, resolve_chains, resolve_deployment
+from experiments.runner import Plan, PlanError, Progress, ResultsFile, Runner, resolve_chains, resolve_deployment
 from experiments.scorers import score
 from localdev.experiment import scripted_verdict
 from tests.unit.test_turn_engine import Audit, settings  # noqa: F401 - the fixture

@@ -27,8 +27,17 @@ from config.database import database_engine
 from memory.comparisons import Comparison
 from memory.conversation import Conversation, Turn, Usage
 from memory.documents import AttachedDocument, Passage
-from memory.export import (EMBEDDED, SCHEMA_VERSION, all_my_data, conversation_from_json, conversation_json,
-                           conversation_markdown, delete_all_my_data, export_all, usage_line)
+from memory.export import (
+    EMBEDDED,
+    SCHEMA_VERSION,
+    all_my_data,
+    conversation_from_json,
+    conversation_json,
+    conversation_markdown,
+    delete_all_my_data,
+    export_all,
+    usage_line,
+)
 from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner, answer_record
 from memory.summary import SUMMARY_PREFIX
@@ -407,7 +416,6 @@ def test_delete_all_without_a_session_store_and_the_sessions_method(world):
 def test_export_module_never_imports_streamlit():
     import subprocess
     import sys
-
     from pathlib import Path
 
     code = "import sys, memory.export; assert 'streamlit' not in sys.modules"

@@ -17,7 +17,7 @@ from memory.images import ImageFiles
 from memory.store import ConversationStore
 from memory.usage import UsageLedger
 from tests.unit.test_document_engine import FACT, FakeEmbeddings, long_text
-from tests.unit.test_turn_engine import OWNER, WHO, choices, model_calls, rig, settings  # noqa: F401
+from tests.unit.test_turn_engine import OWNER, WHO, choices, model_calls, rig, settings  # noqa: F401 - pytest fixtures, used by name
 
 
 class Clock:
@@ -40,7 +40,7 @@ def clock():
     return Clock()
 
 
-def engine_with(rig, tmp_path, clock, monkeypatch, **app):  # noqa: F811
+def engine_with(rig, tmp_path, clock, monkeypatch, **app):
     """The rig's models with fake embeddings, a usage ledger on the rig's database and the given settings."""
     client = FakeEmbeddings()
     database = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}", connect_args={"timeout": 30})
@@ -76,7 +76,7 @@ def spent(engine, purpose: str = "embedding") -> list[tuple]:
                           {"p": purpose}).all()
 
 
-def test_a_large_document_is_indexed_only_after_the_person_agrees_to_the_estimate(rig, tmp_path, clock,  # noqa: F811
+def test_a_large_document_is_indexed_only_after_the_person_agrees_to_the_estimate(rig, tmp_path, clock,
                                                                                   monkeypatch):
     engine = engine_with(rig, tmp_path, clock, monkeypatch, index_confirm_tokens=500)
     conversation = Conversation()
@@ -96,14 +96,14 @@ def test_a_large_document_is_indexed_only_after_the_person_agrees_to_the_estimat
     assert any(isinstance(e, DocumentIndexed) and e.document.mode == "retrieved" for e in events)
 
 
-def test_below_the_question_threshold_indexing_goes_ahead_without_asking(rig, tmp_path, clock,  # noqa: F811
+def test_below_the_question_threshold_indexing_goes_ahead_without_asking(rig, tmp_path, clock,
                                                                          monkeypatch):
     engine = engine_with(rig, tmp_path, clock, monkeypatch)  # default threshold: 200,000 tokens
     rig.script.answers.append("ok [1]")
     assert isinstance(send(engine, Conversation(), report())[-1], Outcome)
 
 
-def test_indexing_that_would_pass_the_budget_is_refused_before_any_request(rig, tmp_path, clock,  # noqa: F811
+def test_indexing_that_would_pass_the_budget_is_refused_before_any_request(rig, tmp_path, clock,
                                                                            monkeypatch):
     engine = engine_with(rig, tmp_path, clock, monkeypatch, monthly_budget_usd=Decimal("0.0000001"))
     [*_, blocked] = send(engine, Conversation(), report())
@@ -114,7 +114,7 @@ def test_indexing_that_would_pass_the_budget_is_refused_before_any_request(rig, 
     assert refusal["purpose"] == "embedding"
 
 
-def test_indexing_waits_for_the_next_minute_instead_of_passing_the_token_limit(rig, tmp_path, clock,  # noqa: F811
+def test_indexing_waits_for_the_next_minute_instead_of_passing_the_token_limit(rig, tmp_path, clock,
                                                                                monkeypatch):
     limit = 2000
     engine = engine_with(rig, tmp_path, clock, monkeypatch, rate_limit_tokens_per_minute=limit, retrieved_passages=1)
@@ -139,7 +139,7 @@ def test_indexing_waits_for_the_next_minute_instead_of_passing_the_token_limit(r
     assert [r for r in rig.audit.records if r["event"] == "indexing_paused"]
 
 
-def test_one_audit_record_per_document_and_the_spend_recorded_once(rig, tmp_path, clock, monkeypatch):  # noqa: F811
+def test_one_audit_record_per_document_and_the_spend_recorded_once(rig, tmp_path, clock, monkeypatch):
     engine = engine_with(rig, tmp_path, clock, monkeypatch)
     rig.script.answers.append("ok [1]")
     events = send(engine, Conversation(), report())
@@ -155,7 +155,7 @@ def test_one_audit_record_per_document_and_the_spend_recorded_once(rig, tmp_path
     assert events[-1].answer.usage.embedding_tokens == sum(t for t, _ in rows)
 
 
-def test_stop_while_indexing_still_records_what_was_embedded_and_frees_the_reservation(rig, tmp_path, clock,  # noqa: F811
+def test_stop_while_indexing_still_records_what_was_embedded_and_frees_the_reservation(rig, tmp_path, clock,
                                                                                       monkeypatch):
     engine = engine_with(rig, tmp_path, clock, monkeypatch, monthly_budget_usd=Decimal("10"))
     events = engine.run(WHO, Conversation(), report(), choices(engine.settings))
@@ -170,7 +170,7 @@ def test_stop_while_indexing_still_records_what_was_embedded_and_frees_the_reser
     assert state.reserved_nanousd == 0 and state.spent_nanousd > 0
 
 
-def test_repeated_passages_are_indexed_and_stored_once(rig, tmp_path, clock, monkeypatch):  # noqa: F811
+def test_repeated_passages_are_indexed_and_stored_once(rig, tmp_path, clock, monkeypatch):
     engine = engine_with(rig, tmp_path, clock, monkeypatch)
     rig.script.answers.append("ok [1]")
     boilerplate = "Confidential. Contoso Ltd. All rights reserved. Printed copies are not controlled. " * 20
@@ -183,7 +183,7 @@ def test_repeated_passages_are_indexed_and_stored_once(rig, tmp_path, clock, mon
     assert len(embedded) == len(set(embedded))
 
 
-def test_a_long_index_is_written_after_the_turn_so_another_persons_turn_does_not_wait(rig, tmp_path, clock,  # noqa: F811
+def test_a_long_index_is_written_after_the_turn_so_another_persons_turn_does_not_wait(rig, tmp_path, clock,
                                                                                       monkeypatch):
     engine = engine_with(rig, tmp_path, clock, monkeypatch)
     other = engine_with(rig, tmp_path, clock, monkeypatch)

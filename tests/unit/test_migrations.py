@@ -20,8 +20,17 @@ import pytest
 from sqlalchemy import MetaData, inspect, text
 
 from config.database import database_engine
-from config.migrations import (HISTORIES, MigrationLockTimeout, SchemaTooNew, current, downgrade, head, scripts,
-                               upgrade, upgrade_on_start)
+from config.migrations import (
+    HISTORIES,
+    MigrationLockTimeout,
+    SchemaTooNew,
+    current,
+    downgrade,
+    head,
+    scripts,
+    upgrade,
+    upgrade_on_start,
+)
 from scripts.migration import SQLITE_SEARCH_OBJECTS, differences, model_metadata
 from tests import old_release
 from tests.processes import Child, run

@@ -12,8 +12,16 @@ from langchain_openai import AzureChatOpenAI
 from PIL import Image
 
 from chains.images import image_tokens, prepare_image
-from chains.multimodal import (ImagesNotAccepted, PromptEstimate, check_deployment_accepts, estimate_draft,
-                               estimate_prompt, estimate_prompt_tokens, human_message, message_image_tokens)
+from chains.multimodal import (
+    ImagesNotAccepted,
+    PromptEstimate,
+    check_deployment_accepts,
+    estimate_draft,
+    estimate_prompt,
+    estimate_prompt_tokens,
+    human_message,
+    message_image_tokens,
+)
 from config.catalog import load_catalog
 from localdev import LOCAL_CATALOG_FILE
 

@@ -1,8 +1,7 @@
 import socket
 
-import pytest
-
 import netguard
+import pytest
 
 
 def test_loopback_is_allowed_and_anything_else_is_blocked():

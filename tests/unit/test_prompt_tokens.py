@@ -9,8 +9,15 @@ import pytest
 from PIL import Image
 
 from localdev import prompt_tokens
-from localdev.prompt_tokens import (UnreadableImage, count_prompt_tokens, encoding_for_model, image_part_tokens,
-                                    image_size_from_url, image_tokens, scaled_size)
+from localdev.prompt_tokens import (
+    UnreadableImage,
+    count_prompt_tokens,
+    encoding_for_model,
+    image_part_tokens,
+    image_size_from_url,
+    image_tokens,
+    scaled_size,
+)
 
 TIKTOKEN_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "tiktoken"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import openai
 import httpx
+import openai
 from langchain_core.messages import AIMessage, HumanMessage
 
 from chains.errors import classify
@@ -18,11 +18,11 @@ from memory.conversation import Conversation
 from tests.unit.test_turn_engine import WHO, choices, model_calls, rig, settings  # noqa: F401 - fixtures
 
 
-def reasoning_choices(settings, **changes):  # noqa: F811
+def reasoning_choices(settings, **changes):
     return choices(settings, deployment=settings.catalog.get("gpt-5-mini"), temperature=None, **changes)
 
 
-def test_an_answer_cut_off_before_any_text_is_said_audited_as_length_and_keeps_the_memory_alternating(rig):  # noqa: F811
+def test_an_answer_cut_off_before_any_text_is_said_audited_as_length_and_keeps_the_memory_alternating(rig):
     rig.script.answers.append(("length", ""))
     conversation = Conversation()
     events = list(rig.engine.run(WHO, conversation, NewMessage("Explain expenses"), reasoning_choices(rig.settings)))
@@ -46,7 +46,7 @@ def test_an_answer_cut_off_before_any_text_is_said_audited_as_length_and_keeps_t
     assert stored.turns[-1].notice == answer.notice
 
 
-def test_a_partial_answer_at_the_limit_is_kept_and_marked_incomplete(rig):  # noqa: F811
+def test_a_partial_answer_at_the_limit_is_kept_and_marked_incomplete(rig):
     rig.script.answers.append(("length", "The policy says"))
     conversation = Conversation()
     outcome = list(rig.engine.run(WHO, conversation, NewMessage("Explain"), reasoning_choices(rig.settings)))[-1]
@@ -55,7 +55,7 @@ def test_a_partial_answer_at_the_limit_is_kept_and_marked_incomplete(rig):  # no
     assert conversation.memory[-1].content == outcome.answer.content
 
 
-def test_the_chosen_effort_reaches_the_model_and_summaries_use_the_lightest(rig):  # noqa: F811
+def test_the_chosen_effort_reaches_the_model_and_summaries_use_the_lightest(rig):
     conversation = Conversation()
     for n in range(4):
         rig.script.answers.append(f"answer {n}")
@@ -70,7 +70,7 @@ def test_the_chosen_effort_reaches_the_model_and_summaries_use_the_lightest(rig)
     assert choices(rig.settings, reasoning_effort="high").effective_effort is None  # gpt-4o takes none
 
 
-def test_summaries_run_on_the_configured_deployment_at_its_prices(rig, monkeypatch):  # noqa: F811
+def test_summaries_run_on_the_configured_deployment_at_its_prices(rig, monkeypatch):
     monkeypatch.setattr(rig.settings.app, "summary_deployment", "gpt-5.4-nano")
     conversation = Conversation()
     for n in range(4):
@@ -89,7 +89,7 @@ def test_summaries_run_on_the_configured_deployment_at_its_prices(rig, monkeypat
         Decimal(r["cost_usd"]) for r in model_calls(rig)[-2:])
 
 
-def test_nothing_a_reasoning_deployment_refuses_is_sent_whatever_a_chain_binds(settings):  # noqa: F811
+def test_nothing_a_reasoning_deployment_refuses_is_sent_whatever_a_chain_binds(settings):
     mini = settings.catalog.get("gpt-5-mini")
     sent = conform({"temperature": 0.2, "top_p": 0.5, "presence_penalty": 1, "logit_bias": {}, "max_tokens": 999_999,
                     "reasoning_effort": "xhigh", "messages": []}, mini)
@@ -100,7 +100,7 @@ def test_nothing_a_reasoning_deployment_refuses_is_sent_whatever_a_chain_binds(s
     assert lightest_effort(settings.catalog.get("o4-mini")) == "low" and lightest_effort(gpt4o) is None
 
 
-def test_the_model_factory_sends_only_what_the_deployment_takes(settings):  # noqa: F811
+def test_the_model_factory_sends_only_what_the_deployment_takes(settings):
     from chains.model_factory import build_chat_model
 
     mini = settings.catalog.get("gpt-5-mini")

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from engine import Accepted, Blocked, NewMessage, Outcome, Redo, TextDelta
 from memory.conversation import Conversation
 from memory.export import conversation_from_json, conversation_json, conversation_markdown
-from tests.unit.test_turn_engine import OWNER, WHO, choices, model_calls, rig, settings  # noqa: F401
+from tests.unit.test_turn_engine import OWNER, WHO, choices, model_calls, rig, settings  # noqa: F401 - pytest fixtures, used by name
 
 
 def first_turn(rig, question="What is Entra ID?", answer="Entra ID is an identity service") -> Conversation:

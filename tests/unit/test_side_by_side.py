@@ -8,9 +8,9 @@ import time
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 
-from engine import Compared, NewMessage, Sided, SideBySide, TextDelta
+from engine import Compared, NewMessage, SideBySide, Sided, TextDelta
 from memory.conversation import Conversation
-from tests.unit.test_turn_engine import OWNER, WHO, FakeAzure, choices, model_calls, rig, settings  # noqa: F401
+from tests.unit.test_turn_engine import OWNER, WHO, FakeAzure, choices, model_calls, rig, settings  # noqa: F401 - pytest fixtures, used by name
 
 ANSWERS = {"gpt-4o": "alpha one two three four five six", "gpt-4o-mini": "bravo one two three four five six"}
 
@@ -31,7 +31,7 @@ class PacedFake(FakeAzure):
             response_metadata={"finish_reason": "stop"}))
 
 
-def paced(rig):  # noqa: F811
+def paced(rig):
     def factory(settings, deployment, provider, *, user_security_context=None, temperature=None,
                 max_output_tokens=None, callbacks=None, **_reasoning):
         return PacedFake(script=rig.script, options={"deployment": deployment.name}, callbacks=callbacks)
@@ -40,16 +40,16 @@ def paced(rig):  # noqa: F811
     return SideBySide(rig.engine)
 
 
-def pair(rig):  # noqa: F811
+def pair(rig):
     return (choices(rig.settings), choices(rig.settings, "concise", deployment=rig.settings.catalog.get("gpt-4o-mini")))
 
 
-def compare(rig, conversation, text="Which is better?"):  # noqa: F811
+def compare(rig, conversation, text="Which is better?"):
     a, b = pair(rig)
     return list(paced(rig).run(WHO, conversation, NewMessage(text), a, b))
 
 
-def test_both_answers_stream_at_once_are_audited_and_the_pair_is_stored_with_a_kept(rig):  # noqa: F811
+def test_both_answers_stream_at_once_are_audited_and_the_pair_is_stored_with_a_kept(rig):
     conversation = Conversation()
     events = compare(rig, conversation)
     deltas = [(i, e.side) for i, e in enumerate(events) if isinstance(e, Sided) and isinstance(e.event, TextDelta)]
@@ -73,7 +73,7 @@ def test_both_answers_stream_at_once_are_audited_and_the_pair_is_stored_with_a_k
     assert comparison.vote is None and comparison.answer_b["content"].startswith("bravo")
 
 
-def test_a_vote_for_b_keeps_b_everywhere_and_counts_once(rig):  # noqa: F811
+def test_a_vote_for_b_keeps_b_everywhere_and_counts_once(rig):
     conversation = Conversation()
     compared = compare(rig, conversation)[-1]
     side_by_side = SideBySide(rig.engine)
@@ -94,7 +94,7 @@ def test_a_vote_for_b_keeps_b_everywhere_and_counts_once(rig):  # noqa: F811
     assert any("bravo" in m.text for m in rig.script.calls[-1]["messages"])
 
 
-def test_a_tie_keeps_a_and_another_persons_vote_is_refused(rig):  # noqa: F811
+def test_a_tie_keeps_a_and_another_persons_vote_is_refused(rig):
     from dataclasses import replace
 
     from memory.store import Owner
@@ -108,7 +108,7 @@ def test_a_tie_keeps_a_and_another_persons_vote_is_refused(rig):  # noqa: F811
     assert kept.content.startswith("alpha") and rig.store.load(OWNER, conversation.id).turns[1].content.startswith("alpha")
 
 
-def test_stop_stores_both_partial_answers(rig):  # noqa: F811
+def test_stop_stores_both_partial_answers(rig):
     conversation = Conversation()
     a, b = pair(rig)
     events = paced(rig).run(WHO, conversation, NewMessage("Stop soon"), a, b)
@@ -122,14 +122,14 @@ def test_stop_stores_both_partial_answers(rig):  # noqa: F811
     assert comparison.answer_a["status"] == "stopped" and comparison.answer_b["status"] == "stopped"
 
 
-def _only_comparison(rig) -> str:  # noqa: F811
+def _only_comparison(rig) -> str:
     from sqlalchemy import text
 
     with rig.store._engine.connect() as db:
         return db.execute(text("select id from comparisons")).scalar_one()
 
 
-def test_deleting_the_conversation_erases_the_answers_but_keeps_the_vote(rig):  # noqa: F811
+def test_deleting_the_conversation_erases_the_answers_but_keeps_the_vote(rig):
     conversation = Conversation()
     compared = compare(rig, conversation)[-1]
     SideBySide(rig.engine).vote(WHO, conversation, compared.comparison_id, "a", choices(rig.settings))

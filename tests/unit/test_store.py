@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
-from sqlalchemy import create_engine
 
 from config.database import database_engine
 from memory.conversation import Conversation, Turn, Usage, Version

@@ -18,10 +18,22 @@ from auth.signin import SignInExpired
 from callbacks.audit import AuditLog
 from callbacks.chain_stats import ChainStatistics
 from chains.registry import get_chain
-from localdev import LOCAL_CATALOG_FILE
 from config import load_settings
-from engine import (Accepted, Asker, Blocked, Choices, NewMessage, Outcome, Status, StepEnded, StepStarted, TextDelta,
-                    TurnEngine, UsageUpdate)
+from engine import (
+    Accepted,
+    Asker,
+    Blocked,
+    Choices,
+    NewMessage,
+    Outcome,
+    Status,
+    StepEnded,
+    StepStarted,
+    TextDelta,
+    TurnEngine,
+    UsageUpdate,
+)
+from localdev import LOCAL_CATALOG_FILE
 from memory.conversation import Conversation
 from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner

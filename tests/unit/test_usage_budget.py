@@ -11,13 +11,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import create_engine, text
 
-from callbacks.audit import AuditLog
 from engine import Blocked, BudgetNotice, NewMessage, Outcome, TurnEngine
 from memory.conversation import Conversation
 from memory.images import ImageFiles
 from memory.store import ConversationStore
 from memory.usage import UsageLedger, to_nano
-from tests.unit.test_turn_engine import OWNER, WHO, choices, rig, settings  # noqa: F401
+from tests.unit.test_turn_engine import OWNER, WHO, choices, rig, settings  # noqa: F401 - pytest fixtures, used by name
 
 
 class Clock:
@@ -28,7 +27,7 @@ class Clock:
         return self.now
 
 
-def replica(rig, tmp_path, clock, **app):  # noqa: F811
+def replica(rig, tmp_path, clock, **app):
     """An engine on the rig's database file, as a second replica would have (its own engine, store and ledger)."""
     database = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}", connect_args={"timeout": 30})
     settings_ = rig.settings.model_copy(update={"app": rig.settings.app.model_copy(update=app)})
@@ -40,7 +39,7 @@ def send(engine, text_="What does this cost?", conversation=None):
     return list(engine.run(WHO, conversation or Conversation(), NewMessage(text_), choices(engine.settings)))
 
 
-def refused(rig, event):  # noqa: F811
+def refused(rig, event):
     return [r for r in rig.audit.records if r["event"] == event]
 
 
@@ -49,7 +48,7 @@ def clock():
     return Clock(datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc))
 
 
-def test_one_cent_under_the_estimate_blocks_and_one_cent_over_sends(rig, tmp_path, clock):  # noqa: F811
+def test_one_cent_under_the_estimate_blocks_and_one_cent_over_sends(rig, tmp_path, clock):
     probe = replica(rig, tmp_path, clock, monthly_budget_usd=Decimal(0))
     [blocked] = send(probe)
     assert isinstance(blocked, Blocked) and blocked.reason == "over_budget"
@@ -64,7 +63,7 @@ def test_one_cent_under_the_estimate_blocks_and_one_cent_over_sends(rig, tmp_pat
     assert isinstance(send(over)[-1], Outcome)
 
 
-def test_two_replicas_sending_at_once_cannot_both_spend_the_last_of_the_budget(rig, tmp_path, clock):  # noqa: F811
+def test_two_replicas_sending_at_once_cannot_both_spend_the_last_of_the_budget(rig, tmp_path, clock):
     probe = replica(rig, tmp_path, clock, monthly_budget_usd=Decimal(0))
     send(probe)
     estimate = Decimal(refused(rig, "budget_refused")[-1]["estimate_usd"])
@@ -88,7 +87,7 @@ def test_two_replicas_sending_at_once_cannot_both_spend_the_last_of_the_budget(r
     assert state.reserved_nanousd == 0 and 0 < state.spent_nanousd <= to_nano(budget)  # released with the real cost
 
 
-def test_the_budget_resets_with_the_month_and_warns_from_80_percent(rig, tmp_path, clock):  # noqa: F811
+def test_the_budget_resets_with_the_month_and_warns_from_80_percent(rig, tmp_path, clock):
     engine = replica(rig, tmp_path, clock, monthly_budget_usd=Decimal("0.01"))
     ledger = engine.usage
     ledger.ensure_month(OWNER.oid, OWNER.tenant_id, "2026-11")
@@ -107,7 +106,7 @@ def test_the_budget_resets_with_the_month_and_warns_from_80_percent(rig, tmp_pat
     assert refused(rig, "budget_warning")
 
 
-def test_rate_limits_hold_across_replicas_and_reopen_next_minute(rig, tmp_path, clock):  # noqa: F811
+def test_rate_limits_hold_across_replicas_and_reopen_next_minute(rig, tmp_path, clock):
     first, second = (replica(rig, tmp_path, clock, rate_limit_requests_per_minute=2) for _ in range(2))
     rig.script.answers += ["1", "2", "3"]
     assert isinstance(send(first)[-1], Outcome) and isinstance(send(second)[-1], Outcome)
@@ -122,7 +121,7 @@ def test_rate_limits_hold_across_replicas_and_reopen_next_minute(rig, tmp_path, 
     assert "100 tokens per minute" in blocked.message
 
 
-def test_usage_rows_are_written_with_the_turn_and_even_when_storing_fails(rig, tmp_path, clock, monkeypatch):  # noqa: F811
+def test_usage_rows_are_written_with_the_turn_and_even_when_storing_fails(rig, tmp_path, clock, monkeypatch):
     engine = replica(rig, tmp_path, clock)
     rig.script.answers += ["stored", "not stored"]
     send(engine)
@@ -143,7 +142,7 @@ def test_usage_rows_are_written_with_the_turn_and_even_when_storing_fails(rig, t
     assert state.spent_nanousd > spent and state.reserved_nanousd == 0
 
 
-def test_stop_before_the_answer_gives_the_reservation_back(rig, tmp_path, clock):  # noqa: F811
+def test_stop_before_the_answer_gives_the_reservation_back(rig, tmp_path, clock):
     engine = replica(rig, tmp_path, clock)
     events = engine.run(WHO, Conversation(), NewMessage("Stop at once"), choices(engine.settings))
     next(event for event in events if type(event).__name__ == "Accepted")
@@ -151,7 +150,7 @@ def test_stop_before_the_answer_gives_the_reservation_back(rig, tmp_path, clock)
     assert engine.usage.state(OWNER.oid, OWNER.tenant_id, None).reserved_nanousd == 0
 
 
-def test_role_budgets_and_overrides(rig, tmp_path, clock):  # noqa: F811
+def test_role_budgets_and_overrides(rig, tmp_path, clock):
     engine = replica(rig, tmp_path, clock, monthly_budget_usd=Decimal(5), role_budgets={"Chat.Power": Decimal(200)})
     assert engine.budget(WHO) == to_nano(5)
     power = replace(WHO, roles=frozenset({"Chat.Power"}))

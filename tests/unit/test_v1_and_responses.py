@@ -16,7 +16,7 @@ MINI = dict(name="mini", model="gpt-5-mini", context_window=400000, max_output_t
             input_price_per_1m="0.25", output_price_per_1m="2")
 
 
-def test_the_v1_base_url_in_the_endpoint_means_the_v1_api(settings, monkeypatch):  # noqa: F811
+def test_the_v1_base_url_in_the_endpoint_means_the_v1_api(settings, monkeypatch):
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com/openai/v1/")
     azure = load_settings().azure_openai
     assert (azure.endpoint, azure.style, azure.v1_base_url) == ("https://res.openai.azure.com", "v1",
@@ -32,7 +32,7 @@ def test_the_v1_base_url_in_the_endpoint_means_the_v1_api(settings, monkeypatch)
         load_settings()
 
 
-def test_the_factory_builds_chatopenai_on_v1_and_azurechatopenai_on_classic(settings, monkeypatch):  # noqa: F811
+def test_the_factory_builds_chatopenai_on_v1_and_azurechatopenai_on_classic(settings, monkeypatch):
     mini = Deployment(**MINI)
     classic = build_chat_model(settings, mini, lambda: "token", max_output_tokens=300)
     assert isinstance(classic, AzureChatOpenAIWithFilterResults)
@@ -71,7 +71,7 @@ def test_the_reasoning_summary_is_read_from_langchains_blocks():
     assert reasoning_summary(standard) == " carefully." and reasoning_summary(AIMessageChunk(content="plain")) == ""
 
 
-def test_a_responses_deployment_is_called_on_v1_even_from_a_classic_app(settings):  # noqa: F811
+def test_a_responses_deployment_is_called_on_v1_even_from_a_classic_app(settings):
     pro = Deployment(**{**MINI, "name": "pro", "model": "gpt-5-pro"})
     assert pro.api == "responses" and pro.responses_only and not pro.streaming
     assert settings.azure_openai.style == "classic"
