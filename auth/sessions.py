@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import DateTime, LargeBinary, String, delete, select
+from sqlalchemy import DateTime, LargeBinary, String, delete
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -150,10 +150,6 @@ class SessionStore:
         if session_id:
             with Session(self._engine) as db, db.begin():
                 db.execute(delete(_SessionRow).where(_SessionRow.id_hash == _hash(session_id)))
-
-    def sessions_of(self, oid: str) -> int:
-        with Session(self._engine) as db:
-            return len(db.scalars(select(_SessionRow.id_hash).where(_SessionRow.oid == oid)).all())
 
     def delete_all_of(self, oid: str, tenant_id: str) -> int:
         """End every session of one person (all browsers, all replicas), kept drafts included; returns how many."""

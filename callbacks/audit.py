@@ -99,11 +99,6 @@ class AuditLog:
         return record
 
 
-def audit_event(event: str, context: AuditContext, **fields: Any) -> dict:
-    """`AuditLog().event(...)`: the record goes to the audit log only."""
-    return AuditLog().event(event, context, **fields)
-
-
 def call_purpose(tags: list[str] | None, metadata: dict[str, Any] | None) -> str:
     """Why a model call was made: the answer shown to the person, a hidden draft, or a memory summary."""
     tags, metadata = tags or [], metadata or {}

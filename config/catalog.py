@@ -176,13 +176,6 @@ class Catalog(BaseModel):
         """The deployments a person with these app roles may pick."""
         return [d for d in self.deployments if not d.roles or set(d.roles) & set(roles)]
 
-    def get_embedding(self, name: str) -> EmbeddingDeployment:
-        for deployment in self.embeddings:
-            if deployment.name == name:
-                return deployment
-        raise KeyError(f"unknown embeddings deployment {name!r}; the catalog has "
-                       f"{', '.join(e.name for e in self.embeddings) or 'none'}")
-
     def get(self, name: str) -> Deployment:
         for deployment in self.deployments:
             if deployment.name == name:

@@ -272,12 +272,6 @@ def export_all(store: ConversationStore, usage_source: Engine | Session | Connec
     return MyData(buffer.getvalue(), counts)
 
 
-def all_my_data(store: ConversationStore, usage_source: Engine | Session | Connection | Any, owner: Owner,
-                files: ImageFiles | None, embed_images: bool = False) -> bytes:
-    """`export_all`'s ZIP, as bytes."""
-    return export_all(store, usage_source, owner, files, embed_images).data
-
-
 class _connection:
     """A Connection to read with, from an Engine, a Session, a Connection or a UsageLedger."""
 

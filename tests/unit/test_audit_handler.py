@@ -10,7 +10,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 
-from callbacks.audit import AuditContext, AuditHandler, audit_event, session_reference
+from callbacks.audit import AuditContext, AuditHandler, AuditLog, session_reference
 from callbacks.experiments import compare_chains
 from chains.turn import AnswerStream
 from config.catalog import load_catalog
@@ -101,7 +101,7 @@ def test_audit_event_carries_the_context_without_text(caplog):
     caplog.set_level(logging.INFO, logger="chat.audit")
     logging.getLogger("chat.audit").propagate = True
     try:
-        record = audit_event("sign_in_expired", CONTEXT, outcome="not_sent")
+        record = AuditLog().event("sign_in_expired", CONTEXT, outcome="not_sent")
     finally:
         logging.getLogger("chat.audit").propagate = False
     assert record["event"] == "sign_in_expired" and record["user_oid"] == "oid-1" and "include_text" not in record

@@ -11,7 +11,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from bench.rerun import audit_records, rotation_limits, write_audit_log
-from callbacks.audit import AUDIT_LOGGER, AuditContext, AuditHandler, audit_event
+from callbacks.audit import AUDIT_LOGGER, AuditContext, AuditHandler, AuditLog
 from config.catalog import load_catalog
 from localdev import LOCAL_CATALOG_FILE
 
@@ -54,7 +54,7 @@ def test_records_have_the_fields_the_app_writes():
     audit = logging.getLogger(AUDIT_LOGGER)
     audit.disabled, was = True, audit.disabled
     try:
-        vote = audit_event("feedback", context, message_id="m-1", score=1)
+        vote = AuditLog().event("feedback", context, message_id="m-1", score=1)
     finally:
         audit.disabled = was
     generated = list(audit_records(200))

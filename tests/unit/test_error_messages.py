@@ -4,7 +4,13 @@ import openai
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
-from ui.errors import describe_error
+from chains.errors import classify
+
+
+def describe_error(exc: BaseException) -> str:
+    """The sentence a person reads for a failure (chains/errors.classify)."""
+    return classify(exc).message
+
 
 REQUEST = httpx2.Request("POST", "https://localhost/openai/deployments/gpt-4o/chat/completions")
 

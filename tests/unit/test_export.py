@@ -30,7 +30,6 @@ from memory.documents import AttachedDocument, Passage
 from memory.export import (
     EMBEDDED,
     SCHEMA_VERSION,
-    all_my_data,
     conversation_from_json,
     conversation_json,
     conversation_markdown,
@@ -316,9 +315,9 @@ def test_all_my_data_is_a_zip_matching_the_store(world, source):
 
 def test_all_my_data_without_images_and_for_someone_with_nothing(world):
     adas_conversation(world)
-    entries = read_zip(all_my_data(world.store, world.ledger, ADA, world.files, embed_images=False))
+    entries = read_zip(export_all(world.store, world.ledger, ADA, world.files, embed_images=False).data)
     assert "base64" not in b"".join(v for k, v in entries.items() if k.endswith(".json")).decode()
-    empty = read_zip(all_my_data(world.store, world.ledger, ADA_ELSEWHERE, world.files))
+    empty = read_zip(export_all(world.store, world.ledger, ADA_ELSEWHERE, world.files).data)
     assert set(empty) == {"feedback.json", "usage.csv", "manifest.json"}
     assert empty["usage.csv"].decode().splitlines()[0].startswith("id,at,day,month,oid,tenant,deployment")
     assert len(empty["usage.csv"].decode().splitlines()) == 1
