@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import BigInteger, Integer, String, delete, select, update
@@ -23,8 +22,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from callbacks.experiments import ChainStats, read_audit
 from config.migrations import upgrade
 from store.base import Base
+from store.money import to_nano, to_usd
 
-NANO = Decimal(1_000_000_000)
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +59,7 @@ def _increments(record: dict) -> dict[str, int]:
             "prompt_tokens": int(record.get("prompt_tokens") or 0),
             "completion_tokens": int(record.get("completion_tokens") or 0),
             "reasoning_tokens": int(record.get("reasoning_tokens") or 0),
-            "cost_nanousd": int(Decimal(record.get("cost_usd") or 0) * NANO),
+            "cost_nanousd": to_nano(record.get("cost_usd") or 0),
             "latency_ms": int(record.get("latency_ms") or 0),
             "ttft_ms": int(ttft or 0), "ttft_calls": int(ttft is not None),
             "failures": int(record.get("outcome") not in ("ok", "stopped")),
@@ -105,7 +104,7 @@ class ChainStatistics:
             mean_prompt_tokens=r.prompt_tokens / r.calls if r.calls else 0.0,
             mean_completion_tokens=r.completion_tokens / r.calls if r.calls else 0.0,
             mean_reasoning_tokens=r.reasoning_tokens / r.calls if r.calls else 0.0,
-            total_cost_usd=Decimal(r.cost_nanousd) / NANO,
+            total_cost_usd=to_usd(r.cost_nanousd),
             mean_latency_ms=r.latency_ms / r.calls if r.calls else 0.0,
             mean_ttft_ms=r.ttft_ms / r.ttft_calls if r.ttft_calls else None,
             failures=r.failures, thumbs_up=r.thumbs_up, thumbs_down=r.thumbs_down,

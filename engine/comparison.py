@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Literal
 
 from langchain_core.messages import AIMessage
@@ -220,15 +219,7 @@ def _scratch(conversation: Conversation) -> Conversation:
 
 
 def _combined(answers) -> Usage | None:
-    usages = [t.usage for t in answers if t.usage]
-    if not usages:
-        return None
-    return Usage(prompt_tokens=sum(u.prompt_tokens for u in usages),
-                 completion_tokens=sum(u.completion_tokens for u in usages),
-                 reasoning_tokens=sum(u.reasoning_tokens for u in usages),
-                 cost_usd=sum((u.cost_usd for u in usages), Decimal(0)),
-                 estimated=any(u.estimated for u in usages), model_calls=sum(u.model_calls for u in usages),
-                 embedding_tokens=sum(u.embedding_tokens for u in usages))
+    return Usage.total(t.usage for t in answers)
 
 
 _DONE = object()

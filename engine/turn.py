@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -828,14 +827,4 @@ def cut_off_notice(records: list[dict], limit: int, has_text: bool) -> str:
 def usage_of(records: list[dict]) -> Usage | None:
     """A turn's usage, summed over every model call it made (drafts and summaries included), from its audit records:
     the page and the audit log cannot disagree."""
-    records = [r for r in records if r.get("event") == "model_call"]
-    if not records:
-        return None
-    chat = [r for r in records if r.get("purpose") != "embedding"]
-    return Usage(prompt_tokens=sum(r["prompt_tokens"] for r in chat),
-                 completion_tokens=sum(r["completion_tokens"] for r in chat),
-                 reasoning_tokens=sum(r.get("reasoning_tokens") or 0 for r in chat),
-                 cost_usd=sum((Decimal(r["cost_usd"]) for r in records), Decimal(0)),
-                 estimated=any(r["usage_estimated"] for r in records), model_calls=len(chat),
-                 embedding_tokens=sum(r["prompt_tokens"] for r in records if r.get("purpose") == "embedding"))
-
+    return Usage.total(Usage.of_call(r) for r in records if r.get("event") == "model_call")

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Literal
 
@@ -13,7 +14,9 @@ from memory.documents import AttachedDocument
 
 @dataclass
 class Usage:
-    """Token counts of one answer as Azure reported them."""
+    """Token counts and cost of one answer (or of several, added), as Azure reported them. A new field goes here
+    once: adding, storing and reading back go through `fields` (`+`, `as_json`, `from_json`); a call's share comes from
+    its audit record in `of_call`."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -24,6 +27,39 @@ class Usage:
     # Hidden reasoning tokens of reasoning models (gpt-5.x, o-series): part of completion_tokens (billed as output,
     # already in cost_usd), counted apart so the page can say how much of the output nobody sees.
     reasoning_tokens: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(**{f.name: (getattr(self, f.name) or getattr(other, f.name)) if f.type == "bool"
+                        else getattr(self, f.name) + getattr(other, f.name) for f in fields(Usage)})
+
+    @classmethod
+    def total(cls, usages: Iterable["Usage | None"]) -> "Usage | None":
+        """The sum of the given usages (None ones skipped); None when there are none."""
+        present = [u for u in usages if u is not None]
+        return sum(present[1:], present[0]) if present else None
+
+    @classmethod
+    def of_call(cls, record: dict) -> "Usage":
+        """One model call's share, from its audit record (callbacks/audit.py, documents/embeddings.py): an embedding
+        call's tokens are embedding tokens, and it is not a chat model call."""
+        embedding = record.get("purpose") == "embedding"
+        prompt = int(record.get("prompt_tokens") or 0)
+        return cls(prompt_tokens=0 if embedding else prompt,
+                   completion_tokens=0 if embedding else int(record.get("completion_tokens") or 0),
+                   cost_usd=Decimal(record.get("cost_usd") or 0), estimated=bool(record.get("usage_estimated")),
+                   model_calls=0 if embedding else 1, embedding_tokens=prompt if embedding else 0,
+                   reasoning_tokens=0 if embedding else int(record.get("reasoning_tokens") or 0))
+
+    def as_json(self) -> dict:
+        return {f.name: str(getattr(self, f.name)) if f.type == "Decimal" else getattr(self, f.name)
+                for f in fields(Usage)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Usage":
+        """Read back from `as_json` (fields added since a record was stored take their defaults)."""
+        known = {f.name: f for f in fields(Usage)}
+        return cls(**{name: Decimal(value) if known[name].type == "Decimal" else value
+                      for name, value in data.items() if name in known})
 
 
 @dataclass
@@ -84,18 +120,8 @@ class Conversation:
 
     def totals(self) -> Usage:
         """Tokens and cost of every model call in this conversation (drafts, summaries and replaced answers included)."""
-        total = Usage(model_calls=0)
         replaced = [v.answer.usage for t in self.turns for v in t.versions if not v.active]  # paid for all the same
-        for usage in [*(t.usage for t in self.turns), *replaced]:
-            if usage:
-                total.prompt_tokens += usage.prompt_tokens
-                total.completion_tokens += usage.completion_tokens
-                total.reasoning_tokens += usage.reasoning_tokens
-                total.cost_usd += usage.cost_usd
-                total.model_calls += usage.model_calls
-                total.embedding_tokens += usage.embedding_tokens
-                total.estimated = total.estimated or usage.estimated
-        return total
+        return Usage.total([Usage(model_calls=0), *(t.usage for t in self.turns), *replaced])
 
     def add(self, turn: Turn) -> Turn:
         self.turns.append(turn)

@@ -170,16 +170,13 @@ def _turn_from_json(t: dict) -> Turn:
 def usage_json(usage: Usage | None) -> dict | None:
     if usage is None:
         return None
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "cost_usd": _money(usage.cost_usd), "estimated": usage.estimated, "model_calls": usage.model_calls,
-            "embedding_tokens": usage.embedding_tokens, "reasoning_tokens": usage.reasoning_tokens}
+    return {**usage.as_json(), "cost_usd": _money(usage.cost_usd)}
 
 
 def usage_from_json(data: dict | None) -> Usage | None:
     if not data:
         return None
-    return Usage(data["prompt_tokens"], data["completion_tokens"], Decimal(data["cost_usd"]), data["estimated"],
-                 data["model_calls"], data.get("embedding_tokens", 0), data.get("reasoning_tokens", 0))
+    return Usage.from_json(data)
 
 
 def _turn_json(turn: Turn, files: ImageFiles | None, embed_images: bool) -> dict:

@@ -12,7 +12,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, cast, delete, func, select, update
 from sqlalchemy.engine import Engine
@@ -385,17 +384,14 @@ def _escape_like(text: str) -> str:
 def _usage_json(usage: Usage | None) -> dict | None:
     if usage is None:
         return None
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "cost_usd": str(usage.cost_usd), "estimated": usage.estimated, "model_calls": usage.model_calls,
-            "embedding_tokens": usage.embedding_tokens, "reasoning_tokens": usage.reasoning_tokens}
+    return usage.as_json()
 
 
 def _usage_from(data: dict | str | None) -> Usage | None:
     if not data:
         return None
     data = data if isinstance(data, dict) else json.loads(data)
-    return Usage(data["prompt_tokens"], data["completion_tokens"], Decimal(data["cost_usd"]), data["estimated"],
-                 data["model_calls"], data.get("embedding_tokens", 0), data.get("reasoning_tokens", 0))
+    return Usage.from_json(data)
 
 
 def answer_record(turn: Turn) -> dict:

@@ -26,22 +26,14 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from config.migrations import upgrade
 from store.base import Base
+from store.money import to_nano, to_usd  # noqa: F401 - also imported from here (engine, reports, pages)
 
-NANO = Decimal(1_000_000_000)
 RESERVATION_MINUTES = 15  # a turn in flight longer than this (a crashed replica) no longer holds its reservation
 Clock = Callable[[], datetime]
 
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def to_nano(usd: Decimal | str | float) -> int:
-    return int(Decimal(str(usd)) * NANO)
-
-
-def to_usd(nano: int) -> Decimal:
-    return Decimal(nano) / NANO
 
 
 def month_of(moment: datetime) -> str:
