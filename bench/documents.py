@@ -39,7 +39,7 @@ def main() -> int:
     from callbacks.audit import AuditContext, AuditLog
     from chains.assistant import DEFAULT_SYSTEM_PROMPT, build_assistant
     from chains.model_factory import build_chat_model
-    from chains.tokens import estimate_prompt_tokens
+    from chains.multimodal import estimate_prompt_tokens
     from config import load_settings
     from documents.embeddings import Embedder, build_client
     from documents.extract import extract_document

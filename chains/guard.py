@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from langchain_core.messages import BaseMessage, SystemMessage
 
-from chains.tokens import estimate_prompt_tokens, tool_definition_tokens
+from chains.multimodal import estimate_prompt_tokens
+from chains.tokens import tool_definition_tokens
 from config.catalog import Deployment
 
 

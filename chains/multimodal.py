@@ -15,8 +15,8 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from PIL import Image
 
 from chains.images import ALLOWED_FORMATS, PreparedImage, image_tokens
-from chains.tokens import estimate_prompt_tokens
-from config.capabilities import ImageRule
+from chains.tokens import REPLY_PRIMING, ROLES, TOKENS_PER_MESSAGE, count_text
+from config.capabilities import ImageRule, family_capabilities
 from config.catalog import Deployment
 
 __all__ = ["ImagesNotAccepted", "PromptEstimate", "check_deployment_accepts", "estimate_draft", "estimate_prompt",
@@ -57,6 +57,15 @@ def check_deployment_accepts(deployment: Deployment, images: Sequence, alternati
 def image_blocks(message: BaseMessage) -> list[dict]:
     content = message.content if isinstance(message.content, list) else []
     return [b for b in content if isinstance(b, dict) and b.get("type") == "image_url"]
+
+
+def estimate_prompt_tokens(messages: list[BaseMessage], model: str, image_rule=None) -> int:
+    """Text with tiktoken plus images by the model's image rule (tile or patch; `image_rule` from the deployment's
+    catalog row, else the model family's), per OpenAI's per-message recipe."""
+    total = REPLY_PRIMING
+    for message in messages:
+        total += TOKENS_PER_MESSAGE + count_text(ROLES.get(message.type, message.type), model) + count_text(message.text, model)
+    return total + message_image_tokens(messages, image_rule or family_capabilities(model).image_rule)
 
 
 def message_image_tokens(messages: Sequence[BaseMessage], rule: ImageRule | None = None) -> int:

@@ -4,11 +4,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import tiktoken
-from langchain_core.messages import BaseMessage
 
 TOKENS_PER_MESSAGE = 3
 REPLY_PRIMING = 3
-_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 
 
 @lru_cache(maxsize=None)
@@ -22,18 +21,6 @@ def encoding_for(model: str) -> tiktoken.Encoding:
 
 def count_text(text: str, model: str) -> int:
     return len(encoding_for(model).encode(text, disallowed_special=()))
-
-
-def estimate_prompt_tokens(messages: list[BaseMessage], model: str, image_rule=None) -> int:
-    """Text with tiktoken plus images by the model's image rule (tile or patch; `image_rule` from the deployment's
-    catalog row, else the model family's), per OpenAI's per-message recipe."""
-    from chains.multimodal import message_image_tokens
-    from config.capabilities import family_capabilities
-
-    total = REPLY_PRIMING
-    for message in messages:
-        total += TOKENS_PER_MESSAGE + count_text(_ROLES.get(message.type, message.type), model) + count_text(message.text, model)
-    return total + message_image_tokens(messages, image_rule or family_capabilities(model).image_rule)
 
 
 # OpenAI's documented approximation of what tool definitions add to a prompt (its token-counting cookbook).

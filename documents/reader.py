@@ -17,7 +17,8 @@ from typing import Literal
 import numpy as np
 from langchain_core.messages import BaseMessage, SystemMessage
 
-from chains.tokens import encoding_for, estimate_prompt_tokens
+from chains.multimodal import estimate_prompt_tokens
+from chains.tokens import encoding_for
 from config.catalog import Deployment
 from config.settings import AppSettings
 from documents.embeddings import Embedder

@@ -7,7 +7,7 @@ from langchain_core.messages import SystemMessage
 
 from auth.services import AuthServices
 from auth.sessions import AuthSession
-from chains.tokens import estimate_prompt_tokens
+from chains.multimodal import estimate_prompt_tokens
 from engine import Asker, Blocked, Choices, TurnEngine
 from memory.conversation import Conversation
 from memory.summary import summary_text, verbatim_ids

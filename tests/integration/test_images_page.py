@@ -64,8 +64,7 @@ def test_estimate_matches_the_emulator_count_with_images(settings, signed_in, em
 
     from chains.assistant import DEFAULT_SYSTEM_PROMPT
     from chains.images import prepare_image
-    from chains.multimodal import human_message
-    from chains.tokens import estimate_prompt_tokens
+    from chains.multimodal import estimate_prompt_tokens, human_message
 
     chosen = settings.catalog.get(deployment)
     at = open_page()
