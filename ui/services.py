@@ -7,15 +7,13 @@ and rebuilding them would start a second replica heartbeat thread, a second audi
 from __future__ import annotations
 
 import functools
-import hashlib
 import secrets
-import threading
 from pathlib import Path
 
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from auth.credentials import GRAPH_SCOPE, TokenProvider, app_token_provider, on_behalf_of_token_provider
+from auth.person_tokens import PersonTokens
 from auth.security_context import LOOPBACK, SecurityContext, client_ip
 from auth.services import AuthServices
 from auth.sessions import AuthSession
@@ -140,67 +138,28 @@ def owner(session: AuthSession) -> Owner:
     return Owner(session.identity.oid, session.identity.tenant_id)
 
 
+def person_tokens(settings: Settings, services: AuthServices | None, session: AuthSession) -> PersonTokens:
+    """This browser session's `PersonTokens` (its on-behalf-of providers are the person's own: never shared across
+    sessions), made again when another person signs in here or the settings change."""
+    held = st.session_state.get("_person_tokens")
+    if held is None or held.session.id != session.id or held.settings is not settings:
+        held = st.session_state["_person_tokens"] = PersonTokens(settings, services, session)
+    held.services, held.session = services, session  # this run's (its token cache is the newest)
+    return held
+
+
 def asker(settings: Settings, services: AuthServices | None, session: AuthSession, mode: str) -> Asker:
     trusted = frozenset(settings.app.trusted_proxies)
     # Streamlit reports a peer on this host (127.0.0.1 or ::1) as None: a same-host proxy is then the loopback peer.
     ip = client_ip(st.context.ip_address or LOOPBACK, st.context.headers.get("x-forwarded-for"), trusted)
     context = SecurityContext(application_name=settings.app.name, end_user_id=session.identity.oid,
                               end_user_tenant_id=session.identity.tenant_id, source_ip=ip)
-    graph = None if settings.app.auth_disabled else (lambda: _graph_token_provider(settings, services, session))
+    tokens = person_tokens(settings, services, session)
+    graph = None if settings.app.auth_disabled else tokens.graph
     zone = st.context.timezone
     return Asker(owner(session), context, session_reference(session.id),
-                 token_provider=lambda: _token_provider(settings, services, session, mode),
+                 token_provider=lambda: tokens.azure_openai(mode),
                  roles=frozenset(session.identity.roles), graph_token_provider=graph,
                  timezone=zone if isinstance(zone, str) and zone else "UTC")
 
 
-_APP_PROVIDERS: dict[str, TokenProvider] = {}
-_APP_PROVIDERS_LOCK = threading.Lock()
-
-
-def _cached_app_token_provider(entra, scope: str, identity_key: str):
-    # The app's own identity is the same for everyone, so one credential (and its token cache) serves all sessions.
-    with _APP_PROVIDERS_LOCK:
-        if identity_key not in _APP_PROVIDERS:
-            _APP_PROVIDERS[identity_key] = app_token_provider(entra, scope)
-        return _APP_PROVIDERS[identity_key]
-
-
-def _app_token_provider(settings: Settings) -> TokenProvider:
-    entra, scope = settings.entra, settings.azure_openai.scope
-    return _cached_app_token_provider(entra, scope, f"{entra.authority}|{entra.client_id}|{entra.credential}|{scope}")
-
-
-def _user_token(services: AuthServices, session: AuthSession) -> str:
-    """The person's own access token for this app (silently refreshed); raises SignInExpired."""
-    user_token, changed_cache = services.signin.user_access_token(session.token_cache)
-    if changed_cache:
-        services.sessions.save_token_cache(session.id, changed_cache)
-        session.token_cache = changed_cache
-    return user_token
-
-
-def _on_behalf_of(settings: Settings, user_token: str, scope: str, key: str) -> TokenProvider:
-    # Per person and per browser session only (st.session_state), rebuilt when the person's token changes.
-    fingerprint = hashlib.sha256(user_token.encode()).hexdigest()
-    cached = st.session_state.get(key)
-    if not cached or cached[0] != fingerprint:
-        cached = (fingerprint, on_behalf_of_token_provider(settings.entra, user_token, scope))
-        st.session_state[key] = cached
-    return cached[1]
-
-
-def _graph_token_provider(settings: Settings, services: AuthServices, session: AuthSession) -> TokenProvider:
-    """The person's delegated Microsoft Graph token, on-behalf-of their sign-in, for agent tools."""
-    return _on_behalf_of(settings, _user_token(services, session), GRAPH_SCOPE, "_graph_provider")
-
-
-def _token_provider(settings: Settings, services: AuthServices | None, session: AuthSession, mode: str) -> TokenProvider:
-    """Check the sign-in is still good (silent refresh when needed), then pick the identity for Azure OpenAI.
-    Raises SignInExpired when only a new sign-in can help."""
-    if settings.app.auth_disabled:
-        return _app_token_provider(settings)
-    user_token = _user_token(services, session)
-    if mode == "app":
-        return _app_token_provider(settings)
-    return _on_behalf_of(settings, user_token, settings.azure_openai.scope, "_obo_provider")
