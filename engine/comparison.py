@@ -34,7 +34,7 @@ from langchain_core.messages import AIMessage
 from callbacks.audit import AuditHandler
 from chains.errors import Failure, classify
 from engine.events import Event, Outcome, Status
-from engine.turn import Asker, Choices, NewMessage, TurnEngine
+from engine.turn import Asker, Choices, NewMessage, Settlement, TurnEngine
 from memory.comparisons import VOTES, Comparison, question_hash, with_failure
 from memory.conversation import Conversation, Turn, Usage
 from memory.store import answer_from_record, answer_record
@@ -83,10 +83,9 @@ class SideBySide:
         audits = {"A": begun.audit, "B": AuditHandler(engine.audit_context(who, conversation, b), b.deployment,
                                                       sink=engine.audit)}
         sent = yield from self._memory(who, conversation, begun, a)
-        settled: dict[str, dict] = {"A": {}, "B": {}}
-        sides = {side: engine._answer(who, _scratch(conversation), begun.user, begun.new_message, choices,
-                                      begun.provider, audits[side], begun.tools[i], begun.up_front, begun.documents,
-                                      sent=sent, commit=False, settled=settled[side])
+        settled = {"A": Settlement(), "B": Settlement()}
+        sides = {side: engine.answer(who, _scratch(conversation), choices, begun, tools=begun.tools[i],
+                                     audit=audits[side], sent=sent, settle=settled[side])
                  for i, (side, choices) in enumerate((("A", a), ("B", b)))}
         try:
             yield from _interleave(sides)
@@ -109,19 +108,19 @@ class SideBySide:
             return None
 
     def _store(self, who: Asker, conversation: Conversation, begun, a: Choices, b: Choices,
-               settled: dict[str, dict], audits: dict[str, AuditHandler]) -> Compared:
+               settled: dict[str, Settlement], audits: dict[str, AuditHandler]) -> Compared:
         user = begun.user
-        answers = {side: settled[side]["outcome"].answer for side in ("A", "B") if "outcome" in settled[side]}
+        answers = {side: settled[side].outcome.answer for side in ("A", "B") if settled[side].outcome is not None}
         for side in ("A", "B"):  # a side that never settled stopped before its answer began
             answers.setdefault(side, Turn(role="assistant", content="", status="stopped",
                                           notice="Stopped before the answer began."))
         failed = {side: f for side in ("A", "B")
-                  if (f := side_failure(settled[side].get("outcome"), audits[side].records, answers[side]))}
+                  if (f := side_failure(settled[side].outcome, audits[side].records, answers[side]))}
         answers = {side: _marked(answer, failed.get(side)) for side, answer in answers.items()}
         kept_side: Side = "B" if "A" in failed and "B" not in failed else "A"  # never a failed answer over a good one
         kept = answers[kept_side]
         stored = replace(kept, usage=_combined(answers.values()))  # the conversation pays for both answers
-        sent = settled["A"].get("sent") or settled["B"].get("sent")
+        sent = settled["A"].sent or settled["B"].sent
         if sent is not None and not user.excluded:
             conversation.memory = [*sent, AIMessage(stored.content, id=stored.id)] if stored.content else sent
         comparison = Comparison(
@@ -130,7 +129,7 @@ class SideBySide:
             answer_a=_record(answers, failed, "A"), answer_b=_record(answers, failed, "B"), vote=None)
         conversation.add(stored)
         records = [*audits["A"].records, *audits["B"].records]
-        saved = self.engine._commit(who.owner, conversation, user, stored, a, begun.documents.added,
+        saved = self.engine.commit(who.owner, conversation, user, stored, a, begun.documents.added,
                                     comparison=comparison, spend=(records, begun.reservation))
         conversation.documents += begun.documents.added
         # The audit record of the pair: which side failed and why, and which answer the conversation keeps.

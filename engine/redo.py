@@ -16,7 +16,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from callbacks.audit import AuditHandler
 from documents.sources import sources_message
 from engine.events import Blocked, Event, Outcome
-from engine.turn import Asker, Choices, TurnEngine, remembered_answer
+from engine.turn import Admitted, Asker, Choices, Settlement, TurnEngine, remembered_answer
 from memory.conversation import Conversation, Turn, Version
 
 log = logging.getLogger("chat.engine")
@@ -49,23 +49,23 @@ class Redo:
             return
         audit = AuditHandler(context, choices.deployment, sink=engine.audit)
         documents = engine.conversation_documents(who, conversation, context, audit, provider)
-        tools = engine._tools(who, choices.deployment, documents) if choices.chain.uses_tools else None
-        sources = engine._sources(conversation, question, documents, search_up_front=tools is None)
+        tools = engine.tools_for(who, choices.deployment, documents) if choices.chain.uses_tools else None
+        sources = engine.sources_for(conversation, question, documents, search_up_front=tools is None)
         up_front = [sources_message(sources)] if sources else []
         check = yield from engine.fits(who, conversation, choices, [*prior, *up_front, human], tools, draft)
         if check is None:
             return
-        admitted = yield from engine.admit(who, [choices], [check], context, draft)
-        if admitted is None:
+        allowed = yield from engine.admit(who, [choices], [check], context, draft)
+        if allowed is None:
             return
         asked = replace(user, content=question, excluded=False, versions=[])
         engine.audit.event("exchange_redone", context, kind=kind, message_id=answer.id,
                            version=max(len(answer.versions), 1) + 1)
-        yield from engine.accepted(asked, admitted[0])
-        settled: dict = {}
-        events = engine._answer(who, conversation, asked, human, choices, provider, audit, tools, up_front, documents,
-                                sent=[*prior, human], commit=False, settled=settled, reservation=admitted[0],
-                                answer_id=answer.id)
+        yield from engine.accepted(asked, allowed.reservation)
+        settled = Settlement()
+        admitted = Admitted(asked, human, provider, audit, [tools], up_front, documents, allowed.reservation)
+        events = engine.answer(who, conversation, choices, admitted, tools=tools, sent=[*prior, human],
+                               settle=settled, answer_id=answer.id)
         try:
             for event in events:
                 if isinstance(event, Outcome):
@@ -73,8 +73,8 @@ class Redo:
                 yield event
         finally:  # also on Stop: the answer has settled; it becomes the version in use
             events.close()
-            stored = (self._store(who, conversation, human, asked, settled["outcome"], audit, admitted[0])
-                      if "outcome" in settled else None)
+            stored = (self._store(who, conversation, human, asked, settled.outcome, audit, allowed.reservation)
+                      if settled.outcome is not None else None)
         yield stored
 
     @staticmethod

@@ -147,8 +147,9 @@ class _Documents:
 
 
 @dataclass
-class _Begun:
-    """A turn that passed every check: the person's message is in the conversation; the answer comes next."""
+class Admitted:
+    """A turn that passed every check (the admission phase): the person's message is in the conversation; the answer
+    comes next (`TurnEngine.answer`)."""
 
     user: Turn
     new_message: HumanMessage
@@ -158,6 +159,22 @@ class _Begun:
     up_front: list[BaseMessage]
     documents: _Documents
     reservation: Reservation | None = None  # this turn's estimated cost, held against the month's budget
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The rate limits and the budget let the turn go; its estimated cost is held (None: no ledger)."""
+
+    reservation: Reservation | None
+
+
+@dataclass
+class Settlement:
+    """Where an answer settled without being stored is put (also after Stop): its outcome and the messages the model
+    was sent. A comparison stores its pair from two of these, a redone answer its new version."""
+
+    outcome: Outcome | None = None
+    sent: list[BaseMessage] | None = None
 
 
 class TurnEngine:
@@ -176,15 +193,13 @@ class TurnEngine:
     def run(self, who: Asker, conversation: Conversation, message: NewMessage, choices: Choices) -> Iterator[Event]:
         begun = yield from self.begin(who, conversation, message, choices)
         if begun is not None:
-            yield from self._answer(who, conversation, begun.user, begun.new_message, choices, begun.provider,
-                                    begun.audit, begun.tools[0], begun.up_front, begun.documents,
-                                    reservation=begun.reservation)
+            yield from self.answer(who, conversation, choices, begun, tools=begun.tools[0])
 
     def begin(self, who: Asker, conversation: Conversation, message: NewMessage, choices: Choices,
               also: Sequence[Choices] = ()) -> Iterator[Event]:
         """Everything before the answer: files read, documents indexed and searched, the sign-in checked, the guard
         (for `choices` and each of `also`, which a side-by-side comparison answers too); yields the events up to
-        `Accepted` and returns a `_Begun`, or yields `Blocked` and returns None."""
+        `Accepted` and returns a `Admitted`, or yields `Blocked` and returns None."""
         context = self.audit_context(who, conversation, choices)
         audit = AuditHandler(context, choices.deployment, sink=self.audit)
         text = message.text.strip()
@@ -259,8 +274,8 @@ class TurnEngine:
                                  accepted=len(documents.added))
             documents.attached += documents.added
         every = (choices, *also)
-        tools = [self._tools(who, c.deployment, documents) if c.chain.uses_tools else None for c in every]
-        sources = self._sources(conversation, text, documents, search_up_front=any(t is None for t in tools))
+        tools = [self.tools_for(who, c.deployment, documents) if c.chain.uses_tools else None for c in every]
+        sources = self.sources_for(conversation, text, documents, search_up_front=any(t is None for t in tools))
         up_front = [sources_message(sources)] if sources else []
         checks = []
         for each, offered in zip(every, tools):
@@ -271,11 +286,11 @@ class TurnEngine:
             checks.append(check)
         # A turn that has just indexed waits for its minute rather than be refused: a refusal would throw the
         # index (paid for) away.
-        admitted = yield from self.admit(who, every, checks, context, draft,
-                                         wait=any(d.mode == "retrieved" for d in documents.added))
-        if admitted is None:
+        allowed = yield from self.admit(who, every, checks, context, draft,
+                                        wait=any(d.mode == "retrieved" for d in documents.added))
+        if allowed is None:
             return None
-        reservation = admitted[0]
+        reservation = allowed.reservation
         attachments = [{"ref": self.store.files.save(i.sha256, i.extension, i.data), "name": i.name,
                         "width": i.width, "height": i.height, "detail": i.detail, "tokens": i.tokens} for i in images]
         by_ref = {f"stored:{d.sha256}.{d.extension}": d for d in extracted}
@@ -297,7 +312,7 @@ class TurnEngine:
                              embedding_cost_usd=str(document.embedding_cost),
                              **({"document": document.name} if context.include_text else {}))
         yield from self.accepted(user, reservation)
-        return _Begun(user, new_message, provider, audit, tools, up_front, documents, reservation)
+        return Admitted(user, new_message, provider, audit, tools, up_front, documents, reservation)
 
     def accepted(self, user: Turn, reservation: Reservation | None) -> Iterator[Event]:
         """Yields `Accepted`; a Stop right then (nothing sent yet) releases the turn's budget reservation."""
@@ -353,8 +368,8 @@ class TurnEngine:
 
     def admit(self, who: Asker, every: Sequence[Choices], checks: list, context: AuditContext,
               draft: str, wait: bool = False) -> Iterator[Event]:
-        """Rate limits and budget: returns `(reservation,)` and yields the budget warning if any; or yields `Blocked`
-        and returns None. `wait`: at the per-minute token limit, wait (up to two minutes, saying so) instead."""
+        """Rate limits and budget: returns `Allowed` and yields the budget warning if any; or yields `Blocked` and
+        returns None. `wait`: at the per-minute token limit, wait (up to two minutes, saying so) instead."""
         waits = 2 if wait else 0
         while True:
             try:
@@ -373,7 +388,7 @@ class TurnEngine:
                 return None
         if notice:
             yield notice
-        return (reservation,)
+        return Allowed(reservation)
 
     # -- budgets and rate limits -------------------------------------------------------------------------------------
     def budget(self, who: Asker) -> int | None:
@@ -425,7 +440,7 @@ class TurnEngine:
                        f"of ${to_usd(state.budget_nanousd or 0):.2f}). The budget resets on "
                        f"{state.resets_at:%d %B %Y} (UTC).", draft)
 
-    def _sources(self, conversation: Conversation, question: str, documents: _Documents,
+    def sources_for(self, conversation: Conversation, question: str, documents: _Documents,
                  search_up_front: bool) -> list[Source]:
         """The sources sent with the question: every passage of whole documents, and (unless an agent searches for
         itself) the passages of indexed ones closest to the question. A failed search is said, not fatal."""
@@ -463,15 +478,18 @@ class TurnEngine:
                         context=context, security_context=who.security_context.as_payload(), records=audit.records,
                         batch_size=self.settings.app.embedding_batch_size)
 
-    def _answer(self, who: Asker, conversation: Conversation, user: Turn, new_message: HumanMessage,
-                choices: Choices, provider: TokenProvider, audit: AuditHandler, tools: list | None,
-                up_front: list[BaseMessage], documents: _Documents, *, sent: list[BaseMessage] | None = None,
-                commit: bool = True, settled: dict | None = None, reservation: Reservation | None = None,
-                answer_id: str | None = None) -> Iterator[Event]:
-        """The answer, streamed. `sent`: the memory already prepared (a comparison summarises once for both sides);
-        `commit=False`: settle the answer without storing it or touching the memory, and put the outcome and the
-        messages sent into `settled` (a comparison stores the pair itself, also after Stop). `answer_id`: the id of the
-        answer this one replaces (a regenerated answer)."""
+    def answer(self, who: Asker, conversation: Conversation, choices: Choices, admitted: Admitted, *,
+               tools: list | None, audit: AuditHandler | None = None, sent: list[BaseMessage] | None = None,
+               settle: Settlement | None = None, answer_id: str | None = None) -> Iterator[Event]:
+        """The answer phase, streamed, for a turn `admitted` answers with `choices` and `tools` (`audit`: its own
+        handler, default the admitted turn's). `sent`: the memory already prepared (a comparison summarises once for
+        both sides). The commit policy: without `settle` the turn is stored with the memory that follows it; with it,
+        the answer settles without being stored or touching the memory, into `settle` (the caller stores it).
+        `answer_id`: the id of the answer this one replaces (a regenerated answer)."""
+        user, new_message, provider = admitted.user, admitted.new_message, admitted.provider
+        up_front, documents, reservation = admitted.up_front, admitted.documents, admitted.reservation
+        audit = audit or admitted.audit
+        commit = settle is None
         deployment, spec = choices.deployment, choices.chain
         steps = StepEvents()
         payload = who.security_context.as_payload()
@@ -533,8 +551,8 @@ class TurnEngine:
             answer.sources = [s.as_dict() for s in cited(answer.content if state.stream is None
                                                          else state.stream.text, documents.book.sources)]
             outcome = self._finish(who, conversation, user, answer, choices, audit, state, documents.added, commit)
-            if settled is not None:
-                settled.update(outcome=outcome, sent=state.sent)
+            if settle is not None:
+                settle.outcome, settle.sent = outcome, state.sent
         yield from steps.drain()
         if audit.records and len(audit.records) != reported:
             yield UsageUpdate(usage_of(audit.records))
@@ -577,7 +595,7 @@ class TurnEngine:
             pass  # the model's memory stays as it was: a blocked message, or nothing reached the model
         else:
             conversation.memory = [*state.sent, remembered_answer(answer)]
-        saved = self._commit(who.owner, conversation, user, answer, choices, documents,
+        saved = self.commit(who.owner, conversation, user, answer, choices, documents,
                              spend=(audit.records, state.reservation))
         conversation.documents += documents  # attached from now on, also when storing failed (this page keeps them)
         self._turn_ended(audit, answer, failure, saved=saved)
@@ -589,7 +607,7 @@ class TurnEngine:
         self.audit.event("turn_ended", audit.context, outcome=TURN_OUTCOMES.get(answer.status, answer.status),
                          failure=failure.kind if failure else None, message_id=answer.id, saved=saved)
 
-    def _commit(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn, choices: Choices,
+    def commit(self, owner: Owner, conversation: Conversation, user: Turn, answer: Turn, choices: Choices,
                 documents: list[AttachedDocument], comparison: Comparison | None = None,
                 spend: tuple[list[dict], Reservation | None] = ((), None)) -> bool:
         """One transaction per finished turn, its usage records and budget included. If storing fails the turn is
@@ -675,7 +693,7 @@ class TurnEngine:
                                   reasoning_effort=lightest_effort(deployment), callbacks=[handler, *more_callbacks],
                                   user_security_context=who.security_context.as_payload())
 
-    def _tools(self, who: Asker, deployment: Deployment, documents: _Documents | None = None) -> list:
+    def tools_for(self, who: Asker, deployment: Deployment, documents: _Documents | None = None) -> list:
         """The tools this person may use on this deployment, acting with their own Graph token where needed, and a
         search over the conversation's indexed documents when it has any."""
         searchable = documents is not None and any(d.mode == "retrieved" for d in documents.attached)

@@ -59,3 +59,18 @@ def test_dependencies_point_one_way_and_never_into_localdev():
         used = imports(path) & PACKAGES
         wrong += [f"{path.relative_to(ROOT)} imports {name}" for name in sorted(used - ALLOWED[layer])]
     assert wrong == []
+
+
+def test_nothing_outside_the_engine_calls_its_private_methods():
+    """The turn engine's phases (`begin`, `admit`, `answer`, `commit`) are its API: comparisons and redone answers are
+    commit policies inside engine/, and the page only runs turns and renders their events."""
+    wrong = []
+    for path in product_files():
+        if path.relative_to(ROOT).parts[0] == "engine":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and (getattr(node.value, "id", None) or getattr(node.value, "attr", None)) in ("engine",
+                                                                                                  "turn_engine")):
+                wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} uses engine.{node.attr}")
+    assert wrong == []
