@@ -52,7 +52,7 @@ class _ChatSummarization(SummarizationMiddleware):
 @dataclass(frozen=True)
 class SummaryBufferMemory:
     trigger_messages: int = 7
-    keep_messages: int = 4
+    keep_messages: int = 3  # as APP_MEMORY_KEEP_MESSAGES
 
     def __post_init__(self) -> None:
         if not 0 < self.keep_messages < self.trigger_messages:
