@@ -14,7 +14,6 @@ from dataclasses import replace
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from callbacks.audit import AuditHandler
-from documents.sources import sources_message
 from engine.events import Blocked, Event, Outcome
 from engine.turn import Admitted, Asker, Choices, Settlement, TurnEngine, remembered_answer
 from memory.conversation import Conversation, Turn, Version
@@ -49,15 +48,11 @@ class Redo:
             return
         audit = AuditHandler(context, choices.deployment, sink=engine.audit)
         documents = engine.conversation_documents(who, conversation, context, audit, provider)
-        tools = engine.tools_for(who, choices.deployment, documents) if choices.chain.uses_tools else None
-        sources = engine.sources_for(conversation, question, documents, search_up_front=tools is None)
-        up_front = [sources_message(sources)] if sources else []
-        check = yield from engine.fits(who, conversation, choices, [*prior, *up_front, human], tools, draft)
-        if check is None:
+        prepared = yield from engine.prepare(who, conversation, [choices], question, prior, human, documents, context,
+                                             draft)
+        if prepared is None:
             return
-        allowed = yield from engine.admit(who, [choices], [check], context, draft)
-        if allowed is None:
-            return
+        (tools,), up_front, allowed = prepared
         asked = replace(user, content=question, excluded=False, versions=[])
         engine.audit.event("exchange_redone", context, kind=kind, message_id=answer.id,
                            version=max(len(answer.versions), 1) + 1)

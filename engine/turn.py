@@ -273,23 +273,14 @@ class TurnEngine:
                 self.audit.event("documents_rejected", context, reasons=[r.reason for r in plan.refused],
                                  accepted=len(documents.added))
             documents.attached += documents.added
-        every = (choices, *also)
-        tools = [self.tools_for(who, c.deployment, documents) if c.chain.uses_tools else None for c in every]
-        sources = self.sources_for(conversation, text, documents, search_up_front=any(t is None for t in tools))
-        up_front = [sources_message(sources)] if sources else []
-        checks = []
-        for each, offered in zip(every, tools):
-            check = yield from self.fits(who, conversation, each, [*conversation.memory, *up_front, new_message],
-                                         offered, draft)
-            if check is None:
-                return None
-            checks.append(check)
         # A turn that has just indexed waits for its minute rather than be refused: a refusal would throw the
         # index (paid for) away.
-        allowed = yield from self.admit(who, every, checks, context, draft,
-                                        wait=any(d.mode == "retrieved" for d in documents.added))
-        if allowed is None:
+        prepared = yield from self.prepare(who, conversation, (choices, *also), text, conversation.memory, new_message,
+                                           documents, context, draft,
+                                           wait=any(d.mode == "retrieved" for d in documents.added))
+        if prepared is None:
             return None
+        tools, up_front, allowed = prepared
         reservation = allowed.reservation
         attachments = [{"ref": self.store.files.save(i.sha256, i.extension, i.data), "name": i.name,
                         "width": i.width, "height": i.height, "detail": i.detail, "tokens": i.tokens} for i in images]
@@ -313,6 +304,26 @@ class TurnEngine:
                              **({"document": document.name} if context.include_text else {}))
         yield from self.accepted(user, reservation)
         return Admitted(user, new_message, provider, audit, tools, up_front, documents, reservation)
+
+    def prepare(self, who: Asker, conversation: Conversation, every: Sequence[Choices], question: str,
+                memory: Sequence[BaseMessage], new_message: HumanMessage, documents: "_Documents",
+                context: AuditContext, draft: str, wait: bool = False) -> Iterator[Event]:
+        """The checks before anything is sent, for each of `every` (a comparison answers twice): the tools offered,
+        the sources for `question`, the guard over `memory` + sources + `new_message`, then `admit`. Returns
+        `(tools per choice, the sources message(s), Allowed)`, or yields `Blocked` and returns None."""
+        tools = [self.tools_for(who, c.deployment, documents) if c.chain.uses_tools else None for c in every]
+        sources = self.sources_for(conversation, question, documents, search_up_front=any(t is None for t in tools))
+        up_front = [sources_message(sources)] if sources else []
+        checks = []
+        for each, offered in zip(every, tools):
+            check = yield from self.fits(who, conversation, each, [*memory, *up_front, new_message], offered, draft)
+            if check is None:
+                return None
+            checks.append(check)
+        allowed = yield from self.admit(who, every, checks, context, draft, wait=wait)
+        if allowed is None:
+            return None
+        return tools, up_front, allowed
 
     def accepted(self, user: Turn, reservation: Reservation | None) -> Iterator[Event]:
         """Yields `Accepted`; a Stop right then (nothing sent yet) releases the turn's budget reservation."""
