@@ -2,11 +2,11 @@
 database.
 
 Two data directories: `empty` (nothing but the sign-in) and `million`: 1,000,000 rows in `usage_records` as the usage
-ledger writes them (memory/usage.py), over the 60 days up to today: about 500 people of 3 tenants (a few heavy users,
+ledger writes them (store/usage.py), over the 60 days up to today: about 500 people of 3 tenants (a few heavy users,
 many light ones), 3 deployments and 4 chains (each person mostly on their own favourites), fewer calls at weekends,
 log-normal token counts and costs at the catalog's prices; `usage_months` agrees with the rows. The rows are generated
 with numpy and written with executemany into SQLite; the covering indexes the reports need (REPORT_INDEXES in
-memory/usage_reports.py) are created when memory/usage.py does not declare them yet, and the output says so.
+store/usage_reports.py) are created when store/usage.py does not declare them yet, and the output says so.
 
 The page runs under Streamlit's AppTest in this process, as bench/rerun.py does: the settings `make run` gives the app,
 the test person signed in for real against the in-process emulators, and made an administrator (APP_ADMIN_ROLE set to
@@ -109,10 +109,10 @@ def usage_rows(rows: int, *, people: int = PEOPLE, days: int = DAYS, today: date
 
 def fill(data_dir: Path, rows: int, report_indexes: bool = True) -> list[str]:
     """`rows` usage records in the data directory's database; returns the report indexes this bench had to create
-    because memory/usage.py does not declare them (yet); `report_indexes=False` leaves them out."""
+    because store/usage.py does not declare them (yet); `report_indexes=False` leaves them out."""
     from config.database import database_engine
-    from memory.usage import UsageLedger
-    from memory.usage_reports import REPORT_INDEXES
+    from store.usage import UsageLedger
+    from store.usage_reports import REPORT_INDEXES
 
     UsageLedger(database_engine(None, data_dir, "conversations.db"))  # the ledger's own tables and indexes
     db = sqlite3.connect(data_dir / "conversations.db")
@@ -213,7 +213,7 @@ def _count(data_dir: Path, month: str | None, deployment: str) -> int:
 def _export(case: Case) -> tuple[float, int]:
     """The CSV export of the month shown, as the download button's callable makes it."""
     from config.database import database_engine
-    from memory.usage_reports import UsageFilter, UsageReports
+    from store.usage_reports import UsageFilter, UsageReports
 
     reports = UsageReports(database_engine(None, case.data_dir, "conversations.db"),
                            database_engine(None, case.data_dir, "sessions.db"))
@@ -255,7 +255,7 @@ def measure(args, base: Path) -> list[Case]:
     if args.no_report_indexes:
         print("note: without the report indexes (--no-report-indexes): no verdict", flush=True)
     elif created:
-        print(f"note: memory/usage.py does not declare {', '.join(created)} (memory/usage_reports.REPORT_INDEXES); "
+        print(f"note: store/usage.py does not declare {', '.join(created)} (memory/usage_reports.REPORT_INDEXES); "
               "created here, as the app will have them", flush=True)
 
     for name in list(os.environ):
@@ -327,7 +327,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one render may take")
     parser.add_argument("--keep", action="store_true", help="keep the data directories (their path is printed)")
     parser.add_argument("--no-report-indexes", action="store_true",
-                        help="measure without memory/usage_reports.REPORT_INDEXES (unless memory/usage.py declares "
+                        help="measure without memory/usage_reports.REPORT_INDEXES (unless store/usage.py declares "
                              "them): what they are worth")
     args = parser.parse_args()
     args.rows = args.rows or (100_000 if args.quick else ROWS)

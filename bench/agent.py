@@ -383,8 +383,8 @@ def measure_tokens(args, base: Path) -> list[TokenTurn]:
     from localdev.prompt_tokens import count_prompt_tokens
     from localdev.stack import TENANT_ID, TEST_USER, StackConfig, app_environment, start_emulators
     from memory.conversation import Conversation
-    from memory.images import ImageFiles
     from memory.store import ConversationStore, Owner
+    from store.files import ImageFiles
     from tests.integration.signin import sign_in
 
     data = base / "tokens"

@@ -50,8 +50,8 @@ def main() -> int:
     from localdev.engines import ScriptedEngine
     from localdev.stack import TENANT_ID, TEST_USER, StackConfig, app_environment, start_emulators
     from memory.conversation import Conversation
-    from memory.images import ImageFiles
     from memory.store import ConversationStore, Owner
+    from store.files import ImageFiles
 
     work = Path(tempfile.mkdtemp(prefix="bench-conformance-"))
     config = StackConfig(entra_port=0, aoai_port=0, graph_port=0, data_dir=work / "data", engine="scripted")

@@ -353,9 +353,9 @@ def turn_engine(settings, data_dir: Path, name: str):
     from callbacks.audit import AuditLog
     from config.database import database_engine
     from engine import TurnEngine
-    from memory.images import ImageFiles
     from memory.store import ConversationStore
-    from memory.usage import UsageLedger
+    from store.files import ImageFiles
+    from store.usage import UsageLedger
 
     quiet = logging.getLogger(f"bench.hostile_documents.{name}")
     quiet.propagate, quiet.disabled = False, True

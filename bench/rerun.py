@@ -225,8 +225,8 @@ def _answer(rng: random.Random) -> str:
 
 def _store(data_dir: Path):
     from config.database import database_engine
-    from memory.images import ImageFiles
     from memory.store import ConversationStore
+    from store.files import ImageFiles
 
     return ConversationStore(database_engine(None, data_dir, "conversations.db"), ImageFiles(data_dir / "images"))
 

@@ -35,9 +35,9 @@ from callbacks.audit import AuditHandler
 from chains.errors import Failure, classify
 from engine.events import Event, Outcome, Status
 from engine.turn import Asker, Choices, NewMessage, Settlement, TurnEngine
-from memory.comparisons import VOTES, Comparison, question_hash, with_failure
 from memory.conversation import Conversation, Turn, Usage
 from memory.store import answer_from_record, answer_record
+from store.comparisons import VOTES, Comparison, question_hash, with_failure
 
 Side = Literal["A", "B"]
 JOIN_SECONDS = 120.0  # Stop waits for each side's stream to end at its next chunk, at most this long

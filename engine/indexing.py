@@ -20,7 +20,7 @@ from documents.embeddings import Embedder, EmbeddingFailed
 from documents.reader import DocumentNotIndexed, DocumentPlan, DocumentProgress
 from engine.events import Blocked, Event
 from memory.documents import AttachedDocument
-from memory.usage import OverBudget, RateLimited, Reservation, UsageLedger, to_nano, to_usd
+from store.usage import OverBudget, RateLimited, Reservation, UsageLedger, to_nano, to_usd
 
 log = logging.getLogger("chat.engine")
 TOKENIZER_MARGIN = 1.1  # o200k (chat) and cl100k (text-embedding-3) counts of the same text differ by a few per cent

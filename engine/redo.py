@@ -1,6 +1,6 @@
 """Regenerate the last answer, or edit the last question and send it again, with the chain and deployment chosen now.
 
-The exchange being replaced stays as a version (memory/versions.py): the page offers 1/2, 2/2 and the person can put
+The exchange being replaced stays as a version (store/versions.py): the page offers 1/2, 2/2 and the person can put
 any version back in use. The model's memory always follows the version in use: what was sent before the exchange
 (summary and recent messages, unchanged) followed by that version's question and answer. The new call goes through the
 same checks, audit, costing and budget as any turn, and the replaced answer's cost stays in the conversation's totals.

@@ -42,12 +42,12 @@ from documents.reader import DEFAULT_QUESTION, DocumentDesk, DocumentIndexed, So
 from documents.sources import Source, cited, render, sources_message
 from engine.events import Accepted, Blocked, BudgetNotice, Event, Outcome, Status, TextDelta, ThinkingDelta, UsageUpdate
 from engine.indexing import Indexing, wait_for_minute
-from memory.comparisons import Comparison
 from memory.conversation import Conversation, Turn, Usage
 from memory.documents import AttachedDocument
 from memory.store import ConversationStore, Owner
 from memory.summary import SummaryBufferMemory
-from memory.usage import OverBudget, RateLimited, Reservation, UsageLedger, budget_for, to_nano, to_usd
+from store.comparisons import Comparison
+from store.usage import OverBudget, RateLimited, Reservation, UsageLedger, budget_for, to_nano, to_usd
 
 log = logging.getLogger("chat.engine")
 

@@ -45,8 +45,8 @@ from experiments.dataset import Dataset, Item
 from experiments.judge import JudgeCallFailed, build_judge_model, judge_audit_handler, judge_pair
 from experiments.scorers import score
 from memory.conversation import Conversation, Turn
-from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner
+from store.files import ImageFiles
 
 log = logging.getLogger("experiments.runner")
 

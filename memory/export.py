@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session
 
 from memory.conversation import Conversation, Turn, Usage, Version
 from memory.documents import AttachedDocument, Passage
-from memory.images import MIME, REFERENCE, ImageFiles
 from memory.store import ConversationStore, Owner
 from memory.summary import is_summary, summary_text
-from memory.usage import to_usd
 from store.base import Base
+from store.files import MIME, REFERENCE, ImageFiles
+from store.usage import to_usd
 
 SCHEMA = "entra-chat/conversation"
 SCHEMA_VERSION = 1

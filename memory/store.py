@@ -3,7 +3,7 @@
 Every query is filtered by the owner, so an id from someone else's conversation behaves exactly like an id that does
 not exist. A turn (the person's message, the answer with its usage, chain and deployment, and the memory state) is
 written in one transaction, only once the answer has ended (complete, stopped, filtered or failed); the full-text search
-index (memory/search.py) changes in the same transactions as the turns, renames and deletes it reflects.
+index (store/search.py) changes in the same transactions as the turns, renames and deletes it reflects.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from config.migrations import upgrade
-from memory.comparisons import Comparison, add_comparison, erase_answers, load_comparison, set_vote, voted
 from memory.conversation import Conversation, Turn, Usage, Version
 from memory.documents import (
     AttachedDocument,
@@ -29,11 +28,12 @@ from memory.documents import (
     passage_batches,
     ref_in_use,
 )
-from memory.images import ImageFiles, references_in, to_data_urls, to_references
-from memory.search import SearchHit, parse_query, search_index
 from memory.summary import dumps, loads
-from memory.versions import add_version, delete_versions, load_versions, set_active
 from store.base import Base
+from store.comparisons import Comparison, add_comparison, erase_answers, load_comparison, set_vote, voted
+from store.files import ImageFiles, references_in, to_data_urls, to_references
+from store.search import SearchHit, parse_query, search_index
+from store.versions import add_version, delete_versions, load_versions, set_active
 
 TITLE_LENGTH = 60
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class ConversationStore:
 
     def search(self, owner: Owner, query: str | None, *, limit: int = 20) -> list[SearchHit]:
         """The person's conversations whose title or messages match `query` (words and "quoted phrases", stemmed),
-        best first, one hit per conversation with its best-matching message and a snippet (memory/search.py).
+        best first, one hit per conversation with its best-matching message and a snippet (store/search.py).
         An empty query finds nothing; no query text is ever read as search syntax."""
         parsed = parse_query(query)
         if parsed.empty:

@@ -23,7 +23,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
-# Made by raw DDL (memory/search.py's index on SQLite: an FTS5 table, its shadow tables and triggers), not by models.
+# Made by raw DDL (store/search.py's index on SQLite: an FTS5 table, its shadow tables and triggers), not by models.
 SQLITE_SEARCH_OBJECTS = {"search_documents", "conversation_search", "conversation_search_config",
                          "conversation_search_data", "conversation_search_docsize", "conversation_search_idx",
                          "ix_search_documents_conversation"}
@@ -33,14 +33,14 @@ def model_metadata(history: str, dialect: str) -> list[MetaData]:
     """Every table the app's models declare in one history's database, as `dialect` gets them."""
     import auth.sessions  # noqa: F401 - imported for its tables (declared on the one base)
     import callbacks.chain_stats  # noqa: F401 - imported for its tables
-    import memory.comparisons  # noqa: F401 - imported for its tables
     import memory.documents  # noqa: F401 - imported for its tables
-    import memory.inflight  # noqa: F401 - imported for its tables
     import memory.store  # noqa: F401 - imported for its tables
-    import memory.usage  # noqa: F401 - imported for its tables
-    import memory.versions  # noqa: F401 - imported for its tables
-    from memory.search import PostgresIndex
+    import store.comparisons  # noqa: F401 - imported for its tables
+    import store.inflight  # noqa: F401 - imported for its tables
+    import store.usage  # noqa: F401 - imported for its tables
+    import store.versions  # noqa: F401 - imported for its tables
     from store.base import tables_of
+    from store.search import PostgresIndex
 
     found = [tables_of(history)]
     if history != "sessions" and dialect == "postgresql":

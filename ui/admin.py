@@ -14,8 +14,8 @@ from auth.sessions import AuthSession
 from callbacks.audit import AuditContext, AuditLog
 from config import current_settings
 from config.settings import Settings
-from memory.usage import UsageLedger, to_usd
-from memory.usage_reports import (
+from store.usage import UsageLedger, to_usd
+from store.usage_reports import (
     UsageFilter,
     UsageReports,
     dollars,

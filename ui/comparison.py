@@ -35,7 +35,7 @@ from engine import (
 from engine.comparison import side_failure
 from engine.turn import Asker
 from memory.conversation import Conversation, Turn
-from memory.images import ImageFiles
+from store.files import ImageFiles
 from ui.turn_view import REFRESH_SECONDS, show_turn
 
 VOTE_LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}

@@ -1,7 +1,7 @@
 """The person's saved conversations in the sidebar: new, the most recent ones, a search through titles and messages,
 resume, rename, delete. Only a bounded number of rows is read on a rerun, however many conversations there are.
 
-A search lists the best-matching conversations first (the database's full-text search, memory/search.py) with the
+A search lists the best-matching conversations first (the database's full-text search, store/search.py) with the
 words around the match, then titles that merely contain the text (a part of a word, "100%"). Opening a hit opens the
 conversation at its matching message: enough earlier messages are shown to include it, and its id is left in
 st.session_state["focus_message"] for the chat to mark it (search_match_marker)."""
@@ -12,8 +12,8 @@ import re
 import streamlit as st
 
 from memory.conversation import Conversation, Turn
-from memory.search import SearchHit, snippet_parts
 from memory.store import ConversationStore, Owner
+from store.search import SearchHit, snippet_parts
 from ui.choice_state import WANTED_EFFORT, WANTED_LIMIT
 from ui.services import conversation_store  # noqa: F401 - the page's store, also used by tests
 from ui.turn_view import SHOWN_MESSAGES

@@ -3,7 +3,7 @@
 Behind a proxy, a replica that is killed drops its pages' WebSockets; Streamlit's page reconnects (through the proxy,
 to another replica) as a new session. The conversation comes back from the URL (`?c=`, ui/conversations.py) with every
 stored turn; a turn that was still being answered was never stored. Every turn is registered while it runs
-(memory/inflight.py), so the new replica finds it once the dead replica's heartbeat has stopped, says so, and puts the
+(store/inflight.py), so the new replica finds it once the dead replica's heartbeat has stopped, says so, and puts the
 message in the person's kept draft ("Send it").
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from memory.inflight import TurnsInFlight
 from memory.store import Owner
+from store.inflight import TurnsInFlight
 
 log = logging.getLogger("chat.page")
 CHECKED, WATCH, NOTICES = "inflight_checked", "inflight_watch", "inflight_notices"

@@ -23,10 +23,10 @@ from callbacks.metrics import process_metrics
 from config.database import database_engine
 from config.settings import Settings
 from engine import Asker, TurnEngine
-from memory.images import MIME, REFERENCE, ImageFiles
-from memory.inflight import TurnsInFlight
 from memory.store import ConversationStore, Owner
-from memory.usage import UsageLedger
+from store.files import MIME, REFERENCE, ImageFiles
+from store.inflight import TurnsInFlight
+from store.usage import UsageLedger
 from ui import session as page_session
 from web.files import FileLinks
 

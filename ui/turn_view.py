@@ -24,7 +24,7 @@ from engine import (
 )
 from memory.conversation import Turn
 from memory.export import usage_line
-from memory.images import ImageFiles
+from store.files import ImageFiles
 from ui import unsent
 from ui.announce import announce_answer
 from ui.copy import copy_button

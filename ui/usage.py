@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 from config.database import database_engine
 from config.settings import Settings
 from engine import Asker, TurnEngine
-from memory.usage import month_of, to_usd
-from memory.usage_reports import UsageReports, dollars, usd
+from store.usage import month_of, to_usd
+from store.usage_reports import UsageReports, dollars, usd
 from ui import services
 
 MONEY = {"cost $": st.column_config.NumberColumn(format="$%.6f")}

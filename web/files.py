@@ -36,9 +36,9 @@ from auth.security_context import LOOPBACK, client_ip
 from auth.sessions import SESSION_COOKIE
 from callbacks.audit import AuditContext, session_reference
 from memory.export import conversation_json, conversation_markdown, export_all
-from memory.images import MIME, REFERENCE
 from memory.store import Owner
-from memory.usage_reports import UsageFilter
+from store.files import MIME, REFERENCE
+from store.usage_reports import UsageFilter
 
 SALT = "chat-files"
 FORMATS = {"markdown", "json", "json-images"}  # a conversation's exports
@@ -84,7 +84,7 @@ class FileLinks:
 
     # -- what the page draws ---------------------------------------------------------------------------------------
     def image(self, session_id: str, ref: str) -> str:
-        """`ref`: a stored image reference, `stored:<sha256>.<png|jpg>` (memory/images.py)."""
+        """`ref`: a stored image reference, `stored:<sha256>.<png|jpg>` (store/files.py)."""
         return f"/files/{self._token(session_id, {'kind': 'image', 'ref': ref})}"
 
     def conversation(self, session_id: str, conversation_id: str, fmt: str) -> str:

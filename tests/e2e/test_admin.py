@@ -13,7 +13,7 @@ import pytest
 
 import tests.e2e.conftest as e2e
 from localdev.stack import OTHER_USER, TEST_USER
-from memory.usage_reports import EXPORT_COLUMNS
+from store.usage_reports import EXPORT_COLUMNS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ADMIN_ROLE = "Chat.Experimenter"  # Ada has it, Grace has no app roles

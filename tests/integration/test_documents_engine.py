@@ -16,8 +16,8 @@ from callbacks.audit import AuditLog
 from chains.registry import get_chain
 from engine import Asker, Choices, DocumentProgress, NewMessage, Outcome, TurnEngine, Upload
 from memory.conversation import Conversation
-from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner
+from store.files import ImageFiles
 from tests.document_corpus import facts_pdf
 from tests.postgres import running_postgres, server_binaries
 

@@ -27,8 +27,8 @@ from localdev.stack import OTHER_USER, TENANT_ID, TEST_USER
 from memory.conversation import Conversation, Turn
 from memory.export import EMBEDDED, conversation_from_json, conversation_markdown
 from memory.store import Owner
-from memory.usage import month_of
-from memory.usage_reports import EXPORT_COLUMNS
+from store.usage import month_of
+from store.usage_reports import EXPORT_COLUMNS
 from tests.integration.signin import browser_cookies, sign_in, sign_out
 from ui.services import audit_log, conversation_store, file_links, usage_ledger
 from ui.usage import usage_reports

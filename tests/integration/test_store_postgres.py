@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from config.database import database_engine
-from memory.images import ImageFiles
 from memory.store import ConversationStore
+from store.files import ImageFiles
 from tests.postgres import running_postgres, server_binaries
 from tests.unit.test_store import run_image_cleanup_contract, run_store_contract
 
@@ -68,7 +68,7 @@ def test_budget_reservations_and_rate_limits_hold_across_replicas_on_postgres(po
 
     from sqlalchemy.orm import Session
 
-    from memory.usage import OverBudget, RateLimited, UsageLedger, to_nano
+    from store.usage import OverBudget, RateLimited, UsageLedger, to_nano
 
     replicas = [UsageLedger(database_engine(postgres_url, tmp_path, name)) for name in ("a", "b")]
     budget, each = to_nano(Decimal("1.00")), to_nano(Decimal("0.30"))  # room for three turns

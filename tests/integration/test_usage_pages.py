@@ -17,9 +17,9 @@ from config.database import database_engine
 from engine import Asker, TurnEngine
 from localdev.stack import TENANT_ID, TEST_USER
 from memory.store import ConversationStore, Owner
-from memory.usage import UsageLedger, month_of, to_nano, to_usd
-from memory.usage_reports import EXPORT_COLUMNS, UsageFilter, UsageReports, dollars
 from store.base import Base
+from store.usage import UsageLedger, month_of, to_nano, to_usd
+from store.usage_reports import EXPORT_COLUMNS, UsageFilter, UsageReports, dollars
 from tests.integration.apptest import open_page
 from tests.integration.test_file_routes import file_client, link_in
 from tests.postgres import running_postgres, server_binaries

@@ -11,8 +11,8 @@ from langchain_core.outputs import ChatGenerationChunk
 
 from engine import Compared, NewMessage, Outcome, SideBySide, Sided
 from engine.comparison import side_failure
-from memory.comparisons import VOTES
 from memory.conversation import Conversation, Turn
+from store.comparisons import VOTES
 from tests.unit.test_side_by_side import ANSWERS, PacedFake, pair
 from tests.unit.test_turn_engine import OWNER, WHO, choices, rig, settings  # noqa: F401 - pytest fixtures, used by name
 

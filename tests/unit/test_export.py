@@ -24,7 +24,6 @@ from auth.identity import Identity
 from auth.sessions import SessionStore
 from callbacks.audit import AuditContext, AuditLog
 from config.database import database_engine
-from memory.comparisons import Comparison
 from memory.conversation import Conversation, Turn, Usage
 from memory.documents import AttachedDocument, Passage
 from memory.export import (
@@ -37,10 +36,11 @@ from memory.export import (
     export_all,
     usage_line,
 )
-from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner, answer_record
 from memory.summary import SUMMARY_PREFIX
-from memory.usage import UsageLedger
+from store.comparisons import Comparison
+from store.files import ImageFiles
+from store.usage import UsageLedger
 from ui.turn_view import usage_caption
 
 ADA, GRACE = Owner("ada-oid", "tenant-1"), Owner("grace-oid", "tenant-1")
@@ -360,7 +360,7 @@ def test_delete_all_removes_that_persons_data_only_and_leaves_the_audit_log(worl
         memory_file = f"stored:{sha(MEMORY_PNG)}.png"
         assert world.files.load(memory_file) == MEMORY_PNG
 
-        searchable = hasattr(world.store, "search")  # the full-text index (memory/search.py), where present
+        searchable = hasattr(world.store, "search")  # the full-text index (store/search.py), where present
         if searchable:
             assert world.store.search(ADA, "pictures handbook leave")
 

@@ -13,9 +13,9 @@ from sqlalchemy import create_engine, text
 import memory.documents as stored_documents
 from engine import Blocked, DocumentIndexed, DocumentProgress, NewMessage, Outcome, TurnEngine, Upload
 from memory.conversation import Conversation
-from memory.images import ImageFiles
 from memory.store import ConversationStore
-from memory.usage import UsageLedger
+from store.files import ImageFiles
+from store.usage import UsageLedger
 from tests.unit.test_document_engine import FACT, FakeEmbeddings, long_text
 from tests.unit.test_turn_engine import OWNER, WHO, choices, model_calls, rig, settings  # noqa: F401 - pytest fixtures, used by name
 

@@ -1,11 +1,11 @@
-"""Turns in flight (memory/inflight.py): a turn whose replica stopped beating is reported once to its owner, a turn on a
+"""Turns in flight (store/inflight.py): a turn whose replica stopped beating is reported once to its owner, a turn on a
 live replica or on this one never is, and a turn that ended leaves nothing behind."""
 from __future__ import annotations
 
 import time
 
 from config.database import database_engine
-from memory.inflight import TurnsInFlight
+from store.inflight import TurnsInFlight
 
 
 def test_a_dead_replicas_turn_is_reported_once_to_its_owner_only(tmp_path):

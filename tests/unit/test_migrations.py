@@ -103,9 +103,9 @@ def assert_kept(before: dict, after: dict, histories: list[str]) -> None:
 def read_with_todays_code(data: Path, url: str | None, session_ids: list[str]) -> dict:
     from auth.sessions import SessionStore
     from callbacks.chain_stats import ChainStatistics
-    from memory.images import ImageFiles
     from memory.store import ConversationStore
-    from memory.usage import UsageLedger
+    from store.files import ImageFiles
+    from store.usage import UsageLedger
 
     engine = database_engine(url, data, "conversations.db")
     store = ConversationStore(engine, ImageFiles(data / "images"))
@@ -137,8 +137,8 @@ def assert_versions_work(data: Path, url: str | None, made: dict) -> None:
     from langchain_core.messages import AIMessage, HumanMessage
 
     from memory.conversation import Conversation, Turn, Usage, Version
-    from memory.images import ImageFiles
     from memory.store import ConversationStore, Owner
+    from store.files import ImageFiles
 
     ada = Owner("ada-oid", "tenant-1")
     store = ConversationStore(database_engine(url, data, "conversations.db"), ImageFiles(data / "images"))
@@ -262,7 +262,7 @@ def test_a_fresh_upgrade_builds_exactly_what_the_models_declare(tmp_path):
     for engine, history in ((conversations, "conversations"), (sessions, "sessions")):
         with engine.connect() as connection:
             assert differences(connection, [history]) == []
-    with conversations.connect() as connection:  # the search index: raw DDL, as memory/search.py writes to it
+    with conversations.connect() as connection:  # the search index: raw DDL, as store/search.py writes to it
         names = set(connection.exec_driver_sql("SELECT name FROM sqlite_master").scalars())
     assert SQLITE_SEARCH_SCHEMA <= names
     assert {n for n in names if "search" in n and not n.startswith("sqlite_")} == SQLITE_SEARCH_SCHEMA

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 
 from config.database import database_engine
-from memory.comparisons import Comparison
 from memory.conversation import Conversation, Turn
-from memory.search import MARK_END, MARK_START, parse_query, snippet_parts
 from memory.store import ConversationStore, Owner, answer_record
+from store.comparisons import Comparison
+from store.search import MARK_END, MARK_START, parse_query, snippet_parts
 from tests.unit.test_migrations import made_before_migrations
 
 ADA, GRACE = Owner("ada-oid", "tenant-1"), Owner("grace-oid", "tenant-1")
@@ -228,9 +228,9 @@ def run_backfill_contract(engine, drop_index: list[str]) -> None:
 def run_candidates_contract(store: ConversationStore, monkeypatch) -> None:
     """A word in most of the person's messages ranks only their newest matches (a bounded amount of work), and a rare
     word in an old conversation is still found next to it."""
-    import memory.search
+    from store import search as search_index
 
-    monkeypatch.setattr(memory.search, "CANDIDATES", 4)
+    monkeypatch.setattr(search_index, "CANDIDATES", 4)
     conversations = [commit(store, ADA, [(f"Descale the kettle, attempt {n}" + (" with the samovar" if n == 0 else ""),
                                           "Use vinegar.")]) for n in range(10)]
     commit(store, GRACE, [("kettle", "kettle")])
@@ -356,7 +356,7 @@ def test_the_sidebar_search_opens_a_conversation_at_its_matching_message(tmp_pat
 def test_other_databases_search_with_like_and_stay_private(make_store):
     """The fallback for a database without full-text search (and a SQLite built without FTS5): unranked, by words
     as typed, never another person's."""
-    from memory.search import LikeIndex
+    from store.search import LikeIndex
 
     store = make_store()
     store._search = LikeIndex()

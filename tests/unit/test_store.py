@@ -12,8 +12,8 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from config.database import database_engine
 from memory.conversation import Conversation, Turn, Usage, Version
-from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner, auto_title
+from store.files import ImageFiles
 
 ADA, GRACE = Owner("ada-oid", "tenant-1"), Owner("grace-oid", "tenant-1")
 ADA_ELSEWHERE = Owner("ada-oid", "tenant-2")  # same oid string in another tenant is another person

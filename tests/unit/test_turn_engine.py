@@ -35,9 +35,9 @@ from engine import (
 )
 from localdev import LOCAL_CATALOG_FILE
 from memory.conversation import Conversation
-from memory.images import ImageFiles
 from memory.store import ConversationStore, Owner
 from memory.summary import CHAT_SUMMARY_MARKER, SummaryBufferMemory, summary_text
+from store.files import ImageFiles
 
 OWNER = Owner("oid-ada", "tid-contoso")
 WHO = Asker(OWNER, SecurityContext("Entra Chat", "oid-ada", "tid-contoso", "198.51.100.7"), "session-hash",

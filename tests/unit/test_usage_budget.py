@@ -13,9 +13,9 @@ from sqlalchemy import create_engine, text
 
 from engine import Blocked, BudgetNotice, NewMessage, Outcome, TurnEngine
 from memory.conversation import Conversation
-from memory.images import ImageFiles
 from memory.store import ConversationStore
-from memory.usage import UsageLedger, to_nano
+from store.files import ImageFiles
+from store.usage import UsageLedger, to_nano
 from tests.unit.test_turn_engine import OWNER, WHO, choices, rig, settings  # noqa: F401 - pytest fixtures, used by name
 
 
@@ -169,7 +169,7 @@ def test_reasoning_tokens_are_kept_and_summed_per_month_and_person_apart_from_th
     from config.database import database_engine
     from engine.turn import usage_of
     from localdev import LOCAL_CATALOG_FILE
-    from memory.usage_reports import UsageFilter, UsageReports, totals
+    from store.usage_reports import UsageFilter, UsageReports, totals
 
     gpt5 = load_catalog(LOCAL_CATALOG_FILE).get("gpt-5-mini")
 

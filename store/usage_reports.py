@@ -1,4 +1,4 @@
-"""Reports over the usage ledger (memory/usage.py) for the "My usage" dialog and the administration page.
+"""Reports over the usage ledger (store/usage.py) for the "My usage" dialog and the administration page.
 
 Every figure is a SQL aggregate (GROUP BY over `usage_records`), in SQLite and Postgres alike; Python only reshapes
 the few grouped rows that come back (at most a day × deployment × chain × tenant cube, or one row per person), never
@@ -22,8 +22,8 @@ from sqlalchemy import BigInteger, String, and_, cast, column, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from memory.usage import month_of, to_usd
 from store.base import Base
+from store.usage import month_of, to_usd
 
 RECORDS = Base.metadata.tables["usage_records"]
 OVERRIDES = Base.metadata.tables["budget_overrides"]
@@ -31,7 +31,7 @@ OVERRIDES = Base.metadata.tables["budget_overrides"]
 SIGN_IN_SESSIONS = table("auth_sessions", column("oid", String), column("tenant_id", String), column("name", String),
                          column("username", String))
 
-# Covering indexes the reports need (name: columns), to be declared on `usage_records` in memory/usage.py. The cube
+# Covering indexes the reports need (name: columns), to be declared on `usage_records` in store/usage.py. The cube
 # (and the export, grouped finer by person) and the people are each one range scan of one of them over the month (or
 # the month's deployment), the groups in index order; oid in the first keeps a person search covered too.
 REPORT_INDEXES = {
