@@ -384,7 +384,7 @@ def measure_tokens(args, base: Path) -> list[TokenTurn]:
     from localdev.stack import TENANT_ID, TEST_USER, StackConfig, app_environment, start_emulators
     from memory.conversation import Conversation
     from memory.store import ConversationStore, Owner
-    from store.files import ImageFiles
+    from store.files import FileStore
     from tests.integration.signin import sign_in
 
     data = base / "tokens"
@@ -409,7 +409,7 @@ def measure_tokens(args, base: Path) -> list[TokenTurn]:
         quiet = logging.getLogger("bench.agent.audit")
         quiet.propagate, quiet.disabled = False, True
         records: list[dict] = []
-        store = ConversationStore(database_engine(None, data, "conversations.db"), ImageFiles(data / "images"))
+        store = ConversationStore(database_engine(None, data, "conversations.db"), FileStore(data / "images"))
         engine = TurnEngine(settings, store, AuditLog(quiet, [records.append]))
         deployment = settings.catalog.get(settings.catalog.default)
         turns = []

@@ -51,7 +51,7 @@ def main() -> int:
     from localdev.stack import TENANT_ID, TEST_USER, StackConfig, app_environment, start_emulators
     from memory.conversation import Conversation
     from memory.store import ConversationStore, Owner
-    from store.files import ImageFiles
+    from store.files import FileStore
 
     work = Path(tempfile.mkdtemp(prefix="bench-conformance-"))
     config = StackConfig(entra_port=0, aoai_port=0, graph_port=0, data_dir=work / "data", engine="scripted")
@@ -74,7 +74,7 @@ def main() -> int:
         records: list[dict] = []
         audit = AuditLog(quiet, [records.append])
         store = ConversationStore(database_engine(None, work / "data", "conversations.db"),
-                                  ImageFiles(work / "data" / "images"))
+                                  FileStore(work / "data" / "images"))
         engine = TurnEngine(settings, store, audit)
         catalog = settings.catalog
 

@@ -354,13 +354,13 @@ def turn_engine(settings, data_dir: Path, name: str):
     from config.database import database_engine
     from engine import TurnEngine
     from memory.store import ConversationStore
-    from store.files import ImageFiles
+    from store.files import FileStore
     from store.usage import UsageLedger
 
     quiet = logging.getLogger(f"bench.hostile_documents.{name}")
     quiet.propagate, quiet.disabled = False, True
     database = database_engine(None, data_dir, "conversations.db")
-    store = ConversationStore(database, ImageFiles(data_dir / "images"))
+    store = ConversationStore(database, FileStore(data_dir / "images"))
     return TurnEngine(settings, store, AuditLog(quiet), usage=UsageLedger(database)), database
 
 

@@ -226,9 +226,9 @@ def _answer(rng: random.Random) -> str:
 def _store(data_dir: Path):
     from config.database import database_engine
     from memory.store import ConversationStore
-    from store.files import ImageFiles
+    from store.files import FileStore
 
-    return ConversationStore(database_engine(None, data_dir, "conversations.db"), ImageFiles(data_dir / "images"))
+    return ConversationStore(database_engine(None, data_dir, "conversations.db"), FileStore(data_dir / "images"))
 
 
 def _commit_turns(store, owner, conversation, turns: int, rng: random.Random, *, deployment: str = "gpt-5-mini",

@@ -46,7 +46,7 @@ from experiments.judge import JudgeCallFailed, build_judge_model, judge_audit_ha
 from experiments.scorers import score
 from memory.conversation import Conversation, Turn
 from memory.store import ConversationStore, Owner
-from store.files import ImageFiles
+from store.files import FileStore
 
 log = logging.getLogger("experiments.runner")
 
@@ -398,7 +398,7 @@ class Runner:
         self._failed = 0
         self._items = {item.id: item for item in plan.dataset.items}
         plan.out.mkdir(parents=True, exist_ok=True)
-        self._store = ConversationStore(database_engine(None, plan.out, DATABASE_FILE), ImageFiles(plan.out / "images"))
+        self._store = ConversationStore(database_engine(None, plan.out, DATABASE_FILE), FileStore(plan.out / "images"))
         self.results.append({
             "kind": RUN, "started_at": _now(), "dataset": str(plan.dataset.path), "items": len(plan.dataset.items),
             "skipped_lines": [p.line for p in plan.dataset.problems], "chains": [c.label for c in plan.chains],

@@ -33,7 +33,7 @@ from memory.documents import AttachedDocument, Passage
 from memory.store import ConversationStore, Owner
 from memory.summary import is_summary, summary_text
 from store.base import Base
-from store.files import MIME, REFERENCE, ImageFiles
+from store.files import MIME, REFERENCE, FileStore
 from store.usage import to_usd
 
 SCHEMA = "entra-chat/conversation"
@@ -122,7 +122,7 @@ def conversation_markdown(conversation: Conversation) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def conversation_json(conversation: Conversation, files: ImageFiles | None, embed_images: bool = False, *,
+def conversation_json(conversation: Conversation, files: FileStore | None, embed_images: bool = False, *,
                       updated_at: datetime | None = None) -> dict:
     """Everything stored about the conversation, JSON-ready: every message with its usage, steps, sources and
     attachments (images as their `stored:` reference; with `embed_images`, also their data in base64 with its MIME
@@ -179,7 +179,7 @@ def usage_from_json(data: dict | None) -> Usage | None:
     return Usage.from_json(data)
 
 
-def _turn_json(turn: Turn, files: ImageFiles | None, embed_images: bool) -> dict:
+def _turn_json(turn: Turn, files: FileStore | None, embed_images: bool) -> dict:
     return {"id": turn.id, "role": turn.role, "content": turn.content, "status": turn.status, "notice": turn.notice,
             "excluded": turn.excluded, "feedback": turn.feedback, "deployment": turn.deployment, "chain": turn.chain,
             "usage": usage_json(turn.usage),
@@ -189,7 +189,7 @@ def _turn_json(turn: Turn, files: ImageFiles | None, embed_images: bool) -> dict
                           "answer": _turn_json(v.answer, files, embed_images)} for v in turn.versions]}
 
 
-def _attachment_json(attachment: dict, files: ImageFiles | None, embed_images: bool) -> dict:
+def _attachment_json(attachment: dict, files: FileStore | None, embed_images: bool) -> dict:
     exported = _jsonable(copy.deepcopy(attachment))
     if not embed_images or attachment.get("kind", "image") != "image":
         return exported
@@ -227,7 +227,7 @@ class MyData:
 
 
 def export_all(store: ConversationStore, usage_source: Engine | Session | Connection | Any, owner: Owner,
-               files: ImageFiles | None, embed_images: bool = False, *, now: datetime | None = None) -> MyData:
+               files: FileStore | None, embed_images: bool = False, *, now: datetime | None = None) -> MyData:
     """One ZIP with every conversation of the person (`conversations/<id>.json` and `.md`), their feedback
     (`feedback.json`: thumbs on answers and side-by-side votes), their usage rows (`usage.csv`, from
     `usage_records`) and a `manifest.json`. `usage_source` is the conversation database: an Engine, a Session, a
@@ -361,7 +361,7 @@ def delete_all_my_data(store: ConversationStore, sessions: _Sessions | None, own
 
 def _file_references(conversation: Conversation) -> set[str]:
     """The `stored:` files a conversation uses: attachments, documents, and images in its memory (which `load`
-    hands back as data URLs: their reference is the hash of their bytes, as `ImageFiles.save_data_url` made it)."""
+    hands back as data URLs: their reference is the hash of their bytes, as `FileStore.save_data_url` made it)."""
     references = {a["ref"] for t in conversation.turns for a in t.attachments if a.get("ref")}
     references |= {d.ref for d in conversation.documents}
     for message in conversation.memory:
@@ -382,7 +382,7 @@ def _file_references(conversation: Conversation) -> set[str]:
     return {r for r in references if REFERENCE.match(r)}
 
 
-def _file_exists(files: ImageFiles | None, reference: str) -> bool:
+def _file_exists(files: FileStore | None, reference: str) -> bool:
     match = REFERENCE.match(reference)
     return bool(files is not None and match and (files.folder / f"{match.group(1)}.{match.group(2)}").exists())
 

@@ -31,7 +31,7 @@ from memory.documents import (
 from memory.summary import dumps, loads
 from store.base import Base
 from store.comparisons import Comparison, add_comparison, erase_answers, load_comparison, set_vote, voted
-from store.files import ImageFiles, references_in, to_data_urls, to_references
+from store.files import FileStore, references_in, to_data_urls, to_references
 from store.search import SearchHit, parse_query, search_index
 from store.versions import add_version, delete_versions, load_versions, set_active
 
@@ -119,7 +119,7 @@ def auto_title(text: str) -> str:
 
 
 class ConversationStore:
-    def __init__(self, engine: Engine, files: ImageFiles | None = None) -> None:
+    def __init__(self, engine: Engine, files: FileStore | None = None) -> None:
         self._engine = engine
         self.files = files
         upgrade(engine, "conversations")  # the schema (config/migrations), one process at a time

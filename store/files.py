@@ -16,7 +16,10 @@ REFERENCES_IN_TEXT = re.compile(rf"stored:[0-9a-f]{{64}}\.(?:{EXTENSIONS})")
 MIME = {"png": "image/png", "jpg": "image/jpeg"}
 
 
-class ImageFiles:
+class FileStore:
+    """Attached images and documents, content-addressed (`<sha256>.<ext>`) in one folder (`APP_DATA_DIR/images/`, its
+    name from when it held only images: existing data stays where it is)."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
@@ -84,12 +87,12 @@ def _swap(messages: list[BaseMessage], change) -> list[BaseMessage]:
     return swapped
 
 
-def to_references(messages: list[BaseMessage], files: ImageFiles) -> list[BaseMessage]:
+def to_references(messages: list[BaseMessage], files: FileStore) -> list[BaseMessage]:
     """Data URLs stored as files and replaced by their references, for the database."""
     return _swap(messages, lambda url: files.save_data_url(url) if url.startswith("data:") else url)
 
 
-def to_data_urls(messages: list[BaseMessage], files: ImageFiles) -> list[BaseMessage]:
+def to_data_urls(messages: list[BaseMessage], files: FileStore) -> list[BaseMessage]:
     return _swap(messages, lambda url: files.data_url(url) if url.startswith("stored:") else url)
 
 

@@ -35,7 +35,7 @@ from engine import (
 from engine.comparison import side_failure
 from engine.turn import Asker
 from memory.conversation import Conversation, Turn
-from store.files import ImageFiles
+from store.files import FileStore
 from ui.turn_view import REFRESH_SECONDS, show_turn
 
 VOTE_LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}
@@ -74,7 +74,7 @@ def blind_order(mine: Choices, other: Choices) -> tuple[Choices, Choices]:
     return (mine, other) if random.random() < 0.5 else (other, mine)
 
 
-def run_comparison(events: Iterator[Event | Sided | Compared], files: ImageFiles | None,
+def run_comparison(events: Iterator[Event | Sided | Compared], files: FileStore | None,
                    side_by_side: SideBySide, who: Asker, conversation: Conversation,
                    choices: Choices) -> Blocked | Compared | None:
     """Render both answers as they stream; then offer the vote. Closing the events on Stop stores both partial

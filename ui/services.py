@@ -24,7 +24,7 @@ from config.database import database_engine
 from config.settings import Settings
 from engine import Asker, TurnEngine
 from memory.store import ConversationStore, Owner
-from store.files import MIME, REFERENCE, ImageFiles
+from store.files import MIME, REFERENCE, FileStore
 from store.inflight import TurnsInFlight
 from store.usage import UsageLedger
 from ui import session as page_session
@@ -43,7 +43,7 @@ def _database(database_url: str | None, data_dir: str) -> Engine:
 
 @functools.cache
 def _store(database_url: str | None, data_dir: str) -> ConversationStore:
-    return ConversationStore(_database(database_url, data_dir), ImageFiles(Path(data_dir) / "images"))
+    return ConversationStore(_database(database_url, data_dir), FileStore(Path(data_dir) / "images"))
 
 
 @functools.cache
@@ -119,7 +119,7 @@ def session_id(settings: Settings) -> str | None:
     return page_session.LOCAL_EXPERIMENT.id if settings.app.auth_disabled else page_session.session_cookie()
 
 
-def image_urls(settings: Settings, files: ImageFiles, refs: list[str]) -> list[str | None]:
+def image_urls(settings: Settings, files: FileStore, refs: list[str]) -> list[str | None]:
     """A URL per stored image for st.image (absolute: Streamlit hands a relative one to its media manager), or None
     where the file is gone or this page has no session."""
     sid = session_id(settings)

@@ -24,7 +24,7 @@ from engine import (
 )
 from memory.conversation import Turn
 from memory.export import usage_line
-from store.files import ImageFiles
+from store.files import FileStore
 from ui import unsent
 from ui.announce import announce_answer
 from ui.copy import copy_button
@@ -51,7 +51,7 @@ def visible_turns(turns: list[Turn], conversation_id: str) -> list[Turn]:
     return turns[-shown:]
 
 
-def show_turn(turn: Turn, files: ImageFiles | None, feedback: Feedback | None = None) -> None:
+def show_turn(turn: Turn, files: FileStore | None, feedback: Feedback | None = None) -> None:
     with st.chat_message(turn.role):
         for step in turn.steps:
             _stored_step(step)
@@ -60,7 +60,7 @@ def show_turn(turn: Turn, files: ImageFiles | None, feedback: Feedback | None = 
         _turn_details(turn, files, feedback)
 
 
-def _turn_details(turn: Turn, files: ImageFiles | None, feedback: Feedback | None) -> None:
+def _turn_details(turn: Turn, files: FileStore | None, feedback: Feedback | None) -> None:
     images = [a for a in turn.attachments if a.get("kind", "image") == "image"]
     if images and files is not None:
         # Links the person's own sign-in opens (web/files.py), never the bytes: Streamlit's media URLs open for anyone.
@@ -108,7 +108,7 @@ def usage_caption(turn: Turn) -> str:
     return usage_line(turn)
 
 
-def run_turn(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback,
+def run_turn(events: Iterator[Event], files: FileStore | None, feedback: Feedback,
              message: NewMessage | None = None) -> Outcome | Blocked | None:
     """Render a running turn's events; returns how it ended. `message`: shown at once (its text, and each file with
     what is being done to it) until the engine accepts it. If Streamlit stops the script (the person pressed Stop),
@@ -159,7 +159,7 @@ def file_status(event: DocumentProgress) -> str:
     return f"indexing: {event.done} of {event.total} passages"
 
 
-def _render(events: Iterator[Event], files: ImageFiles | None, feedback: Feedback,
+def _render(events: Iterator[Event], files: FileStore | None, feedback: Feedback,
             echo: _Echo | None = None) -> Outcome | Blocked | None:
     box = status = steps_slot = text_slot = reading = None
     thinking = thinking_box = None
@@ -287,7 +287,7 @@ def _show_step(slot, open_steps: dict, event) -> None:
         status.caption(f"Result: {event.output}")
 
 
-def _show_outcome(box, text_slot, outcome: Outcome, files: ImageFiles | None, feedback: Feedback) -> None:
+def _show_outcome(box, text_slot, outcome: Outcome, files: FileStore | None, feedback: Feedback) -> None:
     answer = outcome.answer
     if answer.content:
         text_slot.markdown(honest_links(answer.content))

@@ -17,7 +17,7 @@ from chains.registry import get_chain
 from engine import Asker, Choices, DocumentProgress, NewMessage, Outcome, TurnEngine, Upload
 from memory.conversation import Conversation
 from memory.store import ConversationStore, Owner
-from store.files import ImageFiles
+from store.files import FileStore
 from tests.document_corpus import facts_pdf
 from tests.postgres import running_postgres, server_binaries
 
@@ -43,7 +43,7 @@ def engine_on(settings, database_url: str, tmp_path):
     logger.propagate, captured = False, Captured()
     logger.setLevel(logging.INFO)
     logger.addHandler(captured)
-    store = ConversationStore(create_engine(database_url), ImageFiles(tmp_path / "files"))
+    store = ConversationStore(create_engine(database_url), FileStore(tmp_path / "files"))
     return TurnEngine(settings, store, AuditLog(logger)), captured
 
 

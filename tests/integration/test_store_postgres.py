@@ -5,7 +5,7 @@ import pytest
 
 from config.database import database_engine
 from memory.store import ConversationStore
-from store.files import ImageFiles
+from store.files import FileStore
 from tests.postgres import running_postgres, server_binaries
 from tests.unit.test_store import run_image_cleanup_contract, run_store_contract
 
@@ -25,7 +25,7 @@ def test_store_contract_on_postgres(postgres_url, tmp_path):
 
 def test_image_cleanup_on_postgres(postgres_url, tmp_path):
     engine = database_engine(postgres_url, tmp_path, "unused.db")
-    run_image_cleanup_contract(ConversationStore(engine, ImageFiles(tmp_path / "images")))
+    run_image_cleanup_contract(ConversationStore(engine, FileStore(tmp_path / "images")))
 
 
 def test_sessions_are_shared_through_postgres(postgres_url, tmp_path):

@@ -39,7 +39,7 @@ from memory.export import (
 from memory.store import ConversationStore, Owner, answer_record
 from memory.summary import SUMMARY_PREFIX
 from store.comparisons import Comparison
-from store.files import ImageFiles
+from store.files import FileStore
 from store.usage import UsageLedger
 from ui.turn_view import usage_caption
 
@@ -56,7 +56,7 @@ def sha(data: bytes) -> str:
 class World:
     def __init__(self, tmp_path) -> None:
         self.engine = database_engine(None, tmp_path, "conversations.db")
-        self.files = ImageFiles(tmp_path / "images")
+        self.files = FileStore(tmp_path / "images")
         self.store = ConversationStore(self.engine, self.files)
         self.ledger = UsageLedger(self.engine)
         self.sessions = SessionStore(database_engine(None, tmp_path, "sessions.db"), "s" * 40, timedelta(hours=8))

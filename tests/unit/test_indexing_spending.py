@@ -14,7 +14,7 @@ import memory.documents as stored_documents
 from engine import Blocked, DocumentIndexed, DocumentProgress, NewMessage, Outcome, TurnEngine, Upload
 from memory.conversation import Conversation
 from memory.store import ConversationStore
-from store.files import ImageFiles
+from store.files import FileStore
 from store.usage import UsageLedger
 from tests.unit.test_document_engine import FACT, FakeEmbeddings, long_text
 from tests.unit.test_turn_engine import OWNER, WHO, choices, model_calls, rig, settings  # noqa: F401 - pytest fixtures, used by name
@@ -46,7 +46,7 @@ def engine_with(rig, tmp_path, clock, monkeypatch, **app):
     database = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}", connect_args={"timeout": 30})
     update = {"document_whole_max_tokens": 400, "embedding_batch_size": 4, **app}
     settings_ = rig.settings.model_copy(update={"app": rig.settings.app.model_copy(update=update)})
-    engine = TurnEngine(settings_, ConversationStore(database, ImageFiles(tmp_path / "images")), rig.engine.audit,
+    engine = TurnEngine(settings_, ConversationStore(database, FileStore(tmp_path / "images")), rig.engine.audit,
                         model_factory=rig.engine.model_factory, embeddings_client=lambda s, p: client,
                         usage=UsageLedger(database, clock))
     monkeypatch.setattr("engine.indexing.time.sleep", clock.sleep)

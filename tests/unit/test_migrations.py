@@ -104,11 +104,11 @@ def read_with_todays_code(data: Path, url: str | None, session_ids: list[str]) -
     from auth.sessions import SessionStore
     from callbacks.chain_stats import ChainStatistics
     from memory.store import ConversationStore
-    from store.files import ImageFiles
+    from store.files import FileStore
     from store.usage import UsageLedger
 
     engine = database_engine(url, data, "conversations.db")
-    store = ConversationStore(engine, ImageFiles(data / "images"))
+    store = ConversationStore(engine, FileStore(data / "images"))
     sessions = SessionStore(database_engine(url, data, "sessions.db"), old_release.SECRET, timedelta(hours=8))
     return old_release.describe_store(store, UsageLedger(engine), ChainStatistics(engine), sessions, session_ids)
 
@@ -138,10 +138,10 @@ def assert_versions_work(data: Path, url: str | None, made: dict) -> None:
 
     from memory.conversation import Conversation, Turn, Usage, Version
     from memory.store import ConversationStore, Owner
-    from store.files import ImageFiles
+    from store.files import FileStore
 
     ada = Owner("ada-oid", "tenant-1")
-    store = ConversationStore(database_engine(url, data, "conversations.db"), ImageFiles(data / "images"))
+    store = ConversationStore(database_engine(url, data, "conversations.db"), FileStore(data / "images"))
     conversation = store.load(ada, made["leave"])
     question, answer = conversation.turns[-2:]
     fresh = Turn("assistant", "The service answered this time.", id=answer.id, deployment="gpt-4o",

@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from config.database import database_engine
 from memory.conversation import Conversation, Turn, Usage, Version
 from memory.store import ConversationStore, Owner, auto_title
-from store.files import ImageFiles
+from store.files import FileStore
 
 ADA, GRACE = Owner("ada-oid", "tenant-1"), Owner("grace-oid", "tenant-1")
 ADA_ELSEWHERE = Owner("ada-oid", "tenant-2")  # same oid string in another tenant is another person
@@ -121,7 +121,7 @@ def test_store_contract_on_sqlite(store_factory):
 
 def test_deleting_a_conversation_deletes_its_unshared_images(tmp_path):
     run_image_cleanup_contract(ConversationStore(database_engine(None, tmp_path, "conversations.db"),
-                                                 ImageFiles(tmp_path / "images")))
+                                                 FileStore(tmp_path / "images")))
 
 
 def test_a_turn_is_all_or_nothing(store_factory):

@@ -37,7 +37,7 @@ from localdev import LOCAL_CATALOG_FILE
 from memory.conversation import Conversation
 from memory.store import ConversationStore, Owner
 from memory.summary import CHAT_SUMMARY_MARKER, SummaryBufferMemory, summary_text
-from store.files import ImageFiles
+from store.files import FileStore
 
 OWNER = Owner("oid-ada", "tid-contoso")
 WHO = Asker(OWNER, SecurityContext("Entra Chat", "oid-ada", "tid-contoso", "198.51.100.7"), "session-hash",
@@ -133,7 +133,7 @@ def rig(settings, tmp_path):
     """An engine on a SQLite store, an audit log captured in memory with the chain statistics listening, and a
     factory of fake models."""
     database = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    store = ConversationStore(database, ImageFiles(tmp_path / "images"))
+    store = ConversationStore(database, FileStore(tmp_path / "images"))
     statistics = ChainStatistics(database)
     logger = logging.getLogger(f"test.engine.{tmp_path.name}")
     logger.propagate, captured = False, Audit()

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from engine import Blocked, BudgetNotice, NewMessage, Outcome, TurnEngine
 from memory.conversation import Conversation
 from memory.store import ConversationStore
-from store.files import ImageFiles
+from store.files import FileStore
 from store.usage import UsageLedger, to_nano
 from tests.unit.test_turn_engine import OWNER, WHO, choices, rig, settings  # noqa: F401 - pytest fixtures, used by name
 
@@ -31,7 +31,7 @@ def replica(rig, tmp_path, clock, **app):
     """An engine on the rig's database file, as a second replica would have (its own engine, store and ledger)."""
     database = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}", connect_args={"timeout": 30})
     settings_ = rig.settings.model_copy(update={"app": rig.settings.app.model_copy(update=app)})
-    return TurnEngine(settings_, ConversationStore(database, ImageFiles(tmp_path / "images")), rig.engine.audit,
+    return TurnEngine(settings_, ConversationStore(database, FileStore(tmp_path / "images")), rig.engine.audit,
                       model_factory=rig.engine.model_factory, usage=UsageLedger(database, clock))
 
 
