@@ -24,17 +24,12 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import inspect, select
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
-
 from memory.conversation import Conversation, Turn, Usage, Version
 from memory.documents import AttachedDocument, Passage
 from memory.store import ConversationStore, Owner
 from memory.summary import is_summary, summary_text
-from store.base import Base
 from store.files import MIME, REFERENCE, FileStore
-from store.usage import to_usd
+from store.usage import UsageLedger, to_usd
 
 SCHEMA = "entra-chat/conversation"
 SCHEMA_VERSION = 1
@@ -226,12 +221,11 @@ class MyData:
     counts: dict = field(default_factory=dict)
 
 
-def export_all(store: ConversationStore, usage_source: Engine | Session | Connection | Any, owner: Owner,
-               files: FileStore | None, embed_images: bool = False, *, now: datetime | None = None) -> MyData:
+def export_all(store: ConversationStore, ledger: UsageLedger | None, owner: Owner, files: FileStore | None,
+               embed_images: bool = False, *, now: datetime | None = None) -> MyData:
     """One ZIP with every conversation of the person (`conversations/<id>.json` and `.md`), their feedback
-    (`feedback.json`: thumbs on answers and side-by-side votes), their usage rows (`usage.csv`, from
-    `usage_records`) and a `manifest.json`. `usage_source` is the conversation database: an Engine, a Session, a
-    Connection, or the UsageLedger on it."""
+    (`feedback.json`: thumbs on answers and side-by-side votes), their usage rows (`usage.csv`, from the usage
+    `ledger`; none without one) and a `manifest.json`. Everything through the stores' own APIs."""
     now = now or datetime.now(timezone.utc)
     buffer = io.BytesIO()
     listed, thumbs, messages, images = [], [], 0, 0
@@ -253,9 +247,9 @@ def export_all(store: ConversationStore, usage_source: Engine | Session | Connec
                         "message_id": t.id, "score": t.feedback, "thumbs": "up" if t.feedback else "down",
                         "chain": t.chain, "deployment": t.deployment}
                        for t in conversation.turns if t.feedback is not None]
-        with _connection(usage_source) as db:
-            usage = _usage_rows(db, owner)
-            votes = _votes(db, owner)
+        usage = [{**row, "cost_usd": _money(to_usd(row["cost_nanousd"]))}
+                 for row in (ledger.rows_of(owner.oid, owner.tenant_id) if ledger is not None else [])]
+        votes = [_jsonable(row) for row in store.comparisons_of(owner)]
         archive.writestr("feedback.json", _dumps({"thumbs": thumbs, "side_by_side_votes": votes}))
         archive.writestr("usage.csv", _usage_csv(usage))
         counts = {"conversations": len(listed), "messages": messages, "images": images, "feedback": len(thumbs),
@@ -267,48 +261,6 @@ def export_all(store: ConversationStore, usage_source: Engine | Session | Connec
             "files": {"feedback": "feedback.json", "usage": "usage.csv"},
             "kept_elsewhere": "The audit log is the organisation's record and is not part of this export."}))
     return MyData(buffer.getvalue(), counts)
-
-
-class _connection:
-    """A Connection to read with, from an Engine, a Session, a Connection or a UsageLedger."""
-
-    def __init__(self, source) -> None:
-        if not isinstance(source, (Session, Connection, Engine)):
-            source = getattr(source, "_engine", source)  # a UsageLedger: the engine it keeps its tables in
-        self.source, self._opened = source, None
-
-    def __enter__(self) -> Connection:
-        if isinstance(self.source, Session):
-            return self.source.connection()
-        if isinstance(self.source, Connection):
-            return self.source
-        if isinstance(self.source, Engine):
-            self._opened = self.source.connect()
-            return self._opened
-        raise TypeError("usage_source must be an Engine, a Session, a Connection or a UsageLedger")
-
-    def __exit__(self, *exc) -> None:
-        if self._opened is not None:
-            self._opened.close()
-
-
-def _usage_rows(db: Connection, owner: Owner) -> list[dict]:
-    if not inspect(db).has_table("usage_records"):
-        return []
-    table = Base.metadata.tables["usage_records"]
-    rows = db.execute(select(table).where(table.c.oid == owner.oid, table.c.tenant == owner.tenant_id)
-                      .order_by(table.c.at, table.c.id)).mappings().all()
-    return [{**dict(row), "cost_usd": _money(to_usd(row["cost_nanousd"]))} for row in rows]
-
-
-def _votes(db: Connection, owner: Owner) -> list[dict]:
-    """The person's side-by-side comparisons (both answers while the conversation exists) and their votes."""
-    if not inspect(db).has_table("comparisons"):
-        return []
-    table = Base.metadata.tables["comparisons"]
-    rows = db.execute(select(table).where(table.c.owner_oid == owner.oid, table.c.owner_tenant == owner.tenant_id)
-                      .order_by(table.c.created_at, table.c.id)).mappings().all()
-    return [_jsonable({k: v for k, v in row.items() if k not in ("owner_oid", "owner_tenant")}) for row in rows]
 
 
 def _usage_csv(rows: list[dict]) -> str:

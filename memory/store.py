@@ -30,7 +30,15 @@ from memory.documents import (
 )
 from memory.summary import dumps, loads
 from store.base import Base
-from store.comparisons import Comparison, add_comparison, erase_answers, load_comparison, set_vote, voted
+from store.comparisons import (
+    Comparison,
+    add_comparison,
+    comparisons_of,
+    erase_answers,
+    load_comparison,
+    set_vote,
+    voted,
+)
 from store.files import FileStore, references_in, to_data_urls, to_references
 from store.search import SearchHit, parse_query, search_index
 from store.versions import add_version, delete_versions, load_versions, set_active
@@ -240,6 +248,11 @@ class ConversationStore:
                     db.add_all(rows)
         except Exception as exc:  # noqa: BLE001 - the turn is stored; the index is incomplete, and the log says so
             log.error("could not store all passages of a document: %s", type(exc).__name__)
+
+    def comparisons_of(self, owner: Owner) -> list[dict]:
+        """The person's side-by-side comparisons and votes, as their data export holds them."""
+        with Session(self._engine) as db:
+            return comparisons_of(db, owner.oid, owner.tenant_id)
 
     def comparison(self, owner: Owner, comparison_id: str) -> Comparison | None:
         with Session(self._engine) as db:

@@ -128,3 +128,12 @@ def voted(db: Session) -> list[Comparison]:
 def _comparison(row: _ComparisonRow) -> Comparison:
     return Comparison(row.id, row.conversation_id, row.message_id, row.chain_a, row.deployment_a, row.chain_b,
                       row.deployment_b, row.answer_a, row.answer_b, row.vote)
+
+
+def comparisons_of(db: Session, owner_oid: str, owner_tenant: str) -> list[dict]:
+    """Every comparison row of one person (both answers while the conversation exists, and the vote), oldest first,
+    without the owner columns: what their data export holds."""
+    rows = db.execute(select(Base.metadata.tables["comparisons"])
+                      .where(_ComparisonRow.owner_oid == owner_oid, _ComparisonRow.owner_tenant == owner_tenant)
+                      .order_by(_ComparisonRow.created_at, _ComparisonRow.id)).mappings().all()
+    return [{k: v for k, v in row.items() if k not in ("owner_oid", "owner_tenant")} for row in rows]

@@ -333,3 +333,11 @@ class UsageLedger:
             self.ensure_month(oid, tenant, month_of(self.clock()))
         with Session(self._engine) as db, db.begin():
             return self.record(db, oid, tenant, records, reservation)
+
+    # -- data rights ---------------------------------------------------------------------------------------------
+    def rows_of(self, oid: str, tenant: str) -> list[dict]:
+        """Every usage row of one person, oldest first, as their data export holds them."""
+        with Session(self._engine) as db:
+            rows = db.execute(select(_UsageRow.__table__).where(_UsageRow.oid == oid, _UsageRow.tenant == tenant)
+                              .order_by(_UsageRow.at, _UsageRow.id)).mappings().all()
+        return [dict(row) for row in rows]

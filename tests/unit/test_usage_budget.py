@@ -71,6 +71,16 @@ def test_two_replicas_sending_at_once_cannot_both_spend_the_last_of_the_budget(r
     replicas = [replica(rig, tmp_path, clock, monthly_budget_usd=budget) for _ in range(2)]
     rig.script.answers += ["one", "two"]
     start, ends = threading.Barrier(2), [None, None]
+    # Both reservations are attempted before either turn goes on: otherwise one turn can finish (and settle its real
+    # cost, far under its estimate) before the other even asks, and then both fit.
+    reserved = threading.Barrier(2)
+    for each in replicas:
+        def reserve(*args, _reserve=each.usage.reserve, **kwargs):
+            try:
+                return _reserve(*args, **kwargs)
+            finally:
+                reserved.wait(timeout=60)
+        each.usage.reserve = reserve
 
     def run(index: int) -> None:
         start.wait()
