@@ -452,7 +452,7 @@ class TurnEngine:
                        f"{state.resets_at:%d %B %Y} (UTC).", draft)
 
     def sources_for(self, conversation: Conversation, question: str, documents: _Documents,
-                 search_up_front: bool) -> list[Source]:
+                    search_up_front: bool) -> list[Source]:
         """The sources sent with the question: every passage of whole documents, and (unless an agent searches for
         itself) the passages of indexed ones closest to the question. A failed search is said, not fatal."""
         if not documents.attached:

@@ -31,11 +31,8 @@ def not_sent(blocked: Blocked, services: AuthServices | None, session: AuthSessi
         st.warning(blocked.message, icon=":material/lock_clock:")
         link("Sign in again", "/signin?resume=1")
         return
-    unsent.keep(blocked.draft, blocked.approve, leave_out=blocked.too_large)
-    held = unsent.kept()
-    if blocked.draft and held is None:
-        st.session_state["kept_draft"] = blocked.draft
-    kept = " Your message is kept below." if held or blocked.draft else ""
+    unsent.keep(blocked.draft, blocked.approve, leave_out=blocked.too_large)  # its text and files, if any
+    kept = " Your message is kept below." if unsent.kept() else ""
     if blocked.reason == "confirm_indexing":
         st.info(blocked.message + " Your message and files are kept below: index and send, or discard.",
                 icon=":material/database:")
