@@ -6,6 +6,7 @@ import base64
 import io
 import ssl
 import threading
+import time
 
 import httpx
 import openai
@@ -28,6 +29,11 @@ def engine():
 
 @pytest.fixture
 def local(emulators, engine, settings):
+    # The model takes one request at a time (max_waiting=0): a previous test's stream releases its slot just after
+    # its last chunk reached the client, so each test starts once the model is free again (bounded wait).
+    deadline = time.monotonic() + 30
+    while engine._admitted and time.monotonic() < deadline:
+        time.sleep(0.05)
     previous = emulators.aoai.engine
     emulators.aoai.engine = engine
     client = openai.AzureOpenAI(azure_endpoint=settings.azure_openai.endpoint, api_version=settings.azure_openai.api_version,
